@@ -1,0 +1,443 @@
+"""Sessions and runs: ids in OpenTelemetry baggage, parent spans, roll-ups.
+
+Baggage is the carrier, so ``session()``/``run()``, users who set baggage by
+hand with the OTel API, and context propagated from another process all look
+the same to the request hook: it reads the active baggage through
+:func:`active_state`. Everything derived from one set of ids (the header
+tuple, span attributes, the ``Current`` snapshot) is computed once and cached
+by those ids, because the hook runs on every request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, cast
+
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from alephant_otel import _names as n
+from alephant_otel._ids import new_id
+from alephant_otel._validate import check_value, is_valid
+from alephant_otel._version import __version__
+
+__all__ = ["Current", "RequestTotals", "State", "active_state", "current", "run", "session", "use_tracer_provider"]
+
+_log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Baggage key -> validation kind. The parent-run key is internal but travels
+# like the others so a run continued in another process knows its parent.
+_KINDS: Final = {
+    n.BAGGAGE_SESSION_ID: "id",
+    n.BAGGAGE_SESSION_NAME: "name",
+    n.BAGGAGE_SESSION_PATH: "path",
+    n.BAGGAGE_AGENT_ID: "id",
+    n.BAGGAGE_RUN_ID: "id",
+    n.BAGGAGE_RUN_PARENT_ID: "id",
+}
+_KEYS: Final = tuple(_KINDS)
+_TOTALS_KEY: Final = otel_context.create_key("alephant_otel.totals")
+
+
+@dataclass(frozen=True)
+class Current:
+    """The alephant ids active in the current context (``None`` where unset).
+
+    Examples:
+        >>> from alephant_otel import current, session
+        >>> with session("sess_1", name="Refund"):
+        ...     current().session_id
+        'sess_1'
+    """
+
+    session_id: str | None = None
+    session_name: str | None = None
+    session_path: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the hot path derives from one set of ids, computed once."""
+
+    current: Current
+    #: (header name, value) pairs for the gateway, in wire order.
+    headers: tuple[tuple[str, str], ...]
+    #: Attributes stamped on every span started in this context.
+    span_attributes: dict[str, AttributeValue]
+
+
+_EMPTY: Final = State(Current(), (), {})
+
+
+class RequestTotals:
+    """Roll-up counters of one session or run, filled as its requests end.
+
+    Thread-safe: requests of one run may finish on several threads.
+    """
+
+    __slots__ = ("_lock", "cost_usd", "input_tokens", "intercepted", "output_tokens", "requests", "retries")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.intercepted = 0
+        self.cost_usd = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    def add(
+        self,
+        *,
+        retry: bool,
+        intercepted: bool,
+        cost_usd: float | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> None:
+        """Count one finished request."""
+        with self._lock:
+            self.requests += 1
+            self.retries += retry
+            self.intercepted += intercepted
+            self.cost_usd += cost_usd or 0.0
+            self.input_tokens += input_tokens or 0
+            self.output_tokens += output_tokens or 0
+
+    def attributes(self) -> dict[str, AttributeValue]:
+        """The roll-up span attributes (never the per-request names)."""
+        with self._lock:
+            return {
+                n.ATTR_TOTAL_REQUESTS: self.requests,
+                n.ATTR_TOTAL_RETRIES: self.retries,
+                n.ATTR_TOTAL_INTERCEPTED: self.intercepted,
+                n.ATTR_TOTAL_COST_USD: round(self.cost_usd, 12),
+                n.ATTR_TOTAL_INPUT_TOKENS: self.input_tokens,
+                n.ATTR_TOTAL_OUTPUT_TOKENS: self.output_tokens,
+            }
+
+
+# --- deriving state from baggage (the hot path) -------------------------------
+
+_cache: dict[tuple[object, ...], State] = {}
+_CACHE_LIMIT: Final = 4096
+_warned_keys: set[str] = set()
+
+
+def _warn_dropped(key: str) -> None:
+    # One warning per key per process: inbound baggage is outside data and a
+    # bad value would otherwise log on every request.
+    if key not in _warned_keys:
+        _warned_keys.add(key)
+        _log.warning(
+            "dropping baggage entry %r: its value is not a valid HTTP header value "
+            "(control characters, non-ASCII, or too long); further drops of this key are silent",
+            key,
+        )
+
+
+def _derive(values: tuple[object, ...]) -> State:
+    clean: dict[str, str] = {}
+    for key, value in zip(_KEYS, values, strict=True):
+        if value is None:
+            continue
+        if is_valid(_KINDS[key], value):
+            clean[key] = cast(str, value)
+        else:
+            _warn_dropped(key)
+    if not clean:
+        return _EMPTY
+    cur = Current(
+        session_id=clean.get(n.BAGGAGE_SESSION_ID),
+        session_name=clean.get(n.BAGGAGE_SESSION_NAME),
+        session_path=clean.get(n.BAGGAGE_SESSION_PATH),
+        agent_id=clean.get(n.BAGGAGE_AGENT_ID),
+        run_id=clean.get(n.BAGGAGE_RUN_ID),
+        parent_run_id=clean.get(n.BAGGAGE_RUN_PARENT_ID),
+    )
+    headers = tuple((header, clean[key]) for key, header in n.BAGGAGE_TO_HEADER.items() if key in clean)
+    attrs: dict[str, AttributeValue] = {}
+    for key in n.BAGGAGE_KEYS:
+        if key in clean:
+            attrs[key] = clean[key]
+    if cur.session_id is not None:
+        attrs[n.GEN_AI_CONVERSATION_ID] = cur.session_id
+    if cur.agent_id is not None:
+        attrs[n.GEN_AI_AGENT_ID] = cur.agent_id
+    return State(cur, headers, attrs)
+
+
+def active_state(ctx: Context | None = None) -> State:
+    """The derived state for ``ctx`` (default: the current context). Never raises."""
+    entries = baggage.get_all(ctx)
+    if not entries:
+        return _EMPTY
+    values = tuple(entries.get(key) for key in _KEYS)
+    state = _cache.get(values)
+    if state is None:
+        state = _derive(values)
+        if len(_cache) >= _CACHE_LIMIT:
+            # A long-running worker sees unbounded distinct sessions: bound the
+            # cache rather than keep every session ever seen.
+            _cache.clear()
+        _cache[values] = state
+    return state
+
+
+def active_totals(ctx: Context | None = None) -> tuple[RequestTotals, ...]:
+    """The roll-up counters of every session/run scope enclosing ``ctx``."""
+    totals = otel_context.get_value(_TOTALS_KEY, ctx)
+    return cast("tuple[RequestTotals, ...]", totals) if totals else ()
+
+
+def current() -> Current:
+    """Return the alephant ids active in the current context.
+
+    Works the same whether the ids came from :func:`session`/:func:`run`, from
+    baggage set by hand, or from context propagated by another service.
+    Invalid baggage values read as ``None``.
+    """
+    return active_state().current
+
+
+# --- scopes ----------------------------------------------------------------------
+
+
+class _Scope:
+    """A context manager that is also a decorator for sync and async functions.
+
+    Each ``with`` (or each decorated call) opens a fresh scope from
+    ``self._open``; the attach token lives in that generator's frame, never on
+    ``self``, so nesting, re-entry and concurrent use cannot clobber it.
+    """
+
+    def __init__(self, open_scope: Callable[[], contextlib.AbstractContextManager[Current]]) -> None:
+        self._open = open_scope
+        self._active: list[contextlib.AbstractContextManager[Current]] = []
+
+    def __enter__(self) -> Current:
+        cm = self._open()
+        value = cm.__enter__()
+        self._active.append(cm)
+        return value
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._active.pop().__exit__(*exc)
+
+    def __call__(self, func: F) -> F:
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                with self._open():
+                    async for item in func(*args, **kwargs):
+                        yield item
+
+            return cast(F, agen_wrapper)
+        if inspect.iscoroutinefunction(func):
+            # The scope must open inside the coroutine, when it runs, not when
+            # the coroutine object is created (the ContextDecorator pitfall).
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self._open():
+                    return await func(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                with self._open():
+                    yield from func(*args, **kwargs)
+
+            return cast(F, gen_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._open():
+                return func(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+
+_provider: trace.TracerProvider | None = None
+
+
+def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
+    """Start session and run spans on ``provider`` (None: the global provider)."""
+    global _provider  # noqa: PLW0603 - set by configure()/the instrumentor
+    _provider = provider
+
+
+def _tracer() -> trace.Tracer:
+    return trace.get_tracer(n.INSTRUMENTATION_NAME, __version__, tracer_provider=_provider)
+
+
+@contextlib.contextmanager
+def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, AttributeValue]) -> Iterator[Context]:
+    """Start ``span_name`` in ``ctx``, attach it, and close both on exit.
+
+    Yields the attached context. Roll-ups are written to the span just before
+    it ends, from the counters stored in the context.
+    """
+    totals = RequestTotals()
+    span = _tracer().start_span(span_name, context=ctx, kind=trace.SpanKind.INTERNAL, attributes=attributes)
+    ctx = trace.set_span_in_context(span, ctx)
+    ctx = otel_context.set_value(_TOTALS_KEY, (*active_totals(ctx), totals), ctx)
+    token = otel_context.attach(ctx)
+    try:
+        yield ctx
+    except BaseException as exc:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:512]))
+        raise
+    finally:
+        otel_context.detach(token)
+        if span.is_recording():
+            span.set_attributes(totals.attributes())
+        span.end()
+
+
+def _set_entries(ctx: Context, entries: dict[str, str | None]) -> Context:
+    for key, value in entries.items():
+        ctx = baggage.set_baggage(key, value, ctx) if value is not None else baggage.remove_baggage(key, ctx)
+    return ctx
+
+
+def session(
+    session_id: str | None = None,
+    *,
+    name: str | None = None,
+    path: str | None = None,
+) -> _Scope:
+    """Open a session: its ids go into baggage and a ``session`` span starts.
+
+    Use it as ``with session(...):`` (also inside ``async def``) or as a
+    decorator on sync or async functions, where each call is one session.
+    Every gateway request inside carries ``alephant-session-id`` (and name
+    and path when given); every span inside carries the ids as attributes.
+
+    Args:
+        session_id: The session id; a new sortable id (``sess_...``) is
+            generated for each entry when omitted.
+        name: A human-readable label, sent as ``alephant-session-name``.
+        path: A workflow or route path such as ``/support/triage``.
+
+    Raises:
+        ValueError: An id, name or path is not a valid header value
+            (control characters, CR/LF, non-ASCII, or longer than the limit:
+            256 characters for ids and names, 1024 for paths).
+
+    Examples:
+        >>> from alephant_otel import current, session
+        >>> with session("case-42", name="Refund request", path="/support/refund") as s:
+        ...     s.session_id, current().session_path
+        ('case-42', '/support/refund')
+    """
+    if session_id is not None:
+        check_value("session_id", "id", session_id)
+    if name is not None:
+        check_value("name", "name", name)
+    if path is not None:
+        check_value("path", "path", path)
+
+    @contextlib.contextmanager
+    def open_session() -> Iterator[Current]:
+        sid = session_id if session_id is not None else new_id("sess_")
+        # A new session starts clean: runs of an enclosing session don't carry over.
+        ctx = _set_entries(
+            otel_context.get_current(),
+            {
+                n.BAGGAGE_SESSION_ID: sid,
+                n.BAGGAGE_SESSION_NAME: name,
+                n.BAGGAGE_SESSION_PATH: path,
+                n.BAGGAGE_AGENT_ID: None,
+                n.BAGGAGE_RUN_ID: None,
+                n.BAGGAGE_RUN_PARENT_ID: None,
+            },
+        )
+        state = active_state(ctx)
+        attrs = {**state.span_attributes, n.ATTR_SPAN_KIND: n.SPAN_KIND_SESSION}
+        with _open_span_scope(ctx, n.SESSION_SPAN_NAME, attrs):
+            yield state.current
+
+    return _Scope(open_session)
+
+
+def run(
+    run_id: str | None = None,
+    *,
+    agent_id: str | None = None,
+    name: str | None = None,
+) -> _Scope:
+    """Open a run (one agent task) inside the current session.
+
+    The run id and agent id go into baggage and an ``invoke_agent {agent}``
+    span starts. Runs nest: a run opened inside another records the outer run
+    as its parent (``alephant.run.parent_id``) and, when no ``agent_id`` is
+    given, inherits the outer run's agent.
+
+    Args:
+        run_id: The run id; a new sortable id (``run_...``) is generated for
+            each entry when omitted.
+        agent_id: Stable agent identity, sent as ``Alephant-Agent-Id``.
+        name: Agent name for the span (``invoke_agent {name}``); defaults to
+            the agent id.
+
+    Raises:
+        ValueError: An id or name is not a valid header value.
+
+    Examples:
+        >>> from alephant_otel import current, run, session
+        >>> with session("case-42"), run("run-1", agent_id="triage"), run(agent_id="search"):
+        ...     c = current()
+        ...     c.agent_id, c.parent_run_id
+        ('search', 'run-1')
+    """
+    if run_id is not None:
+        check_value("run_id", "id", run_id)
+    if agent_id is not None:
+        check_value("agent_id", "id", agent_id)
+    if name is not None:
+        check_value("name", "name", name)
+
+    @contextlib.contextmanager
+    def open_run() -> Iterator[Current]:
+        rid = run_id if run_id is not None else new_id("run_")
+        ctx = otel_context.get_current()
+        outer = active_state(ctx).current
+        agent = agent_id if agent_id is not None else outer.agent_id
+        ctx = _set_entries(
+            ctx,
+            {n.BAGGAGE_RUN_ID: rid, n.BAGGAGE_AGENT_ID: agent, n.BAGGAGE_RUN_PARENT_ID: outer.run_id},
+        )
+        state = active_state(ctx)
+        label = name or agent
+        attrs: dict[str, AttributeValue] = {
+            **state.span_attributes,
+            n.ATTR_SPAN_KIND: n.SPAN_KIND_RUN,
+            n.GEN_AI_OPERATION_NAME: n.OPERATION_INVOKE_AGENT,
+        }
+        if outer.run_id is not None:
+            attrs[n.ATTR_RUN_PARENT_ID] = outer.run_id
+        if label is not None:
+            attrs[n.GEN_AI_AGENT_NAME] = label
+        span_name = f"{n.RUN_SPAN_PREFIX} {label}" if label else n.RUN_SPAN_PREFIX
+        with _open_span_scope(ctx, span_name, attrs):
+            yield state.current
+
+    return _Scope(open_run)

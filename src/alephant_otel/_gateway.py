@@ -1,0 +1,91 @@
+"""Which outgoing requests are gateway requests.
+
+Only hosts of the configured gateway URL(s) get alephant-* headers and
+``x-request-id``. Matching works on the parsed URL (scheme, host, port and a
+path prefix), never on substrings, so lookalikes such as
+``ai.alephant.io.evil.test``, ``evil.test/ai.alephant.io`` or
+``ai.alephant.io@evil.test`` are not the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+__all__ = ["GatewayMatcher", "parse_gateway_urls"]
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class _Origin:
+    scheme: str
+    host: str
+    port: int
+    path: str  # "" or a prefix without trailing slash, e.g. "/alephant"
+
+
+def _parse_one(url: str) -> _Origin:
+    raw = url.strip()
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(
+            f"gateway URL {raw!r} must start with http:// or https:// (for example https://ai.alephant.io)"
+        )
+    if not parts.hostname:
+        raise ValueError(f"gateway URL {raw!r} has no host")
+    if parts.username or parts.password:
+        raise ValueError(f"gateway URL {raw!r} must not contain credentials")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ValueError(f"gateway URL {raw!r} has an invalid port") from exc
+    path = parts.path.rstrip("/")
+    # The OpenAI-style base URL usually ends in /v1: the gateway is the origin.
+    if path.endswith("/v1"):
+        path = path[:-3]
+    return _Origin(scheme, parts.hostname.lower().rstrip("."), port, path)
+
+
+def parse_gateway_urls(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Validate gateway URLs (a comma-separated string or an iterable).
+
+    Raises:
+        ValueError: A URL has no http(s) scheme, no host, credentials, or a bad port.
+    """
+    urls = [u for u in (value.split(",") if isinstance(value, str) else value) if u.strip()]
+    if not urls:
+        raise ValueError("at least one gateway URL is required")
+    for url in urls:
+        _parse_one(url)
+    return tuple(u.strip() for u in urls)
+
+
+class GatewayMatcher:
+    """Decides, per request URL, whether it goes to a configured gateway."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        self._origins = tuple(_parse_one(u) for u in urls)
+        # (scheme, host, port) -> path prefixes; lookups per request are one dict hit.
+        self._by_origin: dict[tuple[str, str, int], tuple[str, ...]] = {}
+        for o in self._origins:
+            key = (o.scheme, o.host, o.port)
+            self._by_origin[key] = (*self._by_origin.get(key, ()), o.path)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The configured gateway origins, normalised."""
+        return tuple(f"{o.scheme}://{o.host}:{o.port}{o.path}" for o in self._origins)
+
+    def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
+        """Whether a request to these URL parts goes to the gateway."""
+        scheme = scheme.lower()
+        prefixes = self._by_origin.get(
+            (scheme, host.lower().rstrip("."), port if port is not None else _DEFAULT_PORTS.get(scheme, -1))
+        )
+        if prefixes is None:
+            return False
+        return any(not p or path == p or path.startswith(p + "/") for p in prefixes)

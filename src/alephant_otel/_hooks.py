@@ -1,0 +1,327 @@
+"""The httpx / httpx2 request and response hooks: headers out, usage back.
+
+``opentelemetry-instrumentation-httpx`` calls the request hook while its
+CLIENT span is current, before it injects ``traceparent``/``baggage``; headers
+the hook adds go on the wire. Only gateway requests are touched. The response
+hook hands the body to a :class:`~alephant_otel._watch.BodyWatcher` and defers
+the span's end until the body has been read, so the exported request span
+carries usage, cost and policy outcome, and its duration covers the whole
+response (what ``gen_ai.client.operation.duration`` measures).
+
+Every hook is guarded: an internal error is logged once and the request goes
+on untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import MutableMapping
+from typing import Any, Final
+
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from alephant_otel import _names as n
+from alephant_otel._context import RequestTotals, active_state, active_totals
+from alephant_otel._cost import compute_cost, gateway_cost
+from alephant_otel._gateway import GatewayMatcher
+from alephant_otel._ids import new_id
+from alephant_otel._metrics import Instruments
+from alephant_otel._scoping import mark_outgoing
+from alephant_otel._usage import (
+    ParsedResponse,
+    operation_for_path,
+    parse_response,
+    provider_for,
+    request_model,
+)
+from alephant_otel._watch import BodyWatcher, watch_stream
+
+__all__ = ["Bridge"]
+
+_log = logging.getLogger(__name__)
+_EXT: Final = "alephant_otel"
+_REQUEST_ID_LOWER: Final = n.HEADER_REQUEST_ID.lower()
+_RETRY_LOWER: Final = n.HEADER_STAINLESS_RETRY.lower()
+
+
+class _Once:
+    """Log an internal error once per call site, then stay quiet."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, where: str) -> None:
+        if where in self._seen:
+            _log.debug("alephant_otel: error in %s", where, exc_info=True)
+            return
+        self._seen.add(where)
+        _log.warning(
+            "alephant_otel: internal error in %s; the request is unaffected (further errors here are "
+            "logged at debug level)",
+            where,
+            exc_info=True,
+        )
+
+
+_report = _Once()
+
+
+class _Request:
+    """What the request hook learns and the body callback needs."""
+
+    __slots__ = (
+        "agent_id",
+        "operation",
+        "path",
+        "provider",
+        "request_model",
+        "retry_attempt",
+        "session_path",
+        "span",
+        "started",
+        "totals",
+    )
+
+    def __init__(self, span: Span, path: str) -> None:
+        self.span = span
+        self.path = path
+        self.operation: str | None = None
+        self.provider: str | None = None
+        self.request_model: str | None = None
+        self.retry_attempt = 0
+        self.totals: tuple[RequestTotals, ...] = ()
+        self.agent_id: str | None = None
+        self.session_path: str | None = None
+        self.started = time.perf_counter()
+
+
+def _url_parts(url: Any) -> tuple[str, str, int | None, str]:
+    if isinstance(url, tuple):  # httpx < 0.20 raw form: (scheme, host, port, path)
+        scheme, host, port, path = url
+        return scheme.decode(), host.decode(), port, path.decode().split("?", 1)[0]
+    return url.scheme, url.host, url.port, url.path
+
+
+def _request_body(stream: Any) -> bytes | None:
+    # Only in-memory bodies are read: iterating a streaming upload would consume it.
+    if type(stream).__name__ != "ByteStream":
+        return None
+    try:
+        return b"".join(stream)
+    except Exception:
+        return None
+
+
+class Bridge:
+    """The hooks for one configuration (gateway URLs, cost header, meters)."""
+
+    def __init__(
+        self,
+        matcher: GatewayMatcher,
+        *,
+        cost_header: str = n.DEFAULT_COST_HEADER,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.matcher = matcher
+        self.cost_header = cost_header
+        self.instruments = Instruments(meter_provider)
+
+    # -- request ------------------------------------------------------------
+
+    def request_hook(self, span: Span, info: Any) -> None:
+        """Add gateway headers and request attributes (sync clients). Never raises."""
+        try:
+            self._on_request(span, info)
+        except Exception:
+            _report("request hook")
+
+    async def async_request_hook(self, span: Span, info: Any) -> None:
+        """Async-client variant of :meth:`request_hook`."""
+        try:
+            self._on_request(span, info)
+        except Exception:
+            _report("request hook")
+
+    def _on_request(self, span: Span, info: Any) -> None:
+        scheme, host, port, path = _url_parts(info.url)
+        is_gateway = self.matcher.matches(scheme, host, port, path)
+        mark_outgoing(host)
+        headers = info.headers
+        if not is_gateway or headers is None:
+            return
+        state = active_state()
+        present = set(headers.keys())
+        for name, value in state.headers:
+            if name.lower() not in present:
+                headers[name] = value
+        request_id = headers.get(_REQUEST_ID_LOWER)
+        if request_id is None:
+            request_id = new_id("req_")
+            headers[n.HEADER_REQUEST_ID] = request_id
+        req = _Request(span, path)
+        req.operation = operation_for_path(path)
+        req.request_model = request_model(_request_body(info.stream))
+        req.provider = provider_for(req.request_model, path)
+        req.totals = active_totals()
+        req.agent_id = state.current.agent_id
+        req.session_path = state.current.session_path
+        retry = headers.get(_RETRY_LOWER)
+        if retry is not None and retry.isdigit():
+            req.retry_attempt = int(retry)
+        extensions: MutableMapping[str, Any] | None = info.extensions
+        if extensions is not None:
+            extensions[_EXT] = req
+        if not span.is_recording():
+            return
+        attrs: dict[str, AttributeValue] = {
+            n.ATTR_SPAN_KIND: n.SPAN_KIND_REQUEST,
+            n.ATTR_REQUEST_ID: request_id,
+        }
+        if state.current.parent_run_id is not None:
+            attrs[n.ATTR_RUN_PARENT_ID] = state.current.parent_run_id
+        if req.operation is not None:
+            attrs[n.GEN_AI_OPERATION_NAME] = req.operation
+        if req.provider is not None:
+            attrs[n.GEN_AI_PROVIDER_NAME] = req.provider
+        if req.request_model is not None:
+            attrs[n.GEN_AI_REQUEST_MODEL] = req.request_model
+        if req.retry_attempt:
+            attrs[n.ATTR_RETRY_ATTEMPT] = req.retry_attempt
+        span.set_attributes(attrs)
+        if req.operation is not None and req.request_model is not None:
+            span.update_name(f"{req.operation} {req.request_model}")
+
+    # -- response -----------------------------------------------------------
+
+    def response_hook(self, span: Span, info: Any, response: Any) -> None:
+        """Watch the body of a gateway response (sync clients). Never raises."""
+        try:
+            self._on_response(span, info, response)
+        except Exception:
+            _report("response hook")
+
+    async def async_response_hook(self, span: Span, info: Any, response: Any) -> None:
+        """Async-client variant of :meth:`response_hook`."""
+        try:
+            self._on_response(span, info, response)
+        except Exception:
+            _report("response hook")
+
+    def _on_response(self, span: Span, info: Any, response: Any) -> None:
+        extensions = info.extensions
+        req: _Request | None = extensions.get(_EXT) if extensions is not None else None
+        if req is None or req.span is not span:
+            return
+        headers = response.headers
+        status = int(response.status_code)
+        content_type = headers.get("content-type") if headers is not None else None
+        content_encoding = headers.get("content-encoding") if headers is not None else None
+        reported_cost = gateway_cost(headers.get(self.cost_header)) if headers is not None else None
+        real_end = span.end
+
+        def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
+            try:
+                parsed = parse_response(
+                    body,
+                    status_code=status,
+                    content_type=content_type,
+                    content_encoding=content_encoding,
+                    path=req.path,
+                    whole=whole,
+                )
+                self._record(req, status, parsed, reported_cost, complete, error, content_type)
+            finally:
+                real_end()
+
+        watcher = BodyWatcher(on_done)
+        if watch_stream(response.stream, watcher):
+            # The instrumentation ends the span when this hook returns; the
+            # real end happens when the body does.
+            span.end = lambda end_time=None: None  # type: ignore[method-assign]
+        else:
+            self._record(req, status, ParsedResponse(), reported_cost, True, None, content_type)
+
+    def _record(
+        self,
+        req: _Request,
+        status: int,
+        parsed: ParsedResponse,
+        reported_cost: float | None,
+        complete: bool,
+        error: BaseException | None,
+        content_type: str | None,
+    ) -> None:
+        span = req.span
+        if reported_cost is not None:
+            cost, source = reported_cost, n.COST_SOURCE_GATEWAY
+        else:
+            cost = compute_cost(parsed, request_model=req.request_model, provider=req.provider)
+            source = n.COST_SOURCE_PRICE_TABLE
+        intercepted = parsed.policy is not None
+        if span.is_recording():
+            attrs: dict[str, AttributeValue] = {}
+            if parsed.response_model is not None:
+                attrs[n.GEN_AI_RESPONSE_MODEL] = parsed.response_model
+            if parsed.response_id is not None:
+                attrs[n.GEN_AI_RESPONSE_ID] = parsed.response_id
+            if parsed.finish_reasons:
+                attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = list(parsed.finish_reasons)
+            for key, value in (
+                (n.GEN_AI_USAGE_INPUT_TOKENS, parsed.input_tokens),
+                (n.GEN_AI_USAGE_OUTPUT_TOKENS, parsed.output_tokens),
+                (n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, parsed.cache_read_input_tokens),
+                (n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, parsed.cache_creation_input_tokens),
+                (n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, parsed.reasoning_output_tokens),
+            ):
+                if value is not None:
+                    attrs[key] = value
+            if cost is not None:
+                attrs[n.ATTR_COST_USD] = cost
+                attrs[n.ATTR_COST_SOURCE] = source
+            if content_type is not None and content_type.startswith("text/event-stream"):
+                attrs[n.ATTR_STREAMING] = True
+            if not complete or not parsed.complete:
+                attrs[n.ATTR_BODY_INCOMPLETE] = True
+            if parsed.policy is not None:
+                attrs[n.ATTR_INTERCEPTED] = True
+                span.add_event(
+                    n.EVENT_POLICY,
+                    {
+                        n.EVENT_POLICY_REASON: parsed.policy.reason,
+                        n.EVENT_POLICY_CODE: parsed.policy.code or "",
+                        n.EVENT_POLICY_STATUS: parsed.policy.status,
+                    },
+                )
+                span.set_status(Status(StatusCode.ERROR, f"intercepted by gateway policy: {parsed.policy.reason}"))
+            elif error is not None and not isinstance(error, GeneratorExit):
+                span.set_status(Status(StatusCode.ERROR, f"response body failed: {type(error).__name__}"))
+                attrs["error.type"] = type(error).__qualname__
+            elif not complete and status < 400 and error is None and not parsed.complete:
+                span.set_status(Status(StatusCode.ERROR, "response body ended early"))
+            span.set_attributes(attrs)
+            if req.request_model is None and req.operation is not None and parsed.response_model is not None:
+                span.update_name(f"{req.operation} {parsed.response_model}")
+        for totals in req.totals:
+            totals.add(
+                retry=req.retry_attempt > 0,
+                intercepted=intercepted,
+                cost_usd=cost,
+                input_tokens=parsed.input_tokens,
+                output_tokens=parsed.output_tokens,
+            )
+        self.instruments.record(
+            operation=req.operation,
+            provider=req.provider,
+            request_model=req.request_model,
+            response_model=parsed.response_model,
+            agent_id=req.agent_id,
+            session_path=req.session_path,
+            input_tokens=parsed.input_tokens,
+            output_tokens=parsed.output_tokens,
+            cost_usd=cost,
+            duration_s=time.perf_counter() - req.started,
+            error_type=None if status < 400 else str(status),
+        )

@@ -1,0 +1,19 @@
+"""Id generation for sessions, runs and requests.
+
+Ids are a prefix plus 32 hex digits: 12 for the Unix time in milliseconds,
+20 (80 bits) random. Lexicographic order is creation order to the
+millisecond, like UUIDv7, so ids sort well in logs and backends, and they
+contain only characters valid in an HTTP header and a W3C baggage value.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["new_id"]
+
+
+def new_id(prefix: str) -> str:
+    """Return a new sortable unique id such as ``sess_0193f0c2a1b47d9e3c2f1a0b9c8d7e6f``."""
+    return f"{prefix}{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"

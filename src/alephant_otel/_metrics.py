@@ -1,0 +1,83 @@
+"""GenAI client metrics, dimensioned by low-cardinality attributes only.
+
+Session and run ids are never metric dimensions: they are unbounded, and a
+metrics backend keeps one series per distinct attribute set.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.util.types import AttributeValue
+
+from alephant_otel import _names as n
+from alephant_otel._version import __version__
+
+__all__ = ["Instruments"]
+
+# GenAI semconv advisory buckets.
+_TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+_DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+
+
+class Instruments:
+    """The meters one bridge records to."""
+
+    def __init__(self, meter_provider: MeterProvider | None = None) -> None:
+        meter = get_meter(n.INSTRUMENTATION_NAME, __version__, meter_provider)
+        self.token_usage = meter.create_histogram(
+            n.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used per gateway request.",
+            explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
+        )
+        self.duration = meter.create_histogram(
+            n.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of gateway requests, to the end of the response body.",
+            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS),
+        )
+        self.cost = meter.create_counter(
+            n.METRIC_COST, unit="USD", description="Cost of gateway requests in US dollars."
+        )
+
+    def record(
+        self,
+        *,
+        operation: str | None,
+        provider: str | None,
+        request_model: str | None,
+        response_model: str | None,
+        agent_id: str | None,
+        session_path: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost_usd: float | None,
+        duration_s: float,
+        error_type: str | None,
+    ) -> None:
+        """Record one finished request."""
+        attrs: dict[str, AttributeValue] = {}
+        for key, value in (
+            (n.GEN_AI_OPERATION_NAME, operation),
+            (n.GEN_AI_PROVIDER_NAME, provider),
+            (n.GEN_AI_REQUEST_MODEL, request_model),
+            (n.GEN_AI_RESPONSE_MODEL, response_model),
+            (n.ATTR_AGENT_ID, agent_id),
+            (n.ATTR_SESSION_PATH, session_path),
+        ):
+            if value is not None:
+                attrs[key] = value
+        if error_type is not None:
+            self.duration.record(duration_s, {**attrs, "error.type": error_type})
+        else:
+            self.duration.record(duration_s, attrs)
+        if input_tokens is not None:
+            self.token_usage.record(input_tokens, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"})
+        if output_tokens is not None:
+            self.token_usage.record(output_tokens, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"})
+        if cost_usd is not None:
+            self.cost.add(cost_usd, attrs)

@@ -1,0 +1,58 @@
+"""The span processor: alephant ids on every span started in a session.
+
+Like ``opentelemetry-processor-baggage``'s ``BaggageSpanProcessor``, but only
+for the alephant keys, validated (an invalid inbound value never becomes an
+attribute), with the GenAI aliases (``gen_ai.conversation.id``,
+``gen_ai.agent.id``), and with the attribute dict derived once per set of ids
+rather than per span.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from alephant_otel._context import active_state
+
+__all__ = ["AlephantSpanProcessor"]
+
+_log = logging.getLogger(__name__)
+
+
+class AlephantSpanProcessor(SpanProcessor):
+    """Stamps the active session/run ids on every span as it starts.
+
+    ``configure()`` and the ``opentelemetry-instrument`` entry point add it for
+    you. Add it yourself when you build the tracer provider by hand:
+
+    Examples:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> from alephant_otel import AlephantSpanProcessor
+        >>> provider = TracerProvider()
+        >>> provider.add_span_processor(AlephantSpanProcessor())
+
+    Request-level data (usage, cost, retries, policy events) is added by the
+    httpx hooks before the request span ends, and roll-ups by the session and
+    run scopes before theirs end, so that every exporter sees the final span.
+    """
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Copy the alephant ids from the parent context's baggage onto ``span``."""
+        try:
+            attrs = active_state(parent_context).span_attributes
+            if attrs:
+                span.set_attributes(attrs)
+        except Exception:  # pragma: no cover - active_state does not raise on any input seen so far
+            _log.debug("alephant_otel: on_start failed", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Nothing to do: spans are complete before they end."""
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here."""
+        return True

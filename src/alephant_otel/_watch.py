@@ -1,0 +1,196 @@
+"""Watch a response body as the caller reads it, without delaying it.
+
+``opentelemetry-instrumentation-httpx`` ends its span when the response
+headers arrive; the body (streamed or not) is read by the caller afterwards.
+Usage, model and policy information live in that body, so the response hook
+hands the transport's byte stream to :func:`watch_stream`, which re-classes
+the stream object in place to a subclass that passes every chunk straight
+through while keeping a bounded copy, and calls back once when the body ends:
+at end of stream, on close, on error, or when the stream is garbage collected
+unread.
+
+Re-classing (rather than wrapping) keeps the very object the ``Response``
+already holds, so nothing in httpx/httpx2 has to be patched, and works for any
+stream class that implements the public ``SyncByteStream``/``AsyncByteStream``
+protocol (``__iter__``/``close``, ``__aiter__``/``aclose``).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Final
+
+__all__ = ["BodyWatcher", "watch_stream"]
+
+_log = logging.getLogger(__name__)
+
+#: Bodies up to this size are kept whole (a JSON reply must be whole to parse).
+WHOLE_LIMIT: Final = 1 << 20
+#: Past WHOLE_LIMIT only the head (model, id, Anthropic message_start) and the
+#: tail (final usage, finish reason) of a stream are kept.
+HEAD_BYTES: Final = 64 << 10
+TAIL_BYTES: Final = 256 << 10
+
+#: on_done(body, whole, complete, error): called once when the body ends.
+DoneCallback = Callable[[bytes, bool, bool, "BaseException | None"], None]
+_ATTR: Final = "_alephant_watcher"
+
+
+class BodyWatcher:
+    """Keeps a bounded copy of a body and reports it once when it ends."""
+
+    __slots__ = ("_chunks", "_done", "_head", "_on_done", "_size", "_tail", "_tail_size")
+
+    def __init__(self, on_done: DoneCallback) -> None:
+        self._on_done = on_done
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._head: bytes | None = None
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self._done = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Record one chunk: O(1) amortised, no decoding."""
+        self._size += len(chunk)
+        if self._head is None:
+            self._chunks.append(chunk)
+            if self._size <= WHOLE_LIMIT:
+                return
+            # Switch to head + tail: the body is too large to keep whole.
+            joined = b"".join(self._chunks)
+            self._chunks = []
+            self._head = joined[:HEAD_BYTES]
+            rest = joined[-TAIL_BYTES:]
+            self._tail.append(rest)
+            self._tail_size = len(rest)
+            return
+        self._tail.append(chunk)
+        self._tail_size += len(chunk)
+        while self._tail_size - len(self._tail[0]) >= TAIL_BYTES:
+            self._tail_size -= len(self._tail.popleft())
+
+    @property
+    def done(self) -> bool:
+        """Whether the body has been reported."""
+        return self._done
+
+    def finish(self, *, complete: bool, error: BaseException | None = None) -> None:
+        """Report the body (only the first call counts). Never raises."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self._head is None:
+                body, whole = b"".join(self._chunks), True
+            else:
+                body, whole = self._head + b"\n\n" + b"".join(self._tail)[-TAIL_BYTES:], False
+            self._chunks = []
+            self._tail.clear()
+            self._on_done(body, whole, complete, error)
+        except Exception:
+            _log.exception("alephant_otel: failed to record a response body; the request is unaffected")
+
+
+def _watcher_of(stream: object) -> BodyWatcher | None:
+    return getattr(stream, _ATTR, None)
+
+
+def _make_sync(base: Any) -> type:
+    class WatchedSyncStream(base):  # type: ignore[misc]
+        __slots__ = ()
+
+        def __iter__(self) -> Iterator[bytes]:
+            watcher = _watcher_of(self)
+            if watcher is None:  # pragma: no cover - only if the attribute was removed
+                yield from base.__iter__(self)
+                return
+            try:
+                for chunk in base.__iter__(self):
+                    watcher.feed(chunk)
+                    yield chunk
+            except BaseException as exc:
+                # GeneratorExit too: the caller stopped reading early.
+                watcher.finish(complete=False, error=exc)
+                raise
+            watcher.finish(complete=True)
+
+        def close(self) -> None:
+            try:
+                base.close(self)
+            finally:
+                watcher = _watcher_of(self)
+                if watcher is not None:
+                    watcher.finish(complete=False)
+
+    WatchedSyncStream.__name__ = WatchedSyncStream.__qualname__ = f"Watched{base.__name__}"
+    return WatchedSyncStream
+
+
+def _make_async(base: Any) -> type:
+    class WatchedAsyncStream(base):  # type: ignore[misc]
+        __slots__ = ()
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            watcher = _watcher_of(self)
+            if watcher is None:  # pragma: no cover
+                async for chunk in base.__aiter__(self):
+                    yield chunk
+                return
+            try:
+                async for chunk in base.__aiter__(self):
+                    watcher.feed(chunk)
+                    yield chunk
+            except BaseException as exc:
+                watcher.finish(complete=False, error=exc)
+                raise
+            watcher.finish(complete=True)
+
+        async def aclose(self) -> None:
+            try:
+                await base.aclose(self)
+            finally:
+                watcher = _watcher_of(self)
+                if watcher is not None:
+                    watcher.finish(complete=False)
+
+    WatchedAsyncStream.__name__ = WatchedAsyncStream.__qualname__ = f"Watched{base.__name__}"
+    return WatchedAsyncStream
+
+
+_classes: dict[type, type] = {}
+
+
+def _finish_unread(watcher: BodyWatcher) -> None:
+    watcher.finish(complete=False)
+
+
+def watch_stream(stream: Any, watcher: BodyWatcher) -> bool:
+    """Make ``stream`` report its body to ``watcher``; False if it can't be watched."""
+    cls = type(stream)
+    if cls in _classes.values():
+        return False  # already watched (a response hook ran twice)
+    sub = _classes.get(cls)
+    if sub is None:
+        if hasattr(cls, "__aiter__") and hasattr(cls, "aclose"):
+            sub = _make_async(cls)
+        elif hasattr(cls, "__iter__") and hasattr(cls, "close"):
+            sub = _make_sync(cls)
+        else:
+            return False
+        _classes[cls] = sub
+    try:
+        setattr(stream, _ATTR, watcher)
+        stream.__class__ = sub
+    except (TypeError, AttributeError):
+        # A stream class with __slots__ or a C layout: leave it untouched.
+        return False
+    # A body nobody reads or closes still ends its span when collected.
+    # The finalizer holds the watcher strongly (a weak reference would already
+    # be cleared when the cyclic GC collects stream and watcher together); the
+    # watcher never references the stream, so this keeps nothing alive.
+    weakref.finalize(stream, _finish_unread, watcher)
+    return True

@@ -1,0 +1,47 @@
+"""Shared fixtures: one real SDK pipeline for the whole run, real loopback servers per test.
+
+The tracer provider is process-global in OpenTelemetry and cannot be replaced,
+so one provider with an in-memory exporter serves every test; each test
+clears the exporter and points ``configure()`` at its own emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import alephant_otel
+from alephant_otel.testing import GatewayEmulator
+
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The in-memory exporter of the process-wide provider, cleared for this test."""
+    _exporter.clear()
+    yield _exporter
+    _exporter.clear()
+
+
+@pytest.fixture
+def gateway(spans: InMemorySpanExporter) -> Iterator[GatewayEmulator]:
+    """A gateway emulator on loopback, configured as the (only) gateway."""
+    with GatewayEmulator() as gw:
+        alephant_otel.configure(gateway_url=gw.url, tracer_provider=_provider)
+        yield gw
+
+
+@pytest.fixture
+def other_server() -> Iterator[GatewayEmulator]:
+    """A second loopback server that is NOT the gateway."""
+    with GatewayEmulator() as srv:
+        yield srv

@@ -1,0 +1,286 @@
+"""Gateway headers on the wire, through real SDKs and clients, over real loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import pytest
+from opentelemetry import baggage, context
+
+import alephant_otel
+from alephant_otel import current, gateway_headers, run, session
+from alephant_otel.testing import GatewayEmulator
+
+ALEPHANT = (
+    "alephant-session-id",
+    "alephant-session-name",
+    "alephant-session-path",
+    "alephant-agent-id",
+    "alephant-run-id",
+    "x-request-id",
+)
+CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
+
+
+def ids(req):
+    return {h: req.headers.get(h) for h in ALEPHANT}
+
+
+def _openai(gw: GatewayEmulator) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-test", max_retries=0)
+
+
+def test_openai_sync_nested_runs(gateway: GatewayEmulator) -> None:
+    client = _openai(gateway)
+    with session("sess_1", name="Refund case", path="/support/refund"):
+        with run("run_outer", agent_id="triage"):
+            client.chat.completions.create(**CHAT)
+            with run("run_inner", agent_id="search"):
+                client.chat.completions.create(**CHAT)
+            with run("run_inherit"):
+                client.embeddings.create(model="openai/text-embedding-3-small", input="x")
+        client.chat.completions.create(**CHAT)
+    outer, inner, inherit, bare = gateway.requests
+    common = {"alephant-session-id": "sess_1", "alephant-session-name": "Refund case",
+              "alephant-session-path": "/support/refund"}
+    assert ids(outer) == {**common, "alephant-agent-id": "triage", "alephant-run-id": "run_outer",
+                          "x-request-id": outer.headers["x-request-id"]}
+    assert ids(inner) | {"x-request-id": None} == {**common, "alephant-agent-id": "search",
+                                                   "alephant-run-id": "run_inner", "x-request-id": None}
+    # A nested run without an agent id keeps its parent's agent.
+    assert inherit.headers["Alephant-Agent-Id"] == "triage"
+    assert inherit.headers["Alephant-Run-Id"] == "run_inherit"
+    # After the runs end only the session remains.
+    assert ids(bare) | {"x-request-id": None} == {**common, "alephant-agent-id": None,
+                                                  "alephant-run-id": None, "x-request-id": None}
+    request_ids = [r.headers["x-request-id"] for r in gateway.requests]
+    assert len(set(request_ids)) == 4 and all(request_ids)
+
+
+async def test_openai_async(gateway: GatewayEmulator) -> None:
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-test", max_retries=0)
+    async with client:
+        with session("sess_a"), run("run_a", agent_id="writer"):
+            await client.chat.completions.create(**CHAT)
+            stream = await client.chat.completions.create(**CHAT, stream=True)
+            async for _ in stream:
+                pass
+    assert [ids(r)["alephant-run-id"] for r in gateway.requests] == ["run_a", "run_a"]
+    assert {r.headers["alephant-session-id"] for r in gateway.requests} == {"sess_a"}
+
+
+def test_anthropic_sdk(gateway: GatewayEmulator) -> None:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-test", max_retries=0)
+    with session("sess_claude"), run("run_c", agent_id="critic"):
+        client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=64,
+                               messages=[{"role": "user", "content": "hi"}])
+    (req,) = gateway.requests
+    assert req.path == "/v1/messages"
+    assert ids(req)["alephant-session-id"] == "sess_claude"
+    assert ids(req)["alephant-run-id"] == "run_c"
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_plain_clients_sync(module, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
+    with module.Client() as client, session("sess_p", path="/p"), run("run_p", agent_id="a1"):
+        client.post(gateway.url + "/v1/chat/completions", json=CHAT).raise_for_status()
+        client.post(other_server.url + "/v1/chat/completions", json=CHAT).raise_for_status()
+    (sent,) = gateway.requests
+    assert ids(sent) | {"x-request-id": "?"} == {
+        "alephant-session-id": "sess_p", "alephant-session-name": None, "alephant-session-path": "/p",
+        "alephant-agent-id": "a1", "alephant-run-id": "run_p", "x-request-id": "?"}
+    assert re.fullmatch(r"req_[0-9a-f]{32}", sent.headers["x-request-id"])
+    (elsewhere,) = other_server.requests
+    assert all(elsewhere.headers.get(h) is None for h in ALEPHANT)
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+async def test_plain_clients_async(module, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
+    async with module.AsyncClient() as client:
+        with session("sess_q"), run("run_q", agent_id="a2"):
+            (await client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})).raise_for_status()
+            (await client.post(other_server.url + "/v1/embeddings", json={"model": "m", "input": "x"})).raise_for_status()
+    assert ids(gateway.requests[0])["alephant-run-id"] == "run_q"
+    assert all(other_server.requests[0].headers.get(h) is None for h in ALEPHANT)
+
+
+def test_no_session_means_only_a_request_id(gateway: GatewayEmulator) -> None:
+    with httpx.Client() as client:
+        client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})
+    (req,) = gateway.requests
+    assert [h for h in ALEPHANT if req.headers.get(h) is not None] == ["x-request-id"]
+
+
+def test_manual_baggage_equals_session(gateway: GatewayEmulator) -> None:
+    with httpx.Client() as client:
+        with session("sess_m", name="Manual", path="/m"), run("run_m", agent_id="ag"):
+            client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})
+        ctx = context.get_current()
+        for key, value in {
+            "alephant.session.id": "sess_m", "alephant.session.name": "Manual", "alephant.session.path": "/m",
+            "alephant.agent.id": "ag", "alephant.run.id": "run_m",
+        }.items():
+            ctx = baggage.set_baggage(key, value, ctx)
+        token = context.attach(ctx)
+        try:
+            assert current().run_id == "run_m"
+            client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})
+        finally:
+            context.detach(token)
+    by_session, by_hand = gateway.requests
+    assert ids(by_session) | {"x-request-id": None} == ids(by_hand) | {"x-request-id": None}
+    assert by_session.headers["x-request-id"] != by_hand.headers["x-request-id"]
+
+
+def test_explicit_headers_are_never_overwritten(gateway: GatewayEmulator) -> None:
+    client = _openai(gateway)
+    with session("sess_auto"), run("run_auto", agent_id="auto"):
+        client.chat.completions.create(
+            **CHAT, extra_headers={"alephant-session-id": "sess_mine", "X-Request-Id": "req-mine"})
+    (req,) = gateway.requests
+    assert req.headers["alephant-session-id"] == "sess_mine"
+    assert req.headers["x-request-id"] == "req-mine"
+    assert req.headers["alephant-run-id"] == "run_auto"
+
+
+def test_gateway_headers_for_other_clients() -> None:
+    with session("sess_h", name="H"), run("run_h", agent_id="ag"):
+        first, second = gateway_headers(), gateway_headers()
+        given = gateway_headers(request_id="req-42")
+    assert first["alephant-session-id"] == "sess_h" and first["Alephant-Agent-Id"] == "ag"
+    assert first["x-request-id"] != second["x-request-id"]
+    assert given["x-request-id"] == "req-42"
+    assert set(gateway_headers()) == {"x-request-id"}
+
+
+def test_generated_ids_are_unique_and_sortable() -> None:
+    seen = []
+    for _ in range(200):
+        with session() as s, run() as r:
+            seen.append((s.session_id, r.run_id))
+    sessions = [s for s, _ in seen]
+    assert len(set(sessions)) == 200
+    assert all(re.fullmatch(r"sess_[0-9a-f]{32}", s) for s in sessions)
+    assert all(re.fullmatch(r"run_[0-9a-f]{32}", r) for _, r in seen)
+    assert sorted(s[:17] for s in sessions) == [s[:17] for s in sessions]  # time prefix never goes back
+
+
+async def test_500_concurrent_tasks_on_one_client_never_mix(gateway: GatewayEmulator) -> None:
+    async def task(i: int, client: httpx.AsyncClient) -> None:
+        with session(f"sess_{i}"), run(f"run_{i}", agent_id=f"agent_{i % 7}"):
+            await asyncio.sleep(0)
+            r = await client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": str(i)})
+            r.raise_for_status()
+
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        await asyncio.gather(*(task(i, client) for i in range(500)))
+    assert len(gateway.requests) == 500
+    for req in gateway.requests:
+        i = req.json["input"]
+        assert req.headers["alephant-session-id"] == f"sess_{i}"
+        assert req.headers["alephant-run-id"] == f"run_{i}"
+        assert req.headers["alephant-agent-id"] == f"agent_{int(i) % 7}"
+
+
+def test_thread_pool_with_copied_context(gateway: GatewayEmulator) -> None:
+    """Context reaches worker threads only when carried: contextvars.copy_context().run."""
+
+    def work(i: int, client: httpx.Client) -> None:
+        client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": str(i)}).raise_for_status()
+
+    with httpx.Client() as client, ThreadPoolExecutor(max_workers=16) as pool:
+        futures = []
+        for i in range(64):
+            with session(f"sess_t{i}"), run(f"run_t{i}"):
+                futures.append(pool.submit(contextvars.copy_context().run, work, i, client))
+        for f in futures:
+            f.result()
+        # Without carrying the context a worker thread sees no session at all.
+        pool.submit(work, -1, client).result()
+    by_input = {r.json["input"]: r for r in gateway.requests}
+    for i in range(64):
+        assert by_input[str(i)].headers["alephant-session-id"] == f"sess_t{i}"
+        assert by_input[str(i)].headers["alephant-run-id"] == f"run_t{i}"
+    assert by_input["-1"].headers.get("alephant-session-id") is None
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: session("bad\r\nX-Evil: 1"), "session_id"),
+        (lambda: session("a" * 257), "session_id"),
+        (lambda: session(""), "session_id"),
+        (lambda: session("ok", name="tab\there"), "name"),
+        (lambda: session("ok", name="Müller"), "name"),
+        (lambda: session("ok", path="/a b"), "path"),
+        (lambda: session("ok", path="/" + "p" * 1024), "path"),
+        (lambda: run("r\x00"), "run_id"),
+        (lambda: run(agent_id="agent\n"), "agent_id"),
+        (lambda: gateway_headers(request_id="x\ry"), "request_id"),
+        (lambda: session(42), "session_id"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_field(call, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        call()
+
+
+def test_bad_configuration_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        alephant_otel.configure(gateway_url="ai.alephant.io")
+
+
+def test_invalid_inbound_baggage_is_dropped_with_one_warning(
+    gateway: GatewayEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = baggage.set_baggage("alephant.session.id", "sess_ok")
+    ctx = baggage.set_baggage("alephant.run.id", "evil\r\nInjected: yes", ctx)
+    ctx = baggage.set_baggage("alephant.session.name", "x" * 5000, ctx)
+    token = context.attach(ctx)
+    caplog.set_level(logging.WARNING, logger="alephant_otel")
+    try:
+        with httpx.Client() as client:
+            for _ in range(5):
+                client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"}).raise_for_status()
+    finally:
+        context.detach(token)
+    assert len(gateway.requests) == 5
+    for req in gateway.requests:
+        assert req.headers["alephant-session-id"] == "sess_ok"
+        assert req.headers.get("alephant-run-id") is None
+        assert req.headers.get("injected") is None
+        assert req.headers.get("alephant-session-name") is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("alephant_otel")]
+    # One warning per offending key, not one per request.
+    assert sorted(m for r in warnings for m in ("alephant.run.id", "alephant.session.name") if m in r.getMessage()) == [
+        "alephant.run.id", "alephant.session.name"]
+    assert len(warnings) == 2
+
+
+def test_decorators_sync_and_async(gateway: GatewayEmulator) -> None:
+    @session(name="Decorated")
+    def handle() -> str | None:
+        return current().session_id
+
+    @run(agent_id="deco")
+    async def agent() -> tuple[str | None, str | None]:
+        await asyncio.sleep(0)
+        return current().agent_id, current().run_id
+
+    first, second = handle(), handle()
+    assert first and second and first != second  # each call is a new session
+    agent_id, run_id = asyncio.run(agent())
+    assert agent_id == "deco" and run_id and run_id.startswith("run_")
+    # The async decorator enters the scope when the coroutine runs, not when it is created.
+    coro = agent()
+    assert current().agent_id is None
+    assert asyncio.run(coro)[0] == "deco"
