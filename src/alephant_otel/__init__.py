@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+from alephant_otel._carry import attach_carrier, bind_context, context_carrier
 from alephant_otel._context import Current, current, run, session
 from alephant_otel._headers import gateway_headers
 from alephant_otel._processor import AlephantSpanProcessor
@@ -25,7 +26,10 @@ __all__ = [
     "AlephantSpanProcessor",
     "Current",
     "__version__",
+    "attach_carrier",
+    "bind_context",
     "configure",
+    "context_carrier",
     "current",
     "gateway_headers",
     "run",

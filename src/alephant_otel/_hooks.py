@@ -148,7 +148,7 @@ class Bridge:
     def _on_request(self, span: Span, info: Any) -> None:
         scheme, host, port, path = _url_parts(info.url)
         is_gateway = self.matcher.matches(scheme, host, port, path)
-        mark_outgoing(host)
+        mark_outgoing(host, port)
         headers = info.headers
         if not is_gateway or headers is None:
             return

@@ -7,8 +7,8 @@ every entry on every request is also the larger part of the per-request cost.
 
 :class:`ScopedBaggagePropagator` is a drop-in for the W3C baggage propagator:
 with scoping on, ``alephant.*`` entries are injected only into requests to the
-hosts listed as internal services (``ALEPHANT_BAGGAGE_HOSTS``); other entries
-are untouched. The httpx request hook tells it, through a context variable,
+hosts listed as internal services (``host`` or ``host:port`` entries of
+``ALEPHANT_SCOPE_BAGGAGE``); other entries are untouched. The httpx request hook tells it, through a context variable,
 which host the request it is about to inject goes to.
 """
 
@@ -38,10 +38,11 @@ def set_internal_hosts(hosts: frozenset[str] | None) -> None:
     _enabled = hosts is not None
 
 
-def mark_outgoing(host: str) -> None:
+def mark_outgoing(host: str, port: int | None) -> None:
     """Record the host of the request whose headers are injected next."""
     if _enabled:
-        _outgoing.set(host.lower())
+        host = host.lower()
+        _outgoing.set(host if host in _internal or port is None else f"{host}:{port}")
 
 
 class ScopedBaggagePropagator(W3CBaggagePropagator):

@@ -382,6 +382,12 @@ def _env_exporters() -> list[Any]:
     for name in (x.strip() for x in names.split(",")):
         if not name or name == "none":
             continue
+        if name == "otlp":
+            # The SDK's own configurator maps "otlp" by protocol, as here.
+            protocol = os.environ.get(
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            )
+            name = "otlp_proto_http" if protocol.startswith("http") else "otlp_proto_grpc"
         found = [ep for ep in entry_points(group="opentelemetry_traces_exporter") if ep.name == name]
         if not found:
             _log.error("OTEL_TRACES_EXPORTER names %r, which is not installed; ignoring it", name)

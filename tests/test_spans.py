@@ -1,0 +1,217 @@
+"""Request-level spans: usage, cost, retries, policy events and roll-ups, from real SDK traffic."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx
+import openai
+import pytest
+from genai_prices import Usage, calc_price
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from alephant_otel import run, session
+from alephant_otel.testing import Fault, GatewayEmulator
+
+MODEL = "openai/gpt-4o-mini"
+MESSAGES = [{"role": "user", "content": "Where is my refund for order 1234?"}]
+
+
+def by_kind(spans: InMemorySpanExporter, kind: str):
+    return [s for s in spans.get_finished_spans() if (s.attributes or {}).get("alephant.span.kind") == kind]
+
+
+def expected_cost(model: str, provider: str, inp: int, out: int, cache_read: int = 0) -> float:
+    usage = Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cache_read or None)
+    return float(calc_price(usage, model, provider_id=provider).total_price)
+
+
+def test_openai_chat_non_streaming(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-secret-value", max_retries=0)
+    with session("sess_s1", path="/support"), run("run_s1", agent_id="triage"):
+        resp = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert req.name == f"chat {MODEL}"
+    assert a["alephant.session.id"] == a["gen_ai.conversation.id"] == "sess_s1"
+    assert a["alephant.run.id"] == "run_s1" and a["gen_ai.agent.id"] == "triage"
+    assert a["alephant.request.id"] == gateway.requests[0].headers["x-request-id"]
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == MODEL
+    assert a["gen_ai.response.model"] == resp.model
+    assert a["gen_ai.response.id"] == resp.id
+    assert a["gen_ai.usage.input_tokens"] == resp.usage.prompt_tokens > 0
+    assert a["gen_ai.usage.output_tokens"] == resp.usage.completion_tokens > 0
+    cached = resp.usage.prompt_tokens_details.cached_tokens if resp.usage.prompt_tokens_details else 0
+    assert a["alephant.cost.source"] == "price_table"
+    assert a["alephant.cost.usd"] == pytest.approx(
+        expected_cost("gpt-4o-mini", "openai", resp.usage.prompt_tokens, resp.usage.completion_tokens, cached))
+
+
+def test_openai_chat_streaming_usage_from_the_stream(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with session("sess_s2"), run("run_s2", agent_id="writer"):
+        stream = client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+    usage = chunks[-1].usage
+    assert usage is not None
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert a["alephant.streaming"] is True
+    assert a["gen_ai.usage.input_tokens"] == usage.prompt_tokens
+    assert a["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    assert a["gen_ai.response.id"] == chunks[0].id
+    assert "alephant.response.incomplete" not in a
+    # The span ends with the body, not when headers arrive.
+    assert req.end_time >= req.start_time
+
+
+async def test_openai_async_responses_and_embeddings(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    async with client:
+        with session("sess_s3"), run("run_s3", agent_id="a"):
+            r = await client.responses.create(model=MODEL, input="Summarise the case")
+            e = await client.embeddings.create(model="openai/text-embedding-3-small", input="hello world")
+            stream = await client.responses.create(model=MODEL, input="Stream it", stream=True)
+            final = None
+            async for event in stream:
+                if event.type == "response.completed":
+                    final = event.response
+    reqs = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
+    assert [s.attributes["gen_ai.operation.name"] for s in reqs] == ["chat", "embeddings", "chat"]
+    assert reqs[0].attributes["gen_ai.usage.input_tokens"] == r.usage.input_tokens
+    assert reqs[0].attributes["gen_ai.usage.output_tokens"] == r.usage.output_tokens
+    assert reqs[1].attributes["gen_ai.usage.input_tokens"] == e.usage.prompt_tokens
+    assert final is not None
+    assert reqs[2].attributes["gen_ai.usage.output_tokens"] == final.usage.output_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_messages(stream: bool, gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-secret", max_retries=0)
+    model = "anthropic/claude-3-5-haiku-latest"
+    with session("sess_s4"), run("run_s4", agent_id="critic"):
+        if stream:
+            with client.messages.stream(model=model, max_tokens=100, messages=MESSAGES) as s:
+                for _ in s:
+                    pass
+                msg = s.get_final_message()
+        else:
+            msg = client.messages.create(model=model, max_tokens=100, messages=MESSAGES)
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert a["gen_ai.provider.name"] == "anthropic"
+    assert a["gen_ai.usage.input_tokens"] == msg.usage.input_tokens
+    assert a["gen_ai.usage.output_tokens"] == msg.usage.output_tokens
+    assert a["gen_ai.response.id"] == msg.id
+    assert a["alephant.cost.usd"] == pytest.approx(
+        expected_cost("claude-3-5-haiku-latest", "anthropic", msg.usage.input_tokens, msg.usage.output_tokens,
+                      msg.usage.cache_read_input_tokens or 0))
+
+
+def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with session("sess_r"):
+        with run("run_a", agent_id="a"):
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+            with run("run_b", agent_id="b"):
+                client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x " * 50}])
+        client.embeddings.create(model="openai/text-embedding-3-small", input="loose request")
+    reqs = by_kind(spans, "request")
+    (sess,) = by_kind(spans, "session")
+    runs = {s.attributes["alephant.run.id"]: s for s in by_kind(spans, "run")}
+    assert runs["run_a"].name == "invoke_agent a"
+    assert runs["run_b"].attributes["alephant.run.parent_id"] == "run_a"
+
+    def total(scope_reqs, key):
+        return sum(r.attributes.get(key, 0) for r in scope_reqs)
+
+    for scope, members in (
+        (sess, reqs),
+        (runs["run_a"], [r for r in reqs if r.attributes.get("alephant.run.id") in ("run_a", "run_b")]),
+        (runs["run_b"], [r for r in reqs if r.attributes.get("alephant.run.id") == "run_b"]),
+    ):
+        a = scope.attributes
+        assert a["alephant.total.requests"] == len(members)
+        assert a["alephant.total.input_tokens"] == total(members, "gen_ai.usage.input_tokens")
+        assert a["alephant.total.output_tokens"] == total(members, "gen_ai.usage.output_tokens")
+        assert a["alephant.total.cost.usd"] == pytest.approx(total(members, "alephant.cost.usd"))
+        # Roll-ups never reuse per-request names that backends sum.
+        assert not any(k.startswith("gen_ai.usage.") or k == "alephant.cost.usd" for k in a)
+    # Request spans are children of the innermost run span.
+    inner = [r for r in reqs if r.attributes.get("alephant.run.id") == "run_b"][0]
+    assert inner.parent is not None
+
+
+def test_gateway_reported_cost_wins(spans: InMemorySpanExporter) -> None:
+    import alephant_otel
+    from tests.conftest import _provider
+
+    with GatewayEmulator(report_cost=True) as gw:
+        alephant_otel.configure(gateway_url=gw.url, tracer_provider=_provider)
+        with httpx.Client() as client, session("sess_cost"):
+            r = client.post(gw.url + "/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES})
+    (req,) = by_kind(spans, "request")
+    assert req.attributes["alephant.cost.source"] == "gateway"
+    assert req.attributes["alephant.cost.usd"] == pytest.approx(float(r.headers["x-litellm-response-cost"]))
+
+
+def test_retry_then_success(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    gateway.add_fault(Fault.status(429, retry_after=0.01), times=1)
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=2)
+    with session("sess_retry"), run("run_retry", agent_id="r"):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    reqs = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
+    assert len(reqs) == 2
+    assert reqs[0].attributes["http.response.status_code"] == 429
+    assert "alephant.retry.attempt" not in reqs[0].attributes
+    assert reqs[1].attributes["alephant.retry.attempt"] == 1
+    assert reqs[0].attributes["alephant.request.id"] != reqs[1].attributes["alephant.request.id"]
+    (run_span,) = by_kind(spans, "run")
+    assert run_span.attributes["alephant.total.requests"] == 2
+    assert run_span.attributes["alephant.total.retries"] == 1
+
+
+def test_policy_interception(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    gateway.add_fault(Fault.policy("PII detected in prompt", code="pii_guardrail"))
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with session("sess_pol"), run("run_pol", agent_id="p"), pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    (req,) = by_kind(spans, "request")
+    assert req.attributes["alephant.intercepted"] is True
+    assert req.status.status_code is StatusCode.ERROR
+    (event,) = [e for e in req.events if e.name == "alephant.policy"]
+    assert "PII" in event.attributes["alephant.policy.reason"]
+    assert event.attributes["alephant.policy.status"] == 403
+    (sess,) = by_kind(spans, "session")
+    assert sess.attributes["alephant.total.intercepted"] == 1
+
+
+def test_secrets_never_reach_spans(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    secret = "sk-very-secret-key-0123456789"
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=secret, max_retries=0)
+    ant = anthropic.Anthropic(base_url=gateway.url, api_key=secret + "-ant", max_retries=0)
+    with session("sess_sec"):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        ant.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=10, messages=MESSAGES)
+        with httpx.Client() as h:
+            h.post(gateway.url + "/v1/embeddings?api_key=" + secret, json={"model": "m", "input": "x"})
+    assert gateway.requests[0].headers["authorization"] == f"Bearer {secret}"
+    dumped = "".join(s.to_json() for s in spans.get_finished_spans())
+    assert secret not in dumped
+
+
+def test_non_gateway_requests_are_not_enriched(
+    gateway: GatewayEmulator, other_server: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    with httpx.Client() as client, session("sess_other"):
+        client.post(other_server.url + "/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES})
+    (http_span,) = spans.get_finished_spans()[:1]
+    assert http_span.attributes["alephant.session.id"] == "sess_other"  # ids stamped on every span
+    assert "alephant.request.id" not in http_span.attributes
+    assert "gen_ai.usage.input_tokens" not in http_span.attributes
+    assert json.loads(other_server.requests[0].body)["model"] == MODEL
