@@ -283,7 +283,10 @@ class Bridge:
                 attrs[n.ATTR_COST_SOURCE] = source
             if content_type is not None and content_type.startswith("text/event-stream"):
                 attrs[n.ATTR_STREAMING] = True
-            if not complete or not parsed.complete:
+            # Completeness is judged from the body (terminal event seen, JSON parsed), not
+            # from EOF: SDKs stop reading at "[DONE]" and close the response early.
+            failed = error is not None and not isinstance(error, GeneratorExit)
+            if not parsed.complete or failed:
                 attrs[n.ATTR_BODY_INCOMPLETE] = True
             if parsed.policy is not None:
                 attrs[n.ATTR_INTERCEPTED] = True
@@ -296,11 +299,11 @@ class Bridge:
                     },
                 )
                 span.set_status(Status(StatusCode.ERROR, f"intercepted by gateway policy: {parsed.policy.reason}"))
-            elif error is not None and not isinstance(error, GeneratorExit):
+            elif failed:
                 span.set_status(Status(StatusCode.ERROR, f"response body failed: {type(error).__name__}"))
                 attrs["error.type"] = type(error).__qualname__
-            elif not complete and status < 400 and error is None and not parsed.complete:
-                span.set_status(Status(StatusCode.ERROR, "response body ended early"))
+            elif not parsed.complete and status < 400:
+                span.set_status(Status(StatusCode.ERROR, "response body ended early or could not be read"))
             span.set_attributes(attrs)
             if req.request_model is None and req.operation is not None and parsed.response_model is not None:
                 span.update_name(f"{req.operation} {parsed.response_model}")

@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import logging
 
+import re
+from typing import Final
+
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from alephant_otel._context import active_state
 
-__all__ = ["AlephantSpanProcessor"]
+__all__ = ["AlephantSpanProcessor", "redact_url"]
 
 _log = logging.getLogger(__name__)
+
+#: URL attributes the HTTP instrumentations set (old and new semconv).
+_URL_KEYS: Final = ("http.url", "url.full", "url.query", "http.target")
+#: Query parameters that carry credentials; OTel's own redaction only covers cloud signatures.
+_SECRET_PARAM: Final = re.compile(
+    r"(?i)([?&;]|^)((?:api[_-]?key|apikey|x-api-key|key|access[_-]?token|token|secret|password|auth|sig|signature)=)[^&#;]*"
+)
+
+
+def redact_url(value: str) -> str:
+    """Replace the values of credential-like query parameters with ``REDACTED``."""
+    return _SECRET_PARAM.sub(r"\1\2REDACTED", value)
 
 
 class AlephantSpanProcessor(SpanProcessor):
@@ -33,6 +48,10 @@ class AlephantSpanProcessor(SpanProcessor):
         >>> provider = TracerProvider()
         >>> provider.add_span_processor(AlephantSpanProcessor())
 
+    It also redacts credential-like query parameters (``api_key=``,
+    ``key=``, ``token=``...) from the URL attributes HTTP instrumentations set,
+    so a key passed in a query string never reaches an exporter.
+
     Request-level data (usage, cost, retries, policy events) is added by the
     httpx hooks before the request span ends, and roll-ups by the session and
     run scopes before theirs end, so that every exporter sees the final span.
@@ -44,6 +63,14 @@ class AlephantSpanProcessor(SpanProcessor):
             attrs = active_state(parent_context).span_attributes
             if attrs:
                 span.set_attributes(attrs)
+            current = span.attributes
+            if current:
+                for key in _URL_KEYS:
+                    value = current.get(key)
+                    if isinstance(value, str) and "=" in value:
+                        redacted = redact_url(value)
+                        if redacted != value:
+                            span.set_attribute(key, redacted)
         except Exception:  # pragma: no cover - active_state does not raise on any input seen so far
             _log.debug("alephant_otel: on_start failed", exc_info=True)
 

@@ -1,0 +1,644 @@
+"""A local stand-in for the Alephant gateway, over real HTTP on loopback.
+
+OpenAI-compatible ``/v1/chat/completions``, ``/v1/responses``,
+``/v1/embeddings`` and Anthropic-style ``/v1/messages``, streaming (SSE) and
+not, in the shapes the real ``openai`` and ``anthropic`` SDKs parse. It
+records every request (method, path, query, headers, body) before answering,
+and can be scripted to fail: rate limits with ``retry-after``, 5xx, policy
+refusals, slow answers, resets mid-stream, truncated streams, broken or huge
+bodies. Standard library only, so ``alephant_otel.testing`` adds no
+dependency; it binds to 127.0.0.1 unless told otherwise.
+
+Token usage is deterministic and depends on the input: input tokens are the
+whitespace-separated words of every text in the request (at least 1); the
+reply echoes the start of the last user message, and output tokens are its
+words (see :meth:`GatewayEmulator.expected_usage`).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Fault", "GatewayEmulator", "RecordedRequest"]
+
+
+class _Headers(Mapping[str, str]):
+    """Case-insensitive, read-only request headers."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        self._map = {k.lower(): v for k, v in items}
+
+    def __getitem__(self, key: str) -> str:
+        return self._map[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the emulator received it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted failure for the next matching request(s); build with the class methods."""
+
+    kind: str
+    http_status: int = 200
+    retry_after: float | None = None
+    body: dict[str, Any] | None = None
+    seconds: float = 0.0
+    after_chunks: int = 3
+    megabytes: int = 0
+    ctype: str = ""
+    reason: str = ""
+    code: str = ""
+
+    @classmethod
+    def status(cls, code: int, *, retry_after: float | None = None, body: dict[str, Any] | None = None) -> Fault:
+        """Answer with this HTTP status (e.g. 429 with ``retry-after``, 500, 502, 503)."""
+        return cls("status", http_status=code, retry_after=retry_after, body=body)
+
+    @classmethod
+    def policy(cls, reason: str = "content_filter", *, status: int = 403, code: str = "policy_violation") -> Fault:
+        """A gateway policy refusal: an error body naming the policy/guardrail."""
+        return cls("policy", http_status=status, reason=reason, code=code)
+
+    @classmethod
+    def timeout(cls, seconds: float) -> Fault:
+        """Wait this long before answering (for client timeouts)."""
+        return cls("timeout", seconds=seconds)
+
+    @classmethod
+    def reset_mid_stream(cls, after_chunks: int = 3) -> Fault:
+        """Stream a few chunks, then drop the connection abruptly."""
+        return cls("reset", after_chunks=after_chunks)
+
+    @classmethod
+    def truncated_stream(cls, after_chunks: int = 3) -> Fault:
+        """End a stream cleanly but early: no final usage event, no ``[DONE]``."""
+        return cls("truncated", after_chunks=after_chunks)
+
+    @classmethod
+    def invalid_json(cls) -> Fault:
+        """A 200 ``application/json`` answer whose body is not JSON."""
+        return cls("invalid_json")
+
+    @classmethod
+    def big_body(cls, megabytes: int) -> Fault:
+        """A 200 answer with a valid JSON body of about this size."""
+        return cls("big_body", megabytes=megabytes)
+
+    @classmethod
+    def content_type(cls, content_type: str) -> Fault:
+        """A 200 answer with a non-JSON content type."""
+        return cls("content_type", ctype=content_type)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for key in ("content", "text", "input", "system", "instructions"):
+            if key in value:
+                yield from _texts(value[key])
+
+
+def _last_user_text(req: dict[str, Any]) -> str:
+    messages = req.get("messages")
+    if isinstance(messages, list):
+        for msg in reversed(messages):
+            if isinstance(msg, dict) and msg.get("role") == "user":
+                return " ".join(_texts(msg.get("content")))
+    return " ".join(_texts(req.get("input")))
+
+
+@dataclass
+class _Script:
+    fault: Fault
+    times: int
+    path: str | None
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    faults: list[_Script] = field(default_factory=list)
+    counter: int = 0
+
+
+class GatewayEmulator:
+    """The gateway emulator; a context manager that serves in a daemon thread.
+
+    Examples:
+        >>> import httpx
+        >>> from alephant_otel.testing import GatewayEmulator
+        >>> with GatewayEmulator() as gw:
+        ...     r = httpx.post(gw.url + "/v1/embeddings", json={"model": "m", "input": "two words"})
+        ...     r.json()["usage"]["prompt_tokens"], gw.requests[0].path
+        (2, '/v1/embeddings')
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+        report_cost: bool = False,
+        cost_header: str = "x-litellm-response-cost",
+    ) -> None:
+        self.latency = latency
+        self.chunk_delay = chunk_delay
+        self.report_cost = report_cost
+        self.cost_header = cost_header
+        self._state = _State()
+        self._server = _Server((host, port), _Handler)
+        self._server.emulator = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL, ``http://127.0.0.1:PORT`` (OpenAI ``base_url`` is this plus ``/v1``)."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> GatewayEmulator:
+        """Start serving in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, name="gateway-emulator", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> GatewayEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- records and scripts ----------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in arrival order (a snapshot)."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    def clear(self) -> None:
+        """Forget recorded requests and pending faults."""
+        with self._state.lock:
+            self._state.requests.clear()
+            self._state.faults.clear()
+
+    def add_fault(self, fault: Fault, *, times: int = 1, path: str | None = None) -> None:
+        """Apply ``fault`` to the next ``times`` requests (only those to ``path``, when given)."""
+        with self._state.lock:
+            self._state.faults.append(_Script(fault, times, path))
+
+    @staticmethod
+    def expected_usage(request: Mapping[str, Any]) -> tuple[int, int]:
+        """(input tokens, output tokens) the emulator reports for this request body."""
+        return _usage(dict(request))
+
+    @staticmethod
+    def cost_for(input_tokens: int, output_tokens: int) -> float:
+        """The cost reported with ``report_cost=True``: $1/M input, $2/M output tokens."""
+        return round(input_tokens * 1e-6 + output_tokens * 2e-6, 12)
+
+    def _record(self, req: RecordedRequest) -> tuple[Fault | None, int]:
+        with self._state.lock:
+            self._state.requests.append(req)
+            self._state.counter += 1
+            n = self._state.counter
+            for script in self._state.faults:
+                if script.times > 0 and (script.path is None or script.path == req.path):
+                    script.times -= 1
+                    fault = script.fault
+                    self._state.faults = [s for s in self._state.faults if s.times > 0]
+                    return fault, n
+            return None, n
+
+
+def _reply_text(req: dict[str, Any]) -> str:
+    words = _last_user_text(req).split()[:8] or ["your", "request"]
+    return "Thanks for asking about " + " ".join(words) + ". Here is what I found for you."
+
+
+def _usage(req: dict[str, Any]) -> tuple[int, int]:
+    text = " ".join(_texts(req.get("messages"))) + " " + " ".join(_texts(req.get("input")))
+    text += " " + " ".join(_texts(req.get("system")))
+    inp = max(1, len(text.split()))
+    return inp, len(_reply_text(req).split())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    emulator: GatewayEmulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read ``requests``, not the log."""
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _send(
+        self, status: int, body: bytes, ctype: str = "application/json", extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), extra=extra)
+
+    def _start_stream(self, extra: dict[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _stream(self, events: list[bytes], fault: Fault | None, extra: dict[str, str]) -> None:
+        emu = self.server.emulator
+        self._start_stream(extra)
+        limit = fault.after_chunks if fault is not None and fault.kind in ("reset", "truncated") else None
+        for i, event in enumerate(events):
+            if limit is not None and i >= limit:
+                if fault is not None and fault.kind == "reset":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                break
+            self._chunk(event)
+            if emu.chunk_delay:
+                time.sleep(emu.chunk_delay)
+        self._end_stream()
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        emu = self.server.emulator
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        fault, n = emu._record(
+            RecordedRequest(
+                method, parts.path, parse_qs(parts.query), _Headers(list(self.headers.items())), body, parsed
+            )
+        )
+        if emu.latency:
+            time.sleep(emu.latency)
+        if fault is not None and self._apply_fault(fault, parts.path):
+            return
+        req = parsed if isinstance(parsed, dict) else {}
+        path = parts.path
+        if method == "GET" and path.rstrip("/").endswith("/v1/models"):
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": "openai/gpt-4o-mini", "object": "model", "created": 0, "owned_by": "alephant"}],
+                },
+            )
+        elif method == "POST" and path.endswith("/v1/chat/completions"):
+            self._chat(req, n, fault)
+        elif method == "POST" and path.endswith("/v1/responses"):
+            self._responses(req, n, fault)
+        elif method == "POST" and path.endswith("/v1/embeddings"):
+            self._embeddings(req, n)
+        elif method == "POST" and path.endswith("/v1/messages"):
+            self._messages(req, n, fault)
+        else:
+            self._json(404, {"error": {"message": f"no route for {method} {path}", "type": "not_found"}})
+
+    def _apply_fault(self, fault: Fault, path: str) -> bool:
+        """Answer with the fault; False when the fault shapes a normal answer instead."""
+        if fault.kind == "timeout":
+            time.sleep(fault.seconds)
+            return False
+        if fault.kind == "status":
+            extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            body = fault.body or {
+                "error": {
+                    "message": f"emulated HTTP {fault.http_status}",
+                    "type": "rate_limit_error" if fault.http_status == 429 else "server_error",
+                }
+            }
+            self._json(fault.http_status, body, extra)
+            return True
+        if fault.kind == "policy":
+            if path.endswith("/v1/messages"):
+                body: dict[str, Any] = {"type": "error", "error": {"type": "permission_error", "message": fault.reason}}
+            else:
+                body = {
+                    "error": {"message": fault.reason, "type": "policy_violation", "code": fault.code, "param": None}
+                }
+            self._json(fault.http_status, body, {"x-alephant-policy": fault.code})
+            return True
+        if fault.kind == "invalid_json":
+            self._send(200, b'{"id": "chatcmpl-broken", "choices": [ {"mess')
+            return True
+        if fault.kind == "big_body":
+            pad = "x" * (fault.megabytes << 20)
+            self._json(
+                200,
+                {
+                    "id": "chatcmpl-big",
+                    "object": "chat.completion",
+                    "model": "big",
+                    "created": 0,
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": pad}}
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                },
+            )
+            return True
+        if fault.kind == "content_type":
+            self._send(200, b"<html><body>maintenance</body></html>", ctype=fault.ctype)
+            return True
+        return False  # reset / truncated: applied while streaming
+
+    def _cost_headers(self, inp: int, out: int) -> dict[str, str]:
+        emu = self.server.emulator
+        return {emu.cost_header: repr(emu.cost_for(inp, out))} if emu.report_cost else {}
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def _chat(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
+        model = str(req.get("model") or "openai/gpt-4o-mini")
+        inp, out = _usage(req)
+        reply = _reply_text(req)
+        rid = f"chatcmpl-emu{n:06d}"
+        usage = {
+            "prompt_tokens": inp,
+            "completion_tokens": out,
+            "total_tokens": inp + out,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+        extra = self._cost_headers(inp, out)
+        if not req.get("stream"):
+            self._json(
+                200,
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                            "message": {"role": "assistant", "content": reply, "refusal": None},
+                        }
+                    ],
+                    "usage": usage,
+                },
+                extra,
+            )
+            return
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
+            obj = {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **more,
+            }
+            if include_usage:
+                obj.setdefault("usage", None)
+            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": w + " "}) for w in reply.split()]
+        events.append(chunk({}, "stop"))
+        if include_usage:
+            events.append(
+                b"data: "
+                + json.dumps(
+                    {
+                        "id": rid,
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                ).encode()
+                + b"\n\n"
+            )
+        events.append(b"data: [DONE]\n\n")
+        self._stream(events, fault, extra)
+
+    def _responses(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
+        model = str(req.get("model") or "openai/gpt-4o-mini")
+        inp, out = _usage(req)
+        reply = _reply_text(req)
+        rid = f"resp_emu{n:06d}"
+        msg = {
+            "id": f"msg_emu{n:06d}",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": reply, "annotations": []}],
+        }
+        usage = {
+            "input_tokens": inp,
+            "output_tokens": out,
+            "total_tokens": inp + out,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+
+        def response(status: str, output: list[Any], use: Any) -> dict[str, Any]:
+            return {
+                "id": rid,
+                "object": "response",
+                "created_at": int(time.time()),
+                "model": model,
+                "status": status,
+                "output": output,
+                "usage": use,
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "error": None,
+                "incomplete_details": None,
+                "instructions": None,
+                "metadata": {},
+                "temperature": 1.0,
+                "top_p": 1.0,
+            }
+
+        extra = self._cost_headers(inp, out)
+        if not req.get("stream"):
+            self._json(200, response("completed", [msg], usage), extra)
+            return
+
+        def event(kind: str, seq: int, **data: Any) -> bytes:
+            payload = json.dumps({"type": kind, "sequence_number": seq, **data})
+            return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+        events = [event("response.created", 0, response=response("in_progress", [], None))]
+        for i, w in enumerate(reply.split()):
+            events.append(
+                event(
+                    "response.output_text.delta",
+                    i + 1,
+                    item_id=msg["id"],
+                    output_index=0,
+                    content_index=0,
+                    delta=w + " ",
+                    logprobs=[],
+                )
+            )
+        events.append(event("response.completed", len(events), response=response("completed", [msg], usage)))
+        self._stream(events, fault, extra)
+
+    def _embeddings(self, req: dict[str, Any], n: int) -> None:
+        inputs = req.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        inp = max(1, len(" ".join(_texts(inputs)).split()))
+        data = [{"object": "embedding", "index": i, "embedding": [0.01 * (i + 1)] * 8} for i in range(len(items))]
+        self._json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": str(req.get("model") or "text-embedding-3-small"),
+                "usage": {"prompt_tokens": inp, "total_tokens": inp},
+            },
+            self._cost_headers(inp, 0),
+        )
+
+    def _messages(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
+        model = str(req.get("model") or "anthropic/claude-3-5-haiku-latest")
+        inp, out = _usage(req)
+        reply = _reply_text(req)
+        mid = f"msg_emu{n:06d}"
+        usage = {
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        }
+        extra = self._cost_headers(inp, out)
+        if not req.get("stream"):
+            self._json(
+                200,
+                {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": reply}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": usage,
+                },
+                extra,
+            )
+            return
+
+        def event(kind: str, **data: Any) -> bytes:
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+        events = [
+            event(
+                "message_start",
+                message={
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {**usage, "output_tokens": 1},
+                },
+            ),
+            event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        ]
+        events += [
+            event("content_block_delta", index=0, delta={"type": "text_delta", "text": w + " "}) for w in reply.split()
+        ]
+        events += [
+            event("content_block_stop", index=0),
+            event(
+                "message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None}, usage={"output_tokens": out}
+            ),
+            event("message_stop"),
+        ]
+        self._stream(events, fault, extra)
