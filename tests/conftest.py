@@ -25,6 +25,12 @@ trace.set_tracer_provider(_provider)
 
 
 @pytest.fixture
+def tracer_provider() -> TracerProvider:
+    """The process-wide SDK tracer provider the tests export from."""
+    return _provider
+
+
+@pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """The in-memory exporter of the process-wide provider, cleared for this test."""
     _exporter.clear()

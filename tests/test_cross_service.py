@@ -16,7 +16,6 @@ from alephant_otel import attach_carrier, bind_context, context_carrier, current
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
 from ._util import EXAMPLES, clean_env, wait_for
-from .conftest import _provider
 
 
 @pytest.fixture
@@ -35,6 +34,8 @@ def worker(gateway: GatewayEmulator):
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def test_two_processes_share_one_session(gateway: GatewayEmulator, worker, spans: InMemorySpanExporter) -> None:
@@ -55,12 +56,12 @@ def test_two_processes_share_one_session(gateway: GatewayEmulator, worker, spans
     assert remote[0].attributes["alephant.run.parent_id"] == "run_api"
 
 
-def test_scoping_switch_keeps_alephant_baggage_off_other_hosts(gateway: GatewayEmulator) -> None:
+def test_scoping_switch_keeps_alephant_baggage_off_other_hosts(gateway: GatewayEmulator, tracer_provider) -> None:
     with GatewayEmulator() as internal, GatewayEmulator() as third_party:
         # All three listen on 127.0.0.1: a host:port entry tells the internal one apart.
         internal_host = internal.url.removeprefix("http://")
         internal_url = internal.url
-        alephant_otel.configure(gateway_url=gateway.url, tracer_provider=_provider, baggage_hosts=[internal_host])
+        alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider, baggage_hosts=[internal_host])
         try:
             with httpx.Client() as client, session("sess_scope"), run("run_scope", agent_id="s"):
                 from opentelemetry import baggage
@@ -74,7 +75,7 @@ def test_scoping_switch_keeps_alephant_baggage_off_other_hosts(gateway: GatewayE
                 finally:
                     otel_context.detach(token)
         finally:
-            alephant_otel.configure(gateway_url=gateway.url, tracer_provider=_provider)
+            alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
         assert "alephant.session.id=sess_scope" in internal.requests[0].headers["baggage"]
         for req in (third_party.requests[0], gateway.requests[0]):
             assert "alephant." not in req.headers.get("baggage", "")

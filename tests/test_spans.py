@@ -147,12 +147,11 @@ def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemor
     assert inner.parent is not None
 
 
-def test_gateway_reported_cost_wins(spans: InMemorySpanExporter) -> None:
+def test_gateway_reported_cost_wins(spans: InMemorySpanExporter, tracer_provider) -> None:
     import alephant_otel
-    from tests.conftest import _provider
 
     with GatewayEmulator(report_cost=True) as gw:
-        alephant_otel.configure(gateway_url=gw.url, tracer_provider=_provider)
+        alephant_otel.configure(gateway_url=gw.url, tracer_provider=tracer_provider)
         with httpx.Client() as client, session("sess_cost"):
             r = client.post(gw.url + "/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES})
     (req,) = by_kind(spans, "request")

@@ -68,6 +68,6 @@ def test_broken_configuration_never_stops_the_app() -> None:
         done = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", app],
                               env=env, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().endswith("200")
+        assert done.stdout.startswith("200")
         assert "ALEPHANT_GATEWAY_URL" in done.stderr  # one clear error naming the variable
         assert "Traceback" not in done.stderr.split("ALEPHANT_GATEWAY_URL")[0]
