@@ -63,13 +63,13 @@ def _flat_prices(provider: str | None, model: str) -> Any:
         snapshot = data_snapshot.get_snapshot()
         _, info = snapshot.find_provider_model(model, None, provider, None)
         mp = info.get_prices(datetime.now(tz=timezone.utc))
-        units = {}
+        units: dict[str, Decimal] | None = {}
         for field in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
             price = getattr(mp, field, None)
             if price is not None and not isinstance(price, Decimal):
                 units = None  # tiered: needs the full calculation
                 break
-            units[field] = (price or Decimal(0)) / Decimal(1_000_000)
+            units[field] = (price or Decimal(0)) / Decimal(1_000_000)  # type: ignore[index]
         value: Any = units
     except LookupError:
         value = _MISSING

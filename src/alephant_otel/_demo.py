@@ -97,14 +97,14 @@ async def _workflow(base_url: str, api_key: str, result: DemoResult) -> None:
                 with run(agent_id="kb-search"):
                     await client.embeddings.create(model="openai/text-embedding-3-small", input=title)
 
-                async def research(topic: str) -> None:
+                async def research(topic: str, ticket: str) -> None:
                     with run(agent_id="researcher"):
                         await client.chat.completions.create(
-                            model=MODEL, messages=[{"role": "user", "content": f"{topic} for: {title}"}]
+                            model=MODEL, messages=[{"role": "user", "content": f"{topic} for: {ticket}"}]
                         )
 
                 # Parallel sub-agents: each task its own run, no ids mixed.
-                await asyncio.gather(research("Order history"), research("Known incidents"))
+                await asyncio.gather(research("Order history", title), research("Known incidents", title))
                 with run(agent_id="responder"):
                     if path == "/support/escalation":
                         with contextlib.suppress(openai.PermissionDeniedError):

@@ -255,6 +255,7 @@ class Bridge:
         content_type: str | None,
     ) -> None:
         span = req.span
+        cost: float | None
         if reported_cost is not None:
             cost, source = reported_cost, n.COST_SOURCE_GATEWAY
         else:

@@ -36,8 +36,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from alephant_otel import _names as n
 from alephant_otel import _scoping
-from alephant_otel._context import use_tracer_provider
 from alephant_otel._config import Settings, resolve_settings
+from alephant_otel._context import use_tracer_provider
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._hooks import Bridge
 from alephant_otel._processor import AlephantSpanProcessor
@@ -379,9 +379,10 @@ def _env_exporters() -> list[Any]:
     ):
         names = "otlp"
     exporters: list[Any] = []
-    for name in (x.strip() for x in names.split(",")):
-        if not name or name == "none":
+    for requested in (x.strip() for x in names.split(",")):
+        if not requested or requested == "none":
             continue
+        name = requested
         if name == "otlp":
             # The SDK's own configurator maps "otlp" by protocol, as here.
             protocol = os.environ.get(

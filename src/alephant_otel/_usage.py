@@ -327,10 +327,7 @@ def _parse(
     result = ParsedResponse(**fields)
     policy = _policy(status, acc)
     # A stream is complete when its terminal event arrived; a JSON body when it parsed.
-    if is_stream or (is_json and status < 400):
-        complete = bool(acc.get("_terminal"))
-    else:
-        complete = True
+    complete = bool(acc.get("_terminal")) if is_stream or (is_json and status < 400) else True
     if policy is not None or not complete:
         result = replace(result, policy=policy, complete=complete)
     return result

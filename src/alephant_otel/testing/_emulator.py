@@ -385,13 +385,13 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if fault.kind == "status":
             extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            body = fault.body or {
+            status_body = fault.body or {
                 "error": {
                     "message": f"emulated HTTP {fault.http_status}",
                     "type": "rate_limit_error" if fault.http_status == 429 else "server_error",
                 }
             }
-            self._json(fault.http_status, body, extra)
+            self._json(fault.http_status, status_body, extra)
             return True
         if fault.kind == "policy":
             if path.endswith("/v1/messages"):
