@@ -51,7 +51,9 @@ _patched = False
 _auto = False  # set by the pre-instrument entry point under opentelemetry-instrument
 _joined: weakref.WeakSet[SdkTracerProvider] = weakref.WeakSet()
 _trace_files: dict[tuple[int, str], SpanProcessor] = {}
-_hooked: set[type] = set()
+# Client instrumentor class -> (tracer provider it was instrumented with, the caller's own hooks).
+_hooked: dict[type, tuple[Any, dict[str, Any]]] = {}
+_HOOK_NAMES = ("request_hook", "response_hook", "async_request_hook", "async_response_hook")
 
 
 # --- hook dispatch ---------------------------------------------------------------
@@ -100,12 +102,13 @@ def _chain(ours: Any, theirs: Any, *, is_async: bool) -> Any:
 
 
 def _instrument_with_our_hooks(wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    theirs = {name: kwargs[name] for name in _HOOK_NAMES if kwargs.get(name) is not None}
     kwargs["request_hook"] = _chain(_request_hook, kwargs.get("request_hook"), is_async=False)
     kwargs["response_hook"] = _chain(_response_hook, kwargs.get("response_hook"), is_async=False)
     kwargs["async_request_hook"] = _chain(_async_request_hook, kwargs.get("async_request_hook"), is_async=True)
     kwargs["async_response_hook"] = _chain(_async_response_hook, kwargs.get("async_response_hook"), is_async=True)
     result = wrapped(*args, **kwargs)
-    _hooked.add(type(instance))
+    _hooked[type(instance)] = (kwargs.get("tracer_provider"), theirs)
     return result
 
 
@@ -157,10 +160,16 @@ def _hook_clients(tracer_provider: Any, meter_provider: Any, *, instrument_new: 
         if meter_provider is not None:
             kwargs["meter_provider"] = meter_provider
         if inst.is_instrumented_by_opentelemetry:
-            if type(inst) in _hooked:
-                continue
-            # Instrumented before we patched: re-instrument, keeping its hooks.
-            kwargs.update(_existing_hooks(inst))
+            hooked = _hooked.get(type(inst))
+            if hooked is not None:
+                provider, theirs = hooked
+                if tracer_provider is None or tracer_provider is provider:
+                    continue
+                # configure() with another provider: HTTP spans must follow it.
+                kwargs.update(theirs)
+            else:
+                # Instrumented before we patched: re-instrument, keeping its hooks.
+                kwargs.update(_existing_hooks(inst))
             inst.uninstrument()
             inst.instrument(**kwargs)
         elif instrument_new:
