@@ -15,7 +15,7 @@ import alephant_otel
 from alephant_otel import attach_carrier, bind_context, context_carrier, current, run, session
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
-from ._util import EXAMPLES, clean_env, wait_for
+from _util import EXAMPLES, clean_env, wait_for
 
 
 @pytest.fixture

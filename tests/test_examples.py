@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ._util import BIN, EXAMPLES, clean_env
+from _util import BIN, EXAMPLES, clean_env
 
 CASES = {
     "manual_baggage.py": ["'alephant-session-id': 'support-case-1042'", "'Alephant-Run-Id': 'run-refund-1'"],

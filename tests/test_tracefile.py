@@ -40,7 +40,7 @@ from alephant_otel._tracefile import (
     iter_trace_file,
 )
 
-from ._util import clean_env
+from _util import clean_env
 
 LOGGER = "alephant_otel._tracefile"
 CAMEL = re.compile(r"^[a-z][A-Za-z]*$")
@@ -354,10 +354,10 @@ CHILD = textwrap.dedent(
     path, go, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     provider = TracerProvider()
     provider.add_span_processor(
-        BatchSpanProcessor(TraceFileExporter(path), max_export_batch_size=8, schedule_delay_millis=1)
+        BatchSpanProcessor(TraceFileExporter(path), max_export_batch_size=4, schedule_delay_millis=1)
     )
     tracer = provider.get_tracer("worker")
-    pad = tag * 3000  # lines of ~25 kB: far over PIPE_BUF and a page
+    pad = tag * 6000  # lines of ~25 kB: far over PIPE_BUF and a page
     while not os.path.exists(go):
         time.sleep(0.005)
     for i in range(n):
@@ -371,7 +371,7 @@ CHILD = textwrap.dedent(
 def test_processes_appending_concurrently_never_interleave(tmp_path: Path) -> None:
     path = tmp_path / "shared.jsonl"
     go = tmp_path / "go"
-    tags, n = ["a", "b", "c", "d", "e"], 200
+    tags, n = ["a", "b", "c", "d", "e", "f"], 300
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, str(path), str(go), tag, str(n)], env=clean_env(), stderr=subprocess.PIPE

@@ -7,7 +7,7 @@ import sys
 
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
-from ._util import BIN, EXAMPLES, clean_env, wait_for
+from _util import BIN, EXAMPLES, clean_env, wait_for
 
 APP = str(EXAMPLES / "zero_code_app.py")
 

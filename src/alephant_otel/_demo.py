@@ -27,7 +27,7 @@ from alephant_otel import _names as n
 from alephant_otel._context import run, session
 from alephant_otel._setup import configure
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "register_demo", "run_demo"]
 
 MODEL = "openai/gpt-4o-mini"
 CASES = (
@@ -134,3 +134,45 @@ def run_demo(trace_file: Path) -> DemoResult:
         result.add(span)
     provider.shutdown()
     return result
+
+
+def _cmd_demo(args: Any) -> int:
+    from rich.console import Console
+
+    from alephant_otel._cli import main as cli_main
+    from alephant_otel._tracefile import default_trace_file
+
+    out = Console(highlight=False, soft_wrap=True)
+
+    trace_file = Path(args.trace_file or os.environ.get(n.ENV_TRACE_FILE) or default_trace_file()).expanduser()
+    where = "the local gateway emulator" if not os.environ.get(n.ENV_VIRTUAL_KEY) else "the Alephant gateway"
+    out.print(f"[bold]Running a support-triage workflow through the openai SDK against {where}...[/]")
+    result = run_demo(trace_file)
+    out.print(f"gateway: {result.gateway_url}   trace file: {result.trace_file}\n", markup=False)
+    source = ["--source", str(trace_file)]
+    status = cli_main(["sessions", "list", "--limit", "10", *source])
+    if status == 0 and result.session_ids:
+        out.print()
+        status = cli_main(["sessions", "show", result.session_ids[0], *source])
+    out.print(
+        f"\ndemo totals (counted in-process): requests={result.requests} retries={result.retries} "
+        f"intercepted={result.intercepted} input_tokens={result.input_tokens} "
+        f"output_tokens={result.output_tokens} cost_usd={result.cost_usd:.8f}",
+        markup=False,
+    )
+    out.print(f"next: alephant-otel sessions vitals --source {trace_file}", markup=False)
+    return status
+
+
+def register_demo(subparsers: Any) -> None:
+    """Add ``alephant-otel demo`` to the CLI."""
+    p = subparsers.add_parser(
+        "demo",
+        help="run a traced multi-agent workflow against a local gateway emulator and show its sessions",
+        description="Run a support-triage workflow (sessions, nested and parallel runs, a retry, an "
+        "interception, a streamed reply) through the real openai SDK, traced, against a local gateway "
+        "emulator (or the real gateway when ALEPHANT_GATEWAY_URL and ALEPHANT_VIRTUAL_KEY are set), then "
+        "print the session list and one session tree read back from the trace file.",
+    )
+    p.add_argument("--trace-file", help="where to write spans (default: ALEPHANT_TRACE_FILE or the default location)")
+    p.set_defaults(handler=_cmd_demo)
