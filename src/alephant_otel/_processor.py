@@ -10,7 +10,6 @@ rather than per span.
 from __future__ import annotations
 
 import logging
-
 import re
 from typing import Final
 
