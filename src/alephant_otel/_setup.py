@@ -112,6 +112,27 @@ def _instrument_with_our_hooks(wrapped: Any, instance: Any, args: Any, kwargs: d
     return result
 
 
+def _instrument_client_once(wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    """``instrument_client`` with our hooks, and a no-op when the whole module is instrumented already.
+
+    OTel's own ``instrument_client`` on top of global instrumentation wraps the
+    transport twice and every request gets two CLIENT spans.
+    """
+    client = args[0] if args else kwargs.get("client")
+    module_name = type(client).__module__.split(".", 1)[0]
+    for inst in _client_instrumentors():
+        if getattr(type(inst), "_module_name", None) == module_name and inst.is_instrumented_by_opentelemetry:
+            _log.debug("alephant_otel: %s is instrumented globally; instrument_client is a no-op", module_name)
+            return None
+    names = ("client", "tracer_provider", "request_hook", "response_hook")
+    call = dict(zip(names, args, strict=False)) | kwargs
+    is_async = hasattr(client, "aclose") and not hasattr(client, "close")
+    ours_req, ours_resp = (_async_request_hook, _async_response_hook) if is_async else (_request_hook, _response_hook)
+    call["request_hook"] = _chain(ours_req, call.get("request_hook"), is_async=is_async)
+    call["response_hook"] = _chain(ours_resp, call.get("response_hook"), is_async=is_async)
+    return wrapped(**call)
+
+
 def _client_instrumentors() -> list[BaseInstrumentor]:
     from opentelemetry.instrumentation import httpx as otel_httpx
 
@@ -131,6 +152,9 @@ def _patch_instrumentors() -> None:
 
     wrapt.wrap_function_wrapper(
         "opentelemetry.instrumentation.httpx", "_BaseHTTPXClientInstrumentor._instrument", _instrument_with_our_hooks
+    )
+    wrapt.wrap_function_wrapper(
+        "opentelemetry.instrumentation.httpx", "_BaseHTTPXClientInstrumentor.instrument_client", _instrument_client_once
     )
     _patched = True
 
