@@ -1,0 +1,57 @@
+"""GenAI metrics: token usage, duration and cost, dimensioned by model/agent/path, never by ids."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import alephant_otel
+from alephant_otel import run, session
+from alephant_otel.testing import GatewayEmulator
+
+
+@pytest.fixture
+def metrics(gateway: GatewayEmulator, tracer_provider):
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider, meter_provider=provider)
+    yield reader
+    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
+    provider.shutdown()
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, list]:
+    out: dict[str, list] = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                out.setdefault(metric.name, []).extend(metric.data.data_points)
+    return out
+
+
+def test_token_duration_and_cost_metrics(gateway: GatewayEmulator, metrics: InMemoryMetricReader, spans) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    for i in range(3):
+        with session(f"sess_m{i}", path="/support"), run(f"run_m{i}", agent_id="triage"):
+            resp = client.chat.completions.create(model="openai/gpt-4o-mini",
+                                                  messages=[{"role": "user", "content": "a b c d"}])
+    points = _points(metrics)
+    tokens = points["gen_ai.client.token.usage"]
+    by_type = {p.attributes["gen_ai.token.type"]: p for p in tokens}
+    assert by_type["input"].sum == 3 * resp.usage.prompt_tokens
+    assert by_type["output"].sum == 3 * resp.usage.completion_tokens
+    (duration,) = points["gen_ai.client.operation.duration"]
+    assert duration.count == 3
+    (cost,) = points["alephant.client.cost"]
+    assert cost.value == pytest.approx(sum(s.attributes["alephant.cost.usd"] for s in spans.get_finished_spans()
+                                           if "alephant.cost.usd" in s.attributes))
+    for p in tokens + [duration, cost]:
+        attrs = dict(p.attributes)
+        assert attrs["alephant.agent.id"] == "triage"
+        assert attrs["alephant.session.path"] == "/support"
+        assert attrs["gen_ai.request.model"] == "openai/gpt-4o-mini"
+        # Never unbounded ids: one series for three sessions.
+        assert not {"alephant.session.id", "alephant.run.id", "alephant.request.id", "gen_ai.conversation.id"} & set(attrs)
