@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from alephant_otel.testing._server import LoopbackServer
+
 __all__ = ["Fault", "GatewayEmulator", "RecordedRequest"]
 
 
@@ -157,8 +159,10 @@ class _State:
     counter: int = 0
 
 
-class GatewayEmulator:
+class GatewayEmulator(LoopbackServer):
     """The gateway emulator; a context manager that serves in a daemon thread.
+
+    ``url`` is its base URL (``http://127.0.0.1:PORT``); the OpenAI ``base_url`` is ``url + "/v1"``.
 
     Examples:
         >>> import httpx
@@ -168,6 +172,8 @@ class GatewayEmulator:
         ...     r.json()["usage"]["prompt_tokens"], gw.requests[0].path
         (2, '/v1/embeddings')
     """
+
+    _thread_name = "gateway-emulator"
 
     def __init__(
         self,
@@ -184,35 +190,9 @@ class GatewayEmulator:
         self.report_cost = report_cost
         self.cost_header = cost_header
         self._state = _State()
-        self._server = _Server((host, port), _Handler)
-        self._server.emulator = self
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (OpenAI ``base_url`` is this plus ``/v1``)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> GatewayEmulator:
-        """Start serving in a daemon thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="gateway-emulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> GatewayEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        server = _Server((host, port), _Handler)
+        server.emulator = self
+        super().__init__(server)
 
     # -- records and scripts ----------------------------------------------------------
 

@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from alephant_otel.testing._server import LoopbackServer
+
 __all__ = ["OtlpReceiver", "ReceivedSpan"]
 
 
@@ -94,7 +96,7 @@ class _Server(ThreadingHTTPServer):
     receiver: OtlpReceiver
 
 
-class OtlpReceiver:
+class OtlpReceiver(LoopbackServer):
     """An OTLP/HTTP receiver on ``127.0.0.1``; use as a context manager.
 
     Examples:
@@ -104,36 +106,20 @@ class OtlpReceiver:
         True
     """
 
+    _thread_name = "otlp-receiver"
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), _Handler)
-        self._server.receiver = self
+        server = _Server((host, port), _Handler)
+        server.receiver = self
+        super().__init__(server)
         self._lock = threading.Lock()
         self._bodies: list[bytes] = []
         self._requests: list[ExportTraceServiceRequest] = []
-        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         """The base URL, for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``/v1/traces`` is appended by the SDK)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> OtlpReceiver:
-        """Start serving in a daemon thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> OtlpReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.url
 
     def _add(self, body: bytes, request: ExportTraceServiceRequest) -> None:
         with self._lock:

@@ -1,0 +1,45 @@
+"""The lifecycle the loopback test servers share: serve in a daemon thread, stop cleanly."""
+
+from __future__ import annotations
+
+import threading
+from http.server import ThreadingHTTPServer
+from typing import TypeVar
+
+__all__ = ["LoopbackServer"]
+
+_S = TypeVar("_S", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """A ``ThreadingHTTPServer`` run in a daemon thread; a context manager."""
+
+    _thread_name = "loopback-server"
+
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        self._server = server
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, ``http://127.0.0.1:PORT``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self: _S) -> _S:
+        """Start serving in a daemon thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, name=self._thread_name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
