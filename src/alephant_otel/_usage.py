@@ -1,23 +1,31 @@
 """GenAI response parsing: model, ids, token usage, finish reasons, policy refusals.
 
-Called once per gateway response, when its body ends, with the bytes the
-body watcher kept: the whole body, or for long streams its head and tail
-joined by a blank line (so the middle of a stream is missing and the cut
-may split an event). Formats: OpenAI chat completions, Responses and
-embeddings, Anthropic messages; JSON and server-sent events; error bodies of
-both. Nothing here raises: malformed input yields fewer fields.
+Called once per gateway response, when its body ends, with the bytes the body
+watcher kept: the whole body, or for long bodies their head and tail joined
+by a blank line (so the middle is missing and either cut may split an event,
+a JSON value or a UTF-8 character). Formats: OpenAI chat completions, legacy
+completions, Responses and embeddings; Anthropic messages; JSON and
+server-sent events; the error bodies of both. Nothing here raises: malformed
+input yields fewer fields.
 
 ``input_tokens`` follows the GenAI semantic conventions and genai-prices: it
-includes cached input tokens (OpenAI's ``prompt_tokens`` already does;
-Anthropic reports cache reads and writes separately, so they are added).
+*includes* cached input tokens. OpenAI's ``prompt_tokens`` / Responses
+``input_tokens`` already do; Anthropic reports cache reads and writes beside
+``input_tokens``, so they are added here.
+
+Streams are not decoded event by event: only the first event (model and id)
+and events whose raw bytes name a field that matters (usage, a finish or stop
+reason, a terminal or error event) go through ``json.loads``; content deltas
+are skipped after one C-level regex search.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
@@ -29,7 +37,18 @@ __all__ = [
     "request_model",
 ]
 
-_MAX_JSON_BYTES: Final = 64 << 20
+_log = logging.getLogger(__name__)
+
+#: Decompressed bodies are cut here: a small gzip body may expand enormously.
+_MAX_DECODED: Final = 32 << 20
+_DECODE_STEP: Final = 16 << 10
+_REASON_LIMIT: Final = 200
+#: Request bodies up to this size are parsed when the regex is ambiguous.
+_PARSE_REQUEST_LIMIT: Final = 256 << 10
+_STR_LIMIT: Final = 256
+#: Token counts above this are not counts (and would lose precision as floats).
+_MAX_TOKENS: Final = 1 << 53
+
 _OPERATIONS: Final = {
     "/chat/completions": "chat",
     "/responses": "chat",
@@ -37,20 +56,48 @@ _OPERATIONS: Final = {
     "/completions": "text_completion",
     "/embeddings": "embeddings",
 }
-_MODEL_RE: Final = re.compile(rb'"model"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.){1,256})"')
+
+# A JSON string value of at most 256 characters, escapes allowed.
+_JSON_STR: Final = rb'"((?:[^"\\\x00-\x1f]|\\.){1,256})"'
+_MODEL_RE: Final = re.compile(rb'"model"\s*:\s*' + _JSON_STR)
+_ID_RE: Final = re.compile(rb'"id"\s*:\s*' + _JSON_STR)
+_USAGE_RE: Final = re.compile(rb'"usage"\s*:\s*\{')
+_ERROR_RE: Final = re.compile(rb'"error"\s*:\s*(?=[{"])')
+_REASON_RE: Final = re.compile(rb'"(?:finish_reason|stop_reason)"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
+# SSE events worth decoding; anything else (content deltas) is skipped unread.
+# Keys inside JSON string values are escaped (\"usage\"), so text the model
+# writes cannot match these.
+_INTERESTING: Final = re.compile(
+    rb'"usage"\s*:\s*\{|"(?:finish|stop)_reason"\s*:\s*"|"error"\s*:\s*[{"]|"type"\s*:\s*"(?:error|message_st|response\.)'
+)
 _POLICY_RE: Final = re.compile(
-    r"polic|guardrail|content[ _-]?filter|moderation|safety|refus|prohibited|blocked by", re.IGNORECASE
+    r"polic(?:y|ies)|guardrail|content[ _-]?(?:filter|management|safety)|moderat|safety|refus|prohibited"
+    r"|blocked|flagged|jailbreak|responsible[ _-]?ai",
+    re.IGNORECASE,
 )
 _POLICY_FINISH: Final = frozenset({"content_filter", "refusal"})
-# SSE events worth decoding: everything else (content deltas) is skipped unread.
-_INTERESTING: Final = re.compile(
-    rb'"usage"\s*:\s*\{|"finish_reason"\s*:\s*"|"stop_reason"\s*:\s*"|"error"|response\.(?:completed|failed|incomplete|created)|message_start'
+#: Statuses that mean quota, auth or server trouble whatever their message says.
+_NOT_POLICY_STATUS: Final = frozenset({401, 402, 407, 408, 429})
+_TERMINAL_TYPES: Final = frozenset(
+    {"message_stop", "response.completed", "response.failed", "response.incomplete", "error"}
 )
+_SSE_FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
+
+#: Holds True once an internal parse error has been logged (one warning, not a flood).
+_internal_error_logged: list[bool] = []
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyHit:
-    """A gateway or provider refusal on policy grounds."""
+    """A gateway or provider refusal on policy grounds.
+
+    Attributes:
+        reason: Short human-readable reason (an error message cut to ~200
+            characters, or the finish reason).
+        code: Machine-readable code when the response had one
+            (``content_filter``, an error code or type), else ``None``.
+        status: The HTTP status of the response.
+    """
 
     reason: str
     code: str | None
@@ -59,7 +106,11 @@ class PolicyHit:
 
 @dataclass(frozen=True, slots=True)
 class ParsedResponse:
-    """What a response body says about the call; ``None`` where it didn't say."""
+    """What a response body says about the call; ``None`` where it did not say.
+
+    Token counts are non-negative ints or ``None``. ``complete`` is ``False``
+    when a stream ended without its terminal event or a JSON body was cut.
+    """
 
     response_model: str | None = None
     response_id: str | None = None
@@ -71,204 +122,528 @@ class ParsedResponse:
     finish_reasons: tuple[str, ...] = ()
     policy: PolicyHit | None = None
     error_type: str | None = None
-    #: False when a stream ended without its terminal event (truncated, reset).
     complete: bool = True
 
 
+# --- request side: called for every request, so kept cheap ---------------------------
+
+
 def operation_for_path(path: str) -> str | None:
-    """The GenAI operation name for a gateway API path (``/v1/chat/completions`` -> ``chat``)."""
-    i = path.rfind("/v1/")
-    tail = path[i + 3 :] if i >= 0 else path
-    return _OPERATIONS.get(tail.rstrip("/"))
+    """The GenAI operation name for a gateway API path.
+
+    Any prefix before ``/v1`` is allowed (a gateway mounted under a sub path);
+    a query string is ignored.
+
+    Args:
+        path: The request URL path.
+
+    Returns:
+        ``chat``, ``text_completion`` or ``embeddings``, or ``None`` for any
+        other path.
+
+    Examples:
+        >>> operation_for_path("/v1/chat/completions")
+        'chat'
+        >>> operation_for_path("/gw/openai/v1/embeddings?x=1")
+        'embeddings'
+        >>> operation_for_path("/v1/models") is None
+        True
+    """
+    try:
+        query = path.find("?")
+        if query >= 0:
+            path = path[:query]
+        i = path.rfind("/v1/")
+        if i < 0:
+            return None
+        return _OPERATIONS.get(path[i + 3 :].rstrip("/"))
+    except Exception:  # not a str
+        return None
 
 
 def provider_for(model: str | None, path: str) -> str | None:
-    """The provider: the prefix of a ``provider/model`` name, else inferred from the API path."""
-    if model and "/" in model:
-        prefix = model.split("/", 1)[0].strip().lower()
-        if prefix:
-            return prefix
-    if path.endswith("/messages"):
-        return "anthropic"
-    return "openai" if operation_for_path(path) is not None else None
+    """The provider of a request.
+
+    Args:
+        model: The request model, possibly ``provider/model``.
+        path: The request URL path.
+
+    Returns:
+        The ``provider`` prefix of the model name (lower case); else
+        ``anthropic`` for ``/v1/messages`` and ``openai`` for the other
+        OpenAI-style API paths; else ``None``.
+
+    Examples:
+        >>> provider_for("openai/gpt-4o", "/v1/chat/completions")
+        'openai'
+        >>> provider_for("claude-3-5-haiku-latest", "/v1/messages")
+        'anthropic'
+    """
+    try:
+        if model:
+            slash = model.find("/")
+            if slash > 0:
+                prefix = model[:slash].strip().lower()
+                if prefix:
+                    return prefix
+        operation = operation_for_path(path)
+        if operation is None:
+            return None
+        query = path.find("?")
+        return "anthropic" if (path[:query] if query >= 0 else path).rstrip("/").endswith("/messages") else "openai"
+    except Exception:
+        return None
 
 
 def request_model(body: bytes | None) -> str | None:
-    """The ``model`` of a JSON request body, found without parsing the (possibly huge) body."""
-    if not body:
-        return None
-    match = _MODEL_RE.search(body)
-    if match is None:
-        return None
+    """The ``model`` of a JSON request body, found without parsing the body.
+
+    Request bodies can be megabytes of prompt, so this is one compiled regex
+    search, not ``json.loads``. A nested object may also have a ``"model"``
+    key (a tool call's arguments); when the body has several, the last one
+    wins, because the OpenAI and Anthropic SDKs write ``model`` after
+    ``messages``.
+
+    Args:
+        body: The request body bytes, or ``None`` (streamed or absent body).
+
+    Returns:
+        The model name, or ``None`` if absent or not a string.
+
+    Examples:
+        >>> request_model(b'{"messages": [], "model": "openai/gpt-4o-mini"}')
+        'openai/gpt-4o-mini'
+    """
     try:
-        value = json.loads(b'"' + match.group(1) + b'"')
-    except ValueError:
+        if not body:
+            return None
+        match = _MODEL_RE.search(body)
+        if match is None:
+            return None
+        later = _MODEL_RE.search(body, match.end())
+        if later is None:
+            return _json_str(bytes(match.group(1)))
+        # Several "model" keys (one nested, e.g. in a tool call's input): a small
+        # body is cheap to parse properly; for a big one, guess the last.
+        if len(body) <= _PARSE_REQUEST_LIMIT:
+            try:
+                parsed = json.loads(body)
+            except (ValueError, RecursionError):
+                parsed = None
+            if isinstance(parsed, dict):
+                return _str(parsed.get("model"))
+        while later is not None:
+            match = later
+            later = _MODEL_RE.search(body, match.end())
+        return _json_str(bytes(match.group(1)))
+    except Exception:
         return None
-    return value if isinstance(value, str) and value else None
 
 
-# --- small, total helpers --------------------------------------------------------
+# --- small, total helpers ------------------------------------------------------------
+
+
+def _json_str(raw: bytes) -> str | None:
+    """Unescape the inside of a JSON string literal."""
+    if b"\\" not in raw:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    else:
+        try:
+            value = json.loads(b'"' + raw + b'"')
+        except ValueError:
+            return None
+        if not isinstance(value, str):
+            return None
+        text = value
+    text = text.strip()
+    return text[:_STR_LIMIT] if text else None
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 1 << 53:
+    if type(value) is not int or value < 0 or value > _MAX_TOKENS:  # bool, float, str: not a count
         return None
     return value
 
 
-def _str(value: Any, limit: int = 256) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+def _str(value: Any, limit: int = _STR_LIMIT) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value[:limit] if value else None
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _REASON_LIMIT else text[: _REASON_LIMIT - 1] + "…"
 
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
-    """Normalise the usage object of any supported format."""
-    out: dict[str, Any] = {}
-    if "prompt_tokens" in usage or "completion_tokens" in usage:  # OpenAI chat / embeddings
-        out["input_tokens"] = _int(usage.get("prompt_tokens"))
-        out["output_tokens"] = _int(usage.get("completion_tokens"))
-        out["cache_read_input_tokens"] = _int(_dict(usage.get("prompt_tokens_details")).get("cached_tokens"))
-        out["reasoning_output_tokens"] = _int(_dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
-    elif "input_tokens_details" in usage or "output_tokens_details" in usage:  # OpenAI Responses
-        out["input_tokens"] = _int(usage.get("input_tokens"))
-        out["output_tokens"] = _int(usage.get("output_tokens"))
-        out["cache_read_input_tokens"] = _int(_dict(usage.get("input_tokens_details")).get("cached_tokens"))
-        out["reasoning_output_tokens"] = _int(_dict(usage.get("output_tokens_details")).get("reasoning_tokens"))
-    else:  # Anthropic: input_tokens excludes cache reads/writes
-        base = _int(usage.get("input_tokens"))
-        read = _int(usage.get("cache_read_input_tokens"))
-        write = _int(usage.get("cache_creation_input_tokens"))
-        if base is not None:
-            out["input_tokens"] = base + (read or 0) + (write or 0)
-        out["output_tokens"] = _int(usage.get("output_tokens"))
-        out["cache_read_input_tokens"] = read
-        out["cache_creation_input_tokens"] = write
-    return {k: v for k, v in out.items() if v is not None}
+class _Acc:
+    """What has been read so far, folded event by event."""
 
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "err_code",
+        "err_message",
+        "err_type",
+        "finish",
+        "input",
+        "input_excludes_cache",
+        "model",
+        "output",
+        "reasoning",
+        "refusal",
+        "response_id",
+        "terminal",
+    )
 
-def _error_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    err = obj.get("error")
-    if not isinstance(err, dict):
-        return {}
-    out: dict[str, Any] = {"error_type": _str(err.get("type")) or _str(err.get("code"))}
-    message = " ".join(s for s in (_str(err.get("message"), 200), _str(err.get("type")), _str(err.get("code"))) if s)
-    out["_message"] = _str(err.get("message"), 200) or out["error_type"] or "refused"
-    out["_code"] = _str(err.get("code")) or _str(err.get("type"))
-    out["_policy_text"] = message
-    return out
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.input: int | None = None
+        self.output: int | None = None
+        self.cache_read: int | None = None
+        self.cache_write: int | None = None
+        self.reasoning: int | None = None
+        # Anthropic counts cache reads/writes beside input_tokens, not in it.
+        self.input_excludes_cache = False
+        self.finish: dict[int, str] = {}
+        self.err_message: str | None = None
+        self.err_code: str | None = None
+        self.err_type: str | None = None
+        #: (reason, code) of a model refusal that is not a finish reason.
+        self.refusal: tuple[str, str] | None = None
+        self.terminal = False
 
+    # -- folding ----------------------------------------------------------------
 
-def _from_object(obj: dict[str, Any], acc: dict[str, Any]) -> None:
-    """Fold one JSON object (a whole body or one SSE event) into ``acc``."""
-    kind = obj.get("type")
-    if kind in ("response.completed", "response.failed", "response.incomplete", "response.created"):
-        inner = _dict(obj.get("response"))
-        if kind != "response.created":
-            acc["_terminal"] = True
-        _from_object(inner, acc)
-        return
-    if kind == "message_start":
-        _from_object(_dict(obj.get("message")), acc)
-        return
-    if kind == "message_delta":
-        # Anthropic's message_delta usage is cumulative: later values replace earlier ones.
-        acc.update(_usage_fields(_dict(obj.get("usage"))))
-        stop = _str(_dict(obj.get("delta")).get("stop_reason"))
-        if stop:
-            acc["finish_reasons"] = (stop,)
-        return
-    if kind == "message_stop":
-        acc["_terminal"] = True
-        return
-    if obj.get("error") is not None:
-        acc.update({k: v for k, v in _error_fields(obj).items() if v is not None})
-        acc["_terminal"] = True
-        return
-    model = _str(obj.get("model"))
-    if model and "response_model" not in acc:
-        acc["response_model"] = model
-    rid = _str(obj.get("id"))
-    if rid and "response_id" not in acc:
-        acc["response_id"] = rid
-    usage = obj.get("usage")
-    if isinstance(usage, dict):
-        acc.update(_usage_fields(usage))
-    reasons: list[str] = []
-    choices = obj.get("choices")
-    if isinstance(choices, list):
-        for choice in choices:
-            reason = _str(_dict(choice).get("finish_reason"))
+    def usage(self, usage: dict[str, Any]) -> None:
+        """Fold a usage object of any supported format; later values replace earlier ones."""
+        if "prompt_tokens" in usage or "completion_tokens" in usage:
+            # OpenAI chat completions, legacy completions, embeddings.
+            self._set("input", usage.get("prompt_tokens"))
+            self._set("output", usage.get("completion_tokens"))
+            prompt = _dict(usage.get("prompt_tokens_details"))
+            self._set("cache_read", prompt.get("cached_tokens"))
+            self._set("cache_write", prompt.get("cache_write_tokens"))
+            self._set("reasoning", _dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
+            return
+        self._set("input", usage.get("input_tokens"))
+        self._set("output", usage.get("output_tokens"))
+        details = _dict(usage.get("output_tokens_details"))
+        self._set("reasoning", details.get("reasoning_tokens", details.get("thinking_tokens")))
+        if "input_tokens_details" in usage or "total_tokens" in usage:
+            # OpenAI Responses: input_tokens already includes cached tokens.
+            details = _dict(usage.get("input_tokens_details"))
+            self._set("cache_read", details.get("cached_tokens"))
+            self._set("cache_write", details.get("cache_write_tokens"))
+        else:
+            # Anthropic (message_delta usage is cumulative, so replacing is right).
+            self.input_excludes_cache = True
+            self._set("cache_read", usage.get("cache_read_input_tokens"))
+            self._set("cache_write", usage.get("cache_creation_input_tokens"))
+
+    def _set(self, slot: str, value: Any) -> None:
+        count = _int(value)
+        if count is not None:
+            setattr(self, slot, count)
+
+    def error(self, err: Any, *, message: Any = None, code: Any = None) -> None:
+        if isinstance(err, dict):
+            message, code, kind = err.get("message"), err.get("code"), err.get("type")
+        else:
+            message, kind = (err if isinstance(err, str) else message), None
+        self.err_message = _str(message, 4 * _REASON_LIMIT) or self.err_message
+        self.err_code = _str(code if isinstance(code, str) else None) or self.err_code
+        self.err_type = _str(kind) or self.err_code or self.err_type
+
+    def obj(self, obj: dict[str, Any]) -> None:
+        """Fold one JSON object: a whole body or one SSE event."""
+        kind = obj.get("type")
+        if isinstance(kind, str):
+            if kind.startswith("response."):
+                if kind in _TERMINAL_TYPES:
+                    self.terminal = True
+                inner = obj.get("response")
+                if isinstance(inner, dict):
+                    self.obj(inner)
+                return
+            if kind == "message_start":
+                self.obj(_dict(obj.get("message")))
+                return
+            if kind == "message_delta":
+                self.usage(_dict(obj.get("usage")))
+                delta = _dict(obj.get("delta"))
+                self._stop(delta.get("stop_reason"), delta.get("stop_details"))
+                return
+            if kind == "message_stop":
+                self.terminal = True
+                return
+            if kind == "error":  # Anthropic error body/event, Responses stream error event
+                self.terminal = True
+                self.error(obj.get("error"), message=obj.get("message"), code=obj.get("code"))
+                return
+        err = obj.get("error")
+        if err is not None and err != {}:
+            # An error body, a mid-stream error chunk, or a failed Response (which
+            # still carries its model, id and usage: read on).
+            self.terminal = True
+            self.error(err)
+        if self.model is None:
+            self.model = _str(obj.get("model"))
+        if self.response_id is None:
+            self.response_id = _str(obj.get("id"))
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self.usage(usage)
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            self._choices(choices)
+        if kind == "message":  # Anthropic message (JSON body or message_start)
+            self._stop(obj.get("stop_reason"), obj.get("stop_details"))
+        if obj.get("object") == "response":
+            reason = _str(_dict(obj.get("incomplete_details")).get("reason"))
             if reason:
-                reasons.append(reason)
-    stop = _str(obj.get("stop_reason"))
-    if stop:
-        reasons.append(stop)
-    if reasons:
-        acc["finish_reasons"] = tuple(reasons)
-    if obj.get("object") == "response":
-        status = _str(obj.get("status"))
-        if status in ("incomplete", "failed"):
-            detail = _str(_dict(obj.get("incomplete_details")).get("reason"))
-            if detail:
-                acc["finish_reasons"] = (detail,)
-    if kind == "message" or obj.get("object") in ("chat.completion", "response", "list"):
-        acc["_terminal"] = True
+                self.finish[0] = reason
+            self._responses_refusal(obj.get("output"))
+
+    def _choices(self, choices: list[Any]) -> None:
+        for position, choice in enumerate(choices):
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index")
+            key = index if type(index) is int else position
+            reason = _str(choice.get("finish_reason"), 64)
+            if reason:
+                self.finish[key] = reason
+            refusal = _str(_dict(choice.get("message")).get("refusal"), 4 * _REASON_LIMIT)
+            if refusal and self.refusal is None:
+                self.refusal = (refusal, "refusal")
+
+    def _stop(self, reason: Any, details: Any) -> None:
+        stop = _str(reason, 64)
+        if not stop:
+            return
+        self.finish[0] = stop
+        if stop == "refusal" and isinstance(details, dict):
+            explanation = _str(details.get("explanation"), 4 * _REASON_LIMIT)
+            category = _str(details.get("category"), 64)
+            text = explanation or (f"refusal: {category}" if category else None)
+            if text:
+                self.refusal = (text, "refusal")
+
+    def _responses_refusal(self, output: Any) -> None:
+        if not isinstance(output, list) or self.refusal is not None:
+            return
+        for item in output:
+            for part in _dict(item).get("content") or ():
+                part_d = _dict(part)
+                if part_d.get("type") == "refusal":
+                    self.refusal = (_str(part_d.get("refusal"), 4 * _REASON_LIMIT) or "refusal", "refusal")
+                    return
+
+    def salvage(self, chunk: bytes) -> None:
+        """Read what a cut JSON text still says: its last usage object and finish reasons."""
+        match = None
+        for match in _USAGE_RE.finditer(chunk):  # noqa: B007 (want the last one)
+            pass
+        if match is not None:
+            start = match.end() - 1
+            text = chunk[start : start + 8192].decode("utf-8", "replace")
+            try:
+                usage, _ = json.JSONDecoder().raw_decode(text)
+            except (ValueError, RecursionError):
+                usage = None
+            if isinstance(usage, dict):
+                self.usage(usage)
+        for reason in _REASON_RE.findall(chunk):
+            if reason != b"null":
+                self.finish.setdefault(0, reason.decode("ascii"))
+
+    # -- result -------------------------------------------------------------------
+
+    def result(self, status: int, complete: bool) -> ParsedResponse:
+        inp = self.input
+        if inp is not None and self.input_excludes_cache:
+            inp += (self.cache_read or 0) + (self.cache_write or 0)
+        reasons = tuple(self.finish[k] for k in sorted(self.finish)) if self.finish else ()
+        return ParsedResponse(
+            response_model=self.model,
+            response_id=self.response_id,
+            input_tokens=inp,
+            output_tokens=self.output,
+            cache_read_input_tokens=self.cache_read,
+            cache_creation_input_tokens=self.cache_write,
+            reasoning_output_tokens=self.reasoning,
+            finish_reasons=reasons,
+            policy=self.policy(status, reasons),
+            error_type=self.err_type,
+            complete=complete,
+        )
+
+    def policy(self, status: int, reasons: tuple[str, ...]) -> PolicyHit | None:
+        has_error = self.err_message is not None or self.err_type is not None or self.err_code is not None
+        code = self.err_code or self.err_type
+        if status in (403, 451):
+            reason = _short(self.err_message) if self.err_message else f"HTTP {status}"
+            return PolicyHit(reason=reason, code=code, status=status)
+        if has_error and status < 500 and status not in _NOT_POLICY_STATUS:
+            text = " ".join(s for s in (self.err_type, self.err_code, self.err_message) if s)
+            if _POLICY_RE.search(text):
+                return PolicyHit(reason=_short(self.err_message or text), code=code, status=status)
+        for reason in reasons:
+            if reason in _POLICY_FINISH:
+                detail = self.refusal[0] if self.refusal is not None else reason
+                return PolicyHit(reason=_short(detail), code=reason, status=status)
+        if self.refusal is not None:
+            return PolicyHit(reason=_short(self.refusal[0]), code=self.refusal[1], status=status)
+        return None
 
 
-def _decode(body: bytes, encoding: str | None) -> bytes | None:
-    enc = (encoding or "").strip().lower()
-    if not enc or enc == "identity":
-        return body
-    if enc in ("gzip", "x-gzip"):
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    if enc == "deflate":
+# --- bodies ----------------------------------------------------------------------------
+
+
+def _decode(body: bytes, encoding: str, whole: bool) -> tuple[bytes | None, bool]:
+    """Undo ``content-encoding``. Returns (bytes or None, whether they are the whole body).
+
+    A cut body cannot be decompressed past the cut, but its head can: that
+    is where a stream's model and id are.
+    """
+    data = body
+    codings = [c.strip() for c in encoding.lower().split(",") if c.strip() and c.strip() != "identity"]
+    for i, coding in enumerate(reversed(codings)):
+        if coding in ("gzip", "x-gzip", "deflate"):
+            data, whole = _inflate(data, coding, whole)
+            if i + 1 < len(codings) and not whole:
+                return None, False  # a cut inner layer cannot feed the outer one
+        elif coding == "br" and whole:
+            try:
+                import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            except ImportError:
+                return None, whole
+            try:
+                out = brotli.decompress(data)
+            except Exception:  # brotli.error is not a subclass of anything useful
+                return None, whole
+            data = bytes(out)[:_MAX_DECODED]
+        else:
+            return None, whole
+    return data, whole
+
+
+def _inflate(data: bytes, coding: str, whole: bool) -> tuple[bytes, bool]:
+    if coding == "deflate" and data[:1] and (data[0] & 0x0F) != 8:
+        wbits = -zlib.MAX_WBITS  # raw deflate, as some servers send it
+    else:
+        wbits = (16 + zlib.MAX_WBITS) if coding != "deflate" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    out: list[bytes] = []
+    size = 0
+    for start in range(0, len(data), _DECODE_STEP):
         try:
-            return zlib.decompress(body)
+            piece = inflater.decompress(data[start : start + _DECODE_STEP], _MAX_DECODED - size)
         except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)
-    if enc == "br":
-        try:
-            import brotli  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-        result: bytes = brotli.decompress(body)
-        return result
-    return None
+            return b"".join(out), False
+        out.append(piece)
+        size += len(piece)
+        if inflater.unconsumed_tail or size >= _MAX_DECODED:
+            return b"".join(out), False
+        if inflater.eof:
+            break
+    return b"".join(out), whole and inflater.eof
 
 
-def _parse_sse(body: bytes, acc: dict[str, Any]) -> None:
+def _sniff(body: bytes, content_type: str | None) -> str:
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    head = body[:64].lstrip()
+    if head.startswith((b"data:", b"event:", b": ")) or "event-stream" in ctype:
+        return "sse"
+    if "json" in ctype or head[:1] in (b"{", b"["):
+        return "json"
+    return "other"
+
+
+def _parse_sse(body: bytes, acc: _Acc) -> None:
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data: list[bytes] = []
     first = True
-    for raw in body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
-        if not raw.startswith(b"data:"):
+    interesting = _INTERESTING.search
+    for line in body.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[5:])
             continue
-        payload = raw[5:].strip()
-        if payload == b"[DONE]":
-            acc["_terminal"] = True
+        if line:
+            if not line.startswith(_SSE_FIELDS) and b'"usage"' in line:
+                acc.salvage(line)  # the far side of the head/tail cut
             continue
-        if not first and _INTERESTING.search(payload) is None:
+        if not data:
             continue
+        payload = data[0] if len(data) == 1 else b"\n".join(data)
+        data = []
+        first = _sse_event(payload, acc, first, interesting)
+    if data:
+        _sse_event(b"\n".join(data), acc, first, interesting)
+
+
+def _sse_event(payload: bytes, acc: _Acc, first: bool, interesting: Any) -> bool:
+    """Fold one event's data; returns whether the first event is still to come."""
+    payload = payload.strip()
+    if not payload:
+        return first
+    if payload == b"[DONE]":
+        acc.terminal = True
+        return first
+    if not first and interesting(payload) is None:
+        return first
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError):
+        acc.salvage(payload)  # an event cut by the head/tail gap, or junk
+        return first
+    if isinstance(obj, dict):
+        acc.obj(obj)
+        return False
+    return first
+
+
+def _parse_json(body: bytes, acc: _Acc, whole: bool) -> bool:
+    """Fold a JSON body; returns whether it looks complete."""
+    if whole:
         try:
-            obj = json.loads(payload)
-        except ValueError:
-            continue  # a cut or malformed event
-        if isinstance(obj, dict):
-            first = False
-            _from_object(obj, acc)
-
-
-def _policy(status: int, acc: dict[str, Any]) -> PolicyHit | None:
-    text = acc.get("_policy_text") or ""
-    if status in (403, 451) or (status >= 400 and _POLICY_RE.search(text)):
-        return PolicyHit(reason=acc.get("_message") or f"HTTP {status}", code=acc.get("_code"), status=status)
-    for reason in acc.get("finish_reasons", ()):
-        if reason in _POLICY_FINISH:
-            return PolicyHit(reason=reason, code=reason, status=status)
-    if text and _POLICY_RE.search(text):  # an error event inside a 200 stream
-        return PolicyHit(reason=acc.get("_message") or "refused", code=acc.get("_code"), status=status)
-    return None
+            obj = json.loads(body)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if isinstance(obj, dict):
+                acc.obj(obj)
+            return True
+    # Cut or broken: pick out what regexes can still find. Embedding and large
+    # completion bodies put model and usage at the end, in the kept tail.
+    head = body[:4096]
+    if acc.response_id is None and head.lstrip().startswith(b"{"):
+        match = _ID_RE.search(head)
+        acc.response_id = _json_str(match.group(1)) if match else None
+    match = _MODEL_RE.search(body)
+    if match is not None:
+        acc.model = _json_str(match.group(1))
+    err = _ERROR_RE.search(body)
+    if err is not None:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(body[err.end() : err.end() + 8192].decode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            obj = None
+        if obj is not None:
+            acc.error(obj)
+    acc.salvage(body)
+    return body.rstrip().endswith((b"}", b"]"))
 
 
 def parse_response(
@@ -280,54 +655,71 @@ def parse_response(
     path: str = "",
     whole: bool = True,
 ) -> ParsedResponse:
-    """Read what a gateway response body says. Never raises.
+    """Read what a gateway response body says about the call. Never raises.
 
     Args:
-        body: The body bytes as kept by the watcher (possibly head + tail).
+        body: The body bytes as kept by the watcher: whole, or head and tail
+            joined by ``b"\\n\\n"``.
         status_code: The HTTP status.
-        content_type: The response ``content-type``.
-        content_encoding: The response ``content-encoding``; only whole bodies are decoded.
-        path: The request path (for format hints).
+        content_type: The response ``content-type`` (the body is sniffed when
+            it is missing or unusual).
+        content_encoding: The response ``content-encoding``; gzip and deflate
+            are decoded (a cut body only up to the cut), ``br`` when the
+            ``brotli`` package is installed.
+        path: The request path (unused today; kept for format hints).
         whole: Whether ``body`` is the complete body.
+
+    Returns:
+        The parsed fields; on unreadable input, an empty result (still with a
+        policy hit for HTTP 403/451).
+
+    Examples:
+        >>> r = parse_response(
+        ...     b'{"id": "c1", "object": "chat.completion", "model": "gpt-4o-mini", "choices": [],'
+        ...     b' "usage": {"prompt_tokens": 12, "completion_tokens": 3}}',
+        ...     status_code=200, content_type="application/json")
+        >>> r.response_model, r.input_tokens, r.output_tokens
+        ('gpt-4o-mini', 12, 3)
     """
     try:
         return _parse(body, status_code, content_type, content_encoding, whole)
     except Exception:
-        # Defensive: any shape not foreseen above reads as "nothing known".
-        return ParsedResponse(
-            policy=PolicyHit(f"HTTP {status_code}", None, status_code) if status_code in (403, 451) else None
-        )
+        # A shape nothing above foresaw reads as "nothing known"; log once, it is our bug.
+        if not _internal_error_logged:
+            _internal_error_logged.append(True)
+            _log.warning("alephant_otel: could not parse a gateway response body", exc_info=True)
+        else:
+            _log.debug("alephant_otel: could not parse a gateway response body", exc_info=True)
+        try:
+            status = int(status_code)
+        except Exception:
+            status = 0
+        hit = PolicyHit(f"HTTP {status}", None, status) if status in (403, 451) else None
+        return ParsedResponse(policy=hit)
 
 
 def _parse(
     body: bytes, status: int, content_type: str | None, content_encoding: str | None, whole: bool
 ) -> ParsedResponse:
-    acc: dict[str, Any] = {}
-    ctype = (content_type or "").split(";", 1)[0].strip().lower()
-    decoded: bytes | None = body
+    status = int(status)
+    acc = _Acc()
+    raw = body if isinstance(body, bytes) else bytes(body or b"")
+    data: bytes | None = raw
+    readable_to_end = True
     if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
-        decoded = _decode(body, content_encoding) if whole else None
-    is_stream = ctype == "text/event-stream"
-    is_json = ctype == "application/json" or ctype.endswith("+json")
-    if decoded is not None:
-        if is_stream:
-            _parse_sse(decoded, acc)
-        elif len(decoded) <= _MAX_JSON_BYTES and whole:
-            try:
-                obj = json.loads(decoded)
-            except ValueError:
-                obj = None
-            if isinstance(obj, dict):
-                _from_object(obj, acc)
-    fields = {
-        k: v
-        for k, v in acc.items()
-        if not k.startswith("_") and k in ParsedResponse.__dataclass_fields__ and k != "policy"
-    }
-    result = ParsedResponse(**fields)
-    policy = _policy(status, acc)
-    # A stream is complete when its terminal event arrived; a JSON body when it parsed.
-    complete = bool(acc.get("_terminal")) if is_stream or (is_json and status < 400) else True
-    if policy is not None or not complete:
-        result = replace(result, policy=policy, complete=complete)
-    return result
+        if not whole:
+            # Compressed data cannot be read past the watcher's cut: only the head
+            # is decoded, and whether the stream ended properly is unknown.
+            readable_to_end = False
+        data, whole = _decode(raw, content_encoding, whole)
+    kind = _sniff(data, content_type) if data is not None else "other"
+    complete = True
+    if data is not None and kind == "sse":
+        _parse_sse(data, acc)
+        complete = acc.terminal or not readable_to_end
+    elif data is not None and kind == "json":
+        looks_whole = _parse_json(data, acc, whole)
+        complete = looks_whole or not readable_to_end
+    if status >= 400:
+        complete = True  # an error answer is complete in what it says
+    return acc.result(status, complete)

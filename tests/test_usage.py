@@ -1,0 +1,732 @@
+"""Response parsing: every supported body shape, cut and broken bodies, policy detection.
+
+Payloads are validated against the installed OpenAI and Anthropic SDK types
+(``sdk(...)``), so their shapes are the ones the real APIs send.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import zlib
+from typing import Any
+
+import pytest
+from anthropic import types as at
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openai import types as ot
+from openai.types import chat as oc
+from openai.types import responses as orsp
+
+from alephant_otel._usage import (
+    ParsedResponse,
+    PolicyHit,
+    operation_for_path,
+    parse_response,
+    provider_for,
+    request_model,
+)
+
+#: Examples per property test; the slow-marked variants run SLOW_EXAMPLES.
+EXAMPLES = 300
+SLOW_EXAMPLES = 10_000
+
+SSE = "text/event-stream"
+JSON = "application/json"
+HEAD, TAIL, WHOLE_LIMIT = 64 << 10, 256 << 10, 1 << 20
+
+
+def sdk(model: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the API sends it, after checking it against the SDK type."""
+    return model.model_validate(payload).model_dump(mode="json")
+
+
+def sse(events: list[dict[str, Any]], *, done: bool = False, named: bool = False, nl: str = "\n") -> bytes:
+    out = []
+    for e in events:
+        if named:
+            out.append(f"event: {e['type']}{nl}")
+        out.append(f"data: {json.dumps(e)}{nl}{nl}")
+    if done:
+        out.append(f"data: [DONE]{nl}{nl}")
+    return "".join(out).encode()
+
+
+def watcher_view(body: bytes, head_cut: int = HEAD, tail_cut: int = TAIL) -> tuple[bytes, bool]:
+    """What the body watcher hands over: the whole body, or head + b"\\n\\n" + tail."""
+    if len(body) <= WHOLE_LIMIT:
+        return body, True
+    return body[:head_cut] + b"\n\n" + body[-tail_cut:], False
+
+
+def parse(body: bytes, status: int = 200, ctype: str | None = JSON, **kw: Any) -> ParsedResponse:
+    return parse_response(body, status_code=status, content_type=ctype, **kw)
+
+
+# --- payload builders -----------------------------------------------------------------------
+
+CHAT_MODEL = "gpt-4o-mini-2024-07-18"
+
+
+def chat_completion(*, finish: str = "stop", refusal: str | None = None, n: int = 1) -> dict[str, Any]:
+    return sdk(oc.ChatCompletion, {
+        "id": "chatcmpl-AbC123", "object": "chat.completion", "created": 1_730_000_000, "model": CHAT_MODEL,
+        "system_fingerprint": "fp_1", "service_tier": "default",
+        "choices": [{"index": i, "finish_reason": finish, "logprobs": None,
+                     "message": {"role": "assistant", "content": None if refusal else "Refund sent.",
+                                 "refusal": refusal}} for i in range(n)],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280,
+                  "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 100, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 64, "audio_tokens": 0,
+                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+    })
+
+
+def chat_chunk(*, content: str | None = None, finish: str | None = None, index: int = 0,
+               usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    choices = [] if usage else [{"index": index, "delta": {"content": content}, "finish_reason": finish,
+                                 "logprobs": None}]
+    return sdk(oc.ChatCompletionChunk, {
+        "id": "chatcmpl-S1", "object": "chat.completion.chunk", "created": 1_730_000_000, "model": CHAT_MODEL,
+        "system_fingerprint": "fp_1", "choices": choices, "usage": usage,
+    })
+
+
+CHUNK_USAGE = {"prompt_tokens": 50, "completion_tokens": 900, "total_tokens": 950,
+               "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+def chat_stream(n_deltas: int, *, usage: bool = True, text: str = "token ") -> bytes:
+    events = [chat_chunk(content="")]
+    events += [chat_chunk(content=text) for _ in range(n_deltas)]
+    events.append(chat_chunk(finish="stop"))
+    if usage:
+        events.append(chat_chunk(usage=CHUNK_USAGE))
+    return sse(events, done=True)
+
+
+def response_obj(*, status: str = "completed", text: str = "Case summarised.", usage: bool = True,
+                 incomplete: str | None = None, error: dict[str, Any] | None = None,
+                 refusal: str | None = None) -> dict[str, Any]:
+    content = ([{"type": "refusal", "refusal": refusal}] if refusal
+               else [{"type": "output_text", "text": text, "annotations": []}])
+    return sdk(orsp.Response, {
+        "id": "resp_67ccd2bed1ec8190", "object": "response", "created_at": 1_741_476_542, "status": status,
+        "model": "gpt-4o-mini-2024-07-18", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "error": error, "incomplete_details": {"reason": incomplete} if incomplete else None,
+        "output": [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                    "content": content}] if status != "in_progress" else [],
+        "usage": {"input_tokens": 2000, "input_tokens_details": {"cached_tokens": 1500, "cache_write_tokens": 200},
+                  "output_tokens": 300, "output_tokens_details": {"reasoning_tokens": 128},
+                  "total_tokens": 2300} if usage else None,
+    })
+
+
+def responses_stream(n_deltas: int, *, terminal: str = "response.completed", **kw: Any) -> bytes:
+    events: list[dict[str, Any]] = [sdk(orsp.ResponseCreatedEvent, {
+        "type": "response.created", "sequence_number": 0,
+        "response": response_obj(status="in_progress", usage=False)})]
+    events += [sdk(orsp.ResponseTextDeltaEvent, {
+        "type": "response.output_text.delta", "sequence_number": i + 1, "item_id": "msg_1", "output_index": 0,
+        "content_index": 0, "delta": "word ", "logprobs": []}) for i in range(n_deltas)]
+    final_type = {"response.completed": orsp.ResponseCompletedEvent,
+                  "response.incomplete": orsp.ResponseIncompleteEvent,
+                  "response.failed": orsp.ResponseFailedEvent}[terminal]
+    status = {"response.completed": "completed", "response.incomplete": "incomplete",
+              "response.failed": "failed"}[terminal]
+    events.append(sdk(final_type, {"type": terminal, "sequence_number": n_deltas + 1,
+                                   "response": response_obj(status=status, **kw)}))
+    return sse(events, named=True)
+
+
+ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+ANTHROPIC_USAGE = {"input_tokens": 30, "cache_read_input_tokens": 2000, "cache_creation_input_tokens": 500,
+                   "output_tokens": 1}
+
+
+def anthropic_message(*, stop: str = "end_turn", stop_details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return sdk(at.Message, {
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": ANTHROPIC_MODEL,
+        "content": [{"type": "text", "text": "Your refund is on its way."}], "stop_reason": stop,
+        "stop_sequence": None, "stop_details": stop_details,
+        "usage": {**ANTHROPIC_USAGE, "output_tokens": 42,
+                  "output_tokens_details": {"thinking_tokens": 12}},
+    })
+
+
+def anthropic_stream(n_deltas: int, *, stop: str = "end_turn", stop_details: dict[str, Any] | None = None,
+                     final_usage: dict[str, Any] | None = None, end: bool = True) -> bytes:
+    message = sdk(at.Message, {
+        "id": "msg_01Stream", "type": "message", "role": "assistant", "model": ANTHROPIC_MODEL, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": ANTHROPIC_USAGE})
+    events = [sdk(at.RawMessageStartEvent, {"type": "message_start", "message": message}),
+              sdk(at.RawContentBlockStartEvent, {"type": "content_block_start", "index": 0,
+                                                 "content_block": {"type": "text", "text": ""}})]
+    events += [sdk(at.RawContentBlockDeltaEvent, {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": "text_delta", "text": "Hello "}})
+               for _ in range(n_deltas)]
+    events.append(sdk(at.RawContentBlockStopEvent, {"type": "content_block_stop", "index": 0}))
+    events.append(sdk(at.RawMessageDeltaEvent, {
+        "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None, "stop_details": stop_details},
+        "usage": final_usage or {"output_tokens": 15}}))
+    if end:
+        events.append(sdk(at.RawMessageStopEvent, {"type": "message_stop"}))
+    body = sse(events, named=True)
+    # Anthropic interleaves pings.
+    return b"event: ping\ndata: {\"type\": \"ping\"}\n\n" + body
+
+
+# --- request side ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "op"), [
+    ("/v1/chat/completions", "chat"),
+    ("/v1/responses", "chat"),
+    ("/v1/messages", "chat"),
+    ("/v1/completions", "text_completion"),
+    ("/v1/embeddings", "embeddings"),
+    ("/gateway/openai/v1/chat/completions", "chat"),
+    ("/v1/chat/completions/", "chat"),
+    ("/v1/chat/completions?api-version=1", "chat"),
+    ("/v1/models", None),
+    ("/v1/messages/count_tokens", None),
+    ("/v1/files", None),
+    ("/chat/completions", None),
+    ("", None),
+    ("/", None),
+])
+def test_operation_for_path(path: str, op: str | None) -> None:
+    assert operation_for_path(path) == op
+
+
+@pytest.mark.parametrize(("model", "path", "provider"), [
+    ("openai/gpt-4o", "/v1/chat/completions", "openai"),
+    ("Anthropic/claude-3-5-haiku-latest", "/v1/chat/completions", "anthropic"),
+    ("claude-3-5-haiku-latest", "/v1/messages", "anthropic"),
+    ("gpt-4o-mini", "/v1/responses", "openai"),
+    (None, "/v1/embeddings", "openai"),
+    (None, "/v1/models", None),
+    ("/leading-slash", "/v1/files", None),
+])
+def test_provider_for(model: str | None, path: str, provider: str | None) -> None:
+    assert provider_for(model, path) == provider
+
+
+def test_request_model_from_sdk_shaped_bodies() -> None:
+    assert request_model(b'{"model":"openai/gpt-4o-mini","messages":[]}') == "openai/gpt-4o-mini"
+    assert request_model(b'{"messages": [], "model" : "a\\/b\\u00e9"}') == "a/b\u00e9"
+    assert request_model(b'{"messages": []}') is None
+    assert request_model(b'{"model": 4}') is None
+    assert request_model(b'{"model": ""}') is None
+    assert request_model(None) is None
+    assert request_model(b"") is None
+    assert request_model(b"\xff\xfe\x00 junk \"model\": \"\xff\"") is None
+    # A nested "model" key (a tool call's input) does not win over the top-level one.
+    nested = {"messages": [{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t1", "name": "pick", "input": {"model": "inner"}}]}], "model": "outer"}
+    assert request_model(json.dumps(nested).encode()) == "outer"
+    assert request_model(json.dumps({"model": "outer", **nested, "model2": 1}).encode()) == "outer"
+
+
+def test_request_model_does_not_parse_a_huge_prompt() -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * 5_000_000}],
+                       "model": "openai/gpt-4o-mini"}).encode()
+    start = time.perf_counter()
+    assert request_model(body) == "openai/gpt-4o-mini"
+    # One regex pass; json.loads of 5 MB would take far longer than this.
+    assert time.perf_counter() - start < 0.05
+    # Escaped quotes inside the prompt are not keys.
+    tricky = json.dumps({"messages": [{"role": "user", "content": '"model": "fake"'}], "model": "real"}).encode()
+    assert request_model(tricky) == "real"
+
+
+# --- OpenAI chat completions ------------------------------------------------------------------------
+
+
+def test_openai_chat_json() -> None:
+    r = parse(json.dumps(chat_completion()).encode())
+    assert r == ParsedResponse(
+        response_model=CHAT_MODEL, response_id="chatcmpl-AbC123", input_tokens=1200, output_tokens=80,
+        cache_read_input_tokens=1024, cache_creation_input_tokens=100, reasoning_output_tokens=64,
+        finish_reasons=("stop",))
+
+
+def test_openai_chat_stream_with_usage_chunk() -> None:
+    r = parse(chat_stream(20), ctype="text/event-stream; charset=utf-8")
+    assert (r.response_model, r.response_id) == (CHAT_MODEL, "chatcmpl-S1")
+    assert (r.input_tokens, r.output_tokens, r.cache_read_input_tokens) == (50, 900, 0)
+    assert r.finish_reasons == ("stop",)
+    assert r.complete
+    assert r.policy is None
+
+
+def test_openai_chat_stream_without_usage_and_with_two_choices() -> None:
+    events = [chat_chunk(content="", index=0), chat_chunk(content="", index=1),
+              chat_chunk(finish="length", index=1), chat_chunk(finish="stop", index=0)]
+    r = parse(sse(events, done=True), ctype=SSE)
+    assert r.input_tokens is None
+    assert r.output_tokens is None
+    assert r.finish_reasons == ("stop", "length")  # in choice order
+    assert r.complete
+
+
+def test_truncated_stream_is_incomplete_but_keeps_what_it_read() -> None:
+    body = chat_stream(50)
+    cut = body[: body.index(b'"finish_reason": "stop"')]
+    r = parse(cut, ctype=SSE)
+    assert not r.complete
+    assert (r.response_model, r.response_id) == (CHAT_MODEL, "chatcmpl-S1")
+    assert r.input_tokens is None
+    # An Anthropic stream that lost its message_stop is incomplete too.
+    r = parse(anthropic_stream(3, end=False), ctype=SSE)
+    assert not r.complete
+    assert r.output_tokens == 15
+
+
+def test_legacy_completions_json() -> None:
+    body = sdk(ot.Completion, {
+        "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "gpt-3.5-turbo-instruct",
+        "choices": [{"index": 0, "text": "hi", "finish_reason": "length", "logprobs": None}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}})
+    r = parse(json.dumps(body).encode())
+    assert (r.response_model, r.input_tokens, r.output_tokens, r.finish_reasons) == (
+        "gpt-3.5-turbo-instruct", 5, 7, ("length",))
+    assert r.complete
+
+
+# --- OpenAI Responses --------------------------------------------------------------------------------
+
+
+def test_responses_json() -> None:
+    r = parse(json.dumps(response_obj()).encode())
+    assert (r.response_model, r.response_id) == ("gpt-4o-mini-2024-07-18", "resp_67ccd2bed1ec8190")
+    assert (r.input_tokens, r.output_tokens) == (2000, 300)
+    assert (r.cache_read_input_tokens, r.reasoning_output_tokens) == (1500, 128)
+    assert r.cache_creation_input_tokens == 200  # OpenAI counts it inside input_tokens: not added
+    assert r.complete
+    assert r.policy is None
+
+
+def test_responses_stream_reads_the_completed_event() -> None:
+    r = parse(responses_stream(30), ctype=SSE)
+    assert r.response_id == "resp_67ccd2bed1ec8190"
+    assert (r.input_tokens, r.output_tokens, r.cache_read_input_tokens, r.reasoning_output_tokens) == (
+        2000, 300, 1500, 128)
+    assert r.complete
+
+
+def test_responses_stream_without_terminal_event_is_incomplete() -> None:
+    body = responses_stream(5)
+    cut = body[: body.index(b"event: response.completed")]
+    r = parse(cut, ctype=SSE)
+    assert not r.complete
+    assert r.response_id == "resp_67ccd2bed1ec8190"
+    assert r.input_tokens is None
+
+
+def test_responses_incomplete_for_content_filter_is_a_policy_hit() -> None:
+    r = parse(responses_stream(2, terminal="response.incomplete", incomplete="content_filter"), ctype=SSE)
+    assert r.complete
+    assert r.finish_reasons == ("content_filter",)
+    assert r.policy == PolicyHit(reason="content_filter", code="content_filter", status=200)
+
+
+def test_responses_failed_and_error_events() -> None:
+    failed = responses_stream(2, terminal="response.failed", usage=False,
+                              error={"code": "server_error", "message": "The model failed."})
+    r = parse(failed, ctype=SSE)
+    assert r.complete
+    assert r.error_type == "server_error"
+    assert r.policy is None
+    assert r.response_id == "resp_67ccd2bed1ec8190"
+    err = sdk(orsp.ResponseErrorEvent, {"type": "error", "code": "invalid_prompt", "sequence_number": 3,
+                                        "message": "Invalid prompt: flagged as potentially violating our usage policy.",
+                                        "param": None})
+    r = parse(sse([err]), ctype=SSE)
+    assert r.complete
+    assert r.error_type == "invalid_prompt"
+    assert r.policy is not None
+    assert r.policy.code == "invalid_prompt"
+    assert "usage policy" in r.policy.reason
+
+
+def test_responses_refusal_output_is_a_policy_hit() -> None:
+    r = parse(json.dumps(response_obj(refusal="I can't help with that.")).encode())
+    assert r.policy == PolicyHit(reason="I can't help with that.", code="refusal", status=200)
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+
+def embeddings(n: int, dims: int = 256) -> dict[str, Any]:
+    return sdk(ot.CreateEmbeddingResponse, {
+        "object": "list", "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": i, "embedding": [0.0123456789 * (j % 7 - 3) for j in range(dims)]}
+                 for i in range(n)],
+        "usage": {"prompt_tokens": 8 * n, "total_tokens": 8 * n}})
+
+
+def test_embeddings_json() -> None:
+    r = parse(json.dumps(embeddings(2)).encode())
+    assert (r.response_model, r.input_tokens, r.output_tokens, r.response_id) == (
+        "text-embedding-3-small", 16, None, None)
+    assert r.complete
+
+
+def test_large_embeddings_body_cut_by_the_watcher() -> None:
+    body, whole = watcher_view(json.dumps(embeddings(400)).encode())
+    assert not whole  # big enough to be cut: model and usage sit in the tail
+    r = parse(body, whole=False)
+    assert (r.response_model, r.input_tokens) == ("text-embedding-3-small", 3200)
+    assert r.complete
+    r = parse(body[:-40], whole=False)  # and the body really was cut short
+    assert not r.complete
+
+
+# --- Anthropic messages --------------------------------------------------------------------------
+
+
+def test_anthropic_json_adds_cache_tokens_to_input() -> None:
+    r = parse(json.dumps(anthropic_message()).encode())
+    assert (r.response_model, r.response_id) == (ANTHROPIC_MODEL, "msg_01XFDUDYJgAACzvnptvVoYEL")
+    assert r.input_tokens == 30 + 2000 + 500
+    assert (r.cache_read_input_tokens, r.cache_creation_input_tokens) == (2000, 500)
+    assert (r.output_tokens, r.reasoning_output_tokens) == (42, 12)
+    assert r.finish_reasons == ("end_turn",)
+    assert r.policy is None
+
+
+def test_anthropic_stream() -> None:
+    r = parse(anthropic_stream(10), ctype=SSE)
+    assert (r.response_model, r.response_id) == (ANTHROPIC_MODEL, "msg_01Stream")
+    assert r.input_tokens == 2530
+    assert r.output_tokens == 15  # the last message_delta is cumulative: not 1 + 15
+    assert r.finish_reasons == ("end_turn",)
+    assert r.complete
+
+
+def test_anthropic_stream_cumulative_delta_replaces_start_usage() -> None:
+    final = {"input_tokens": 40, "cache_read_input_tokens": 2000, "cache_creation_input_tokens": None,
+             "output_tokens": 99}
+    r = parse(anthropic_stream(1, final_usage=final), ctype=SSE)
+    assert (r.input_tokens, r.output_tokens, r.cache_creation_input_tokens) == (40 + 2000 + 500, 99, 500)
+
+
+def test_anthropic_refusal_stop_reason() -> None:
+    details = {"type": "refusal", "category": "cyber", "explanation": "This looks like malware development."}
+    r = parse(anthropic_stream(2, stop="refusal", stop_details=details), ctype=SSE)
+    assert r.policy == PolicyHit(reason="This looks like malware development.", code="refusal", status=200)
+    r = parse(json.dumps(anthropic_message(stop="refusal")).encode())
+    assert r.policy == PolicyHit(reason="refusal", code="refusal", status=200)
+
+
+# --- errors and policy -----------------------------------------------------------------------------
+
+
+def openai_error(message: str, type_: str, code: str | None) -> bytes:
+    err = sdk(ot.shared.ErrorObject, {"message": message, "type": type_, "param": None, "code": code})
+    return json.dumps({"error": err}).encode()
+
+
+def anthropic_error(type_: str, message: str) -> bytes:
+    return json.dumps(sdk(at.ErrorResponse, {"type": "error", "error": {"type": type_, "message": message},
+                                             "request_id": "req_011"})).encode()
+
+
+def test_rate_limit_auth_and_server_errors_are_not_policy_hits() -> None:
+    r = parse(openai_error("Rate limit reached for gpt-4o-mini on tokens per min (TPM).", "tokens",
+                           "rate_limit_exceeded"), status=429)
+    assert r.policy is None
+    assert r.error_type == "tokens"
+    assert r.complete
+    r = parse(anthropic_error("rate_limit_error", "Number of request tokens has exceeded your rate limit."),
+              status=429)
+    assert r.policy is None
+    assert r.error_type == "rate_limit_error"
+    r = parse(openai_error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), status=401)
+    assert r.policy is None
+    assert r.error_type == "invalid_request_error"
+    r = parse(anthropic_error("api_error", "Internal server error"), status=500)
+    assert r.policy is None
+    assert r.error_type == "api_error"
+    # Quota and outages are not interceptions, even when the message says "policy" or "guardrail".
+    budget = json.dumps({"error": {"type": "budget_exceeded", "message": "Spend limit reached per key policy"}})
+    assert parse(budget.encode(), status=429).policy is None
+    outage = json.dumps({"error": {"type": "api_error", "message": "Guardrail service unavailable"}})
+    assert parse(outage.encode(), status=503).policy is None
+    r = parse(b"<html>Bad Gateway</html>", status=502, ctype="text/html")
+    assert r == ParsedResponse()
+
+
+def test_403_and_451_are_policy_hits() -> None:
+    r = parse(anthropic_error("permission_error", "Your API key does not have permission to use this model."),
+              status=403)
+    assert r.policy == PolicyHit(reason="Your API key does not have permission to use this model.",
+                                 code="permission_error", status=403)
+    r = parse(b"", status=451, ctype=None)
+    assert r.policy == PolicyHit(reason="HTTP 451", code=None, status=451)
+
+
+def test_policy_named_in_an_error_body() -> None:
+    azure = openai_error("The response was filtered due to the prompt triggering Azure OpenAI's content "
+                         "management policy. " + "x" * 400, "invalid_request_error", "content_filter")
+    r = parse(azure, status=400)
+    assert r.policy is not None
+    assert (r.policy.code, r.policy.status) == ("content_filter", 400)
+    assert r.policy.reason.startswith("The response was filtered")
+    assert len(r.policy.reason) <= 200
+    gateway = json.dumps({"error": {"type": "guardrail_violation", "message": "PII detected in prompt"}}).encode()
+    r = parse(gateway, status=400)
+    assert r.policy == PolicyHit(reason="PII detected in prompt", code="guardrail_violation", status=400)
+    plain = openai_error("Invalid value for 'temperature'.", "invalid_request_error", None)
+    assert parse(plain, status=400).policy is None
+
+
+def test_content_filter_finish_reason_and_chat_refusal() -> None:
+    r = parse(json.dumps(chat_completion(finish="content_filter")).encode())
+    assert r.policy == PolicyHit(reason="content_filter", code="content_filter", status=200)
+    r = parse(sse([chat_chunk(content="Hi"), chat_chunk(finish="content_filter")], done=True), ctype=SSE)
+    assert r.policy is not None
+    assert r.policy.code == "content_filter"
+    r = parse(json.dumps(chat_completion(refusal="I'm sorry, I can't assist with that.")).encode())
+    assert r.policy == PolicyHit(reason="I'm sorry, I can't assist with that.", code="refusal", status=200)
+
+
+def test_anthropic_stream_error_event() -> None:
+    overloaded = (b"event: error\n"
+                  b'data: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n')
+    r = parse(anthropic_stream(2, end=False).split(b"event: message_delta")[0] + overloaded, ctype=SSE)
+    assert r.error_type == "overloaded_error"
+    assert r.policy is None
+    assert r.complete
+    assert r.input_tokens == 2530
+
+
+# --- encodings -----------------------------------------------------------------------------------
+
+
+def test_gzip_and_deflate_bodies() -> None:
+    body = json.dumps(chat_completion()).encode()
+    expected = parse(body)
+    assert parse(gzip.compress(body), content_encoding="gzip") == expected
+    assert parse(zlib.compress(body), content_encoding="deflate") == expected
+    raw = zlib.compressobj(wbits=-15)
+    assert parse(raw.compress(body) + raw.flush(), content_encoding="Deflate") == expected
+    assert parse(gzip.compress(gzip.compress(body)), content_encoding="gzip, gzip") == expected
+    stream = chat_stream(100)
+    assert parse(gzip.compress(stream), ctype=SSE, content_encoding="gzip") == parse(stream, ctype=SSE)
+
+
+def test_undecodable_encodings_give_up_quietly() -> None:
+    body = json.dumps(chat_completion()).encode()
+    assert parse(body, content_encoding="zstd") == ParsedResponse()
+    assert parse(b"not brotli", content_encoding="br") == ParsedResponse()
+    assert parse(b"not gzip at all", content_encoding="gzip").input_tokens is None
+
+
+def test_cut_gzip_stream_reads_its_head() -> None:
+    stream = chat_stream(200_000, text="".join(chr(0x4E00 + i % 500) for i in range(8)))
+    packed = gzip.compress(stream, compresslevel=1)
+    body, whole = watcher_view(packed)
+    assert not whole
+    r = parse(body, ctype=SSE, content_encoding="gzip", whole=False)
+    assert (r.response_model, r.response_id) == (CHAT_MODEL, "chatcmpl-S1")
+    assert r.complete  # unknown past the cut: not reported as truncated
+    # A whole body whose gzip stream stops early was truncated.
+    r = parse(gzip.compress(chat_stream(10))[:-30], ctype=SSE, content_encoding="gzip")
+    assert not r.complete
+    assert r.response_id == "chatcmpl-S1"
+
+
+def test_gzip_bomb_is_capped() -> None:
+    bomb = gzip.compress(b'{"model": "x", "pad": "' + b" " * (64 << 20) + b'"}')
+    assert len(bomb) < 1 << 20
+    r = parse(bomb, content_encoding="gzip")
+    assert r.response_model == "x"
+    assert not r.complete
+
+
+# --- cut streams -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 3, 17, 101])
+def test_head_tail_cut_openai_stream(shift: int) -> None:
+    # Multi-byte text so that some cuts fall inside a UTF-8 character.
+    stream = chat_stream(12_000, text="r\u00e9sum\u00e9 \u2603 ")
+    body, whole = watcher_view(stream, HEAD + shift, TAIL + shift)
+    assert not whole
+    r = parse(body, ctype=SSE, whole=False)
+    assert (r.response_model, r.response_id) == (CHAT_MODEL, "chatcmpl-S1")
+    assert (r.input_tokens, r.output_tokens) == (50, 900)
+    assert r.finish_reasons == ("stop",)
+    assert r.complete
+
+
+@pytest.mark.parametrize("nl", ["\n", "\r\n", "\r"])
+def test_head_tail_cut_anthropic_stream_any_line_ending(nl: str) -> None:
+    stream = anthropic_stream(12_000).replace(b"\n", nl.encode())
+    body, whole = watcher_view(stream)
+    assert not whole
+    r = parse(body, ctype=SSE, whole=False)
+    assert (r.response_id, r.input_tokens, r.output_tokens, r.finish_reasons, r.complete) == (
+        "msg_01Stream", 2530, 15, ("end_turn",), True)
+
+
+def test_event_cut_by_the_gap_still_yields_its_usage() -> None:
+    # A Responses stream whose final event is longer than the tail: only its end is kept.
+    stream = responses_stream(10, text="long answer " * 40_000)
+    completed = stream.rindex(b"data: ")
+    body = stream[:HEAD] + b"\n\n" + stream[completed + 1000:]
+    r = parse(body, ctype=SSE, whole=False)
+    assert r.response_id == "resp_67ccd2bed1ec8190"
+    assert (r.input_tokens, r.output_tokens, r.cache_read_input_tokens) == (2000, 300, 1500)
+
+
+def test_sse_comments_event_lines_and_multiline_data() -> None:
+    chunk = json.dumps(chat_chunk(finish="stop"))
+    usage = json.dumps(chat_chunk(usage=CHUNK_USAGE), indent=1).replace("\n", "\ndata: ")
+    body = f": ping\n\nevent: chunk\nid: 1\nretry: 10\ndata:{chunk}\n\n: keep-alive\ndata: {usage}\n\ndata: [DONE]"
+    r = parse(body.encode(), ctype=SSE)
+    assert (r.input_tokens, r.output_tokens, r.finish_reasons, r.complete) == (50, 900, ("stop",), True)
+
+
+def test_mislabelled_content_types_are_sniffed() -> None:
+    assert parse(chat_stream(3), ctype="text/plain").output_tokens == 900
+    assert parse(chat_stream(3), ctype=None).output_tokens == 900
+    assert parse(json.dumps(chat_completion()).encode(), ctype=None).output_tokens == 80
+    assert parse(json.dumps(chat_completion()).encode(), ctype="text/plain").output_tokens == 80
+
+
+# --- malformed input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"null", b"[]", b"[1, 2]", b"42", b'"str"', b"{", b"{}", b"\x00\xff\xfe" * 100,
+    b"[" * 100_000 + b"]" * 100_000, b'{"usage": ' * 50_000,
+    b'{"usage": {"prompt_tokens": 1' + b"0" * 5000 + b"}}",
+])
+def test_junk_never_raises(body: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="alephant_otel._usage"):
+        for ctype in (JSON, SSE, None):
+            for status in (200, 400, 500):
+                r = parse(body, status=status, ctype=ctype)
+                assert r.input_tokens is None
+    assert not caplog.records  # nothing reached the internal-error guard
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, 1e400, True, "12", None, [3], {"n": 1}, 2**80])
+def test_bad_token_counts_are_dropped(value: Any) -> None:
+    usage = {"prompt_tokens": value, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": value}}
+    body = json.dumps({"id": "x", "model": "m", "usage": usage}, default=str).replace("Infinity", "1e400")
+    r = parse(body.encode())
+    assert (r.input_tokens, r.cache_read_input_tokens, r.output_tokens) == (None, None, 7)
+
+
+def test_invalid_utf8_in_a_json_body_is_salvaged() -> None:
+    body = json.dumps(chat_completion()).encode().replace(b"Refund sent.", b"Refund \xff\xfe sent.")
+    r = parse(body)
+    assert (r.response_model, r.input_tokens, r.output_tokens, r.finish_reasons) == (
+        CHAT_MODEL, 1200, 80, ("stop",))
+
+
+def test_one_mebibyte_stream_parses_fast() -> None:
+    body = chat_stream(6_000, text="lorem ipsum dolor sit amet ")
+    body = body[-WHOLE_LIMIT:]
+    body = body[body.index(b"\n\n") + 2 :]  # start on an event boundary
+    assert len(body) > WHOLE_LIMIT - 1000
+    best = min(_timed(lambda: parse(body, ctype=SSE)) for _ in range(5))
+    assert best < 0.05, f"{best * 1e3:.1f} ms"
+    assert parse(body, ctype=SSE).output_tokens == 900
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# --- properties ------------------------------------------------------------------------------------
+
+
+def check(r: ParsedResponse) -> None:
+    assert isinstance(r, ParsedResponse)
+    for n in (r.input_tokens, r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens,
+              r.reasoning_output_tokens):
+        assert n is None or (type(n) is int and n >= 0)
+    assert isinstance(r.finish_reasons, tuple)
+    assert all(isinstance(f, str) for f in r.finish_reasons)
+    assert r.policy is None or (isinstance(r.policy, PolicyHit) and isinstance(r.policy.reason, str))
+    assert r.response_model is None or isinstance(r.response_model, str)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.sampled_from(["usage", "content_filter", "refusal", "message_start", "response.completed", "error"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["model", "id", "usage", "choices", "type", "error", "message", "delta", "response",
+                         "prompt_tokens", "input_tokens", "output_tokens", "completion_tokens", "finish_reason",
+                         "stop_reason", "cached_tokens", "prompt_tokens_details", "object", "code", "index",
+                         "cache_read_input_tokens", "incomplete_details", "output", "content"]) | st.text(max_size=8),
+        children, max_size=6),
+    max_leaves=30,
+)
+sse_lines = st.lists(
+    st.one_of(
+        st.builds(lambda v: "data: " + json.dumps(v), json_values),
+        st.sampled_from(["", "data: [DONE]", ": ping", "event: message_delta", "data:", "id: 3", "retry: x",
+                         'data: {"type": "message_delta", "usage": {"output_tokens": -3}}']),
+        st.text(max_size=40),
+    ),
+    max_size=25,
+).map("\n".join)
+params = st.fixed_dictionaries({
+    "status_code": st.sampled_from([200, 400, 403, 429, 451, 500]),
+    "content_type": st.sampled_from([JSON, SSE, None, "text/plain", "application/problem+json"]),
+    "content_encoding": st.sampled_from([None, "", "gzip", "deflate", "br", "identity", "bogus"]),
+    "whole": st.booleans(),
+})
+
+
+def run_property(examples: int, strategy: Any, caplog: pytest.LogCaptureFixture) -> None:
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(strategy, params)
+    def prop(body: bytes, kw: dict[str, Any]) -> None:
+        check(parse_response(body, **kw))
+        request_model(body)
+
+    with caplog.at_level(logging.DEBUG, logger="alephant_otel._usage"):
+        prop()
+    assert not caplog.records
+
+
+examples = pytest.mark.parametrize(
+    "n", [EXAMPLES, pytest.param(SLOW_EXAMPLES, marks=pytest.mark.slow)], ids=["fast", "slow"])
+
+
+@examples
+def test_arbitrary_bytes_never_raise(n: int, caplog: pytest.LogCaptureFixture) -> None:
+    run_property(n, st.binary(max_size=2000), caplog)
+
+
+@examples
+def test_arbitrary_json_never_raises(n: int, caplog: pytest.LogCaptureFixture) -> None:
+    run_property(n, json_values.map(lambda v: json.dumps(v).encode()), caplog)
+
+
+@examples
+def test_arbitrary_sse_never_raises(n: int, caplog: pytest.LogCaptureFixture) -> None:
+    crlf = st.sampled_from(["\n", "\r\n", "\r"])
+    run_property(n, st.tuples(sse_lines, crlf).map(lambda t: t[0].replace("\n", t[1]).encode()), caplog)
+
+
+@examples
+def test_arbitrary_cuts_of_real_streams_never_raise(n: int, caplog: pytest.LogCaptureFixture) -> None:
+    streams = [chat_stream(30), anthropic_stream(30), responses_stream(30),
+               json.dumps(chat_completion()).encode(), json.dumps(embeddings(3)).encode()]
+    cuts = st.tuples(st.sampled_from(streams), st.integers(0, 3000), st.integers(0, 3000)).map(
+        lambda t: t[0][: t[1]] + b"\n\n" + t[0][len(t[0]) - t[2]:])
+    run_property(n, cuts, caplog)
