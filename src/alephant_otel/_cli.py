@@ -1,0 +1,462 @@
+"""The ``alephant-otel`` command line.
+
+``alephant-otel sessions list | vitals | show SESSION_ID`` reads spans back
+(the local trace file by default; ``--source`` for a file, Tempo, Jaeger or
+Phoenix) and prints tables, a tree, or with ``--json`` a document whose
+schema is described in :mod:`alephant_otel.analytics._report`.
+
+A problem the user can act on (missing file, unreachable backend, unknown
+session, bad argument) prints one line to stderr and exits 1, never a
+traceback. Subcommands register themselves through :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from alephant_otel._version import __version__
+from alephant_otel.analytics import (
+    DEFAULT_ACTIVE_WINDOW_S,
+    SORT_KEYS,
+    STATUSES,
+    Progress,
+    Request,
+    Run,
+    Session,
+    SessionSet,
+    SourceError,
+    VitalsConfig,
+    compute_vitals,
+    filter_sessions,
+    parse_time,
+    read_sessions,
+    sort_sessions,
+)
+from alephant_otel.analytics._model import iso
+from alephant_otel.analytics._report import list_json, show_json, vitals_json
+
+__all__ = ["SUBCOMMANDS", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A problem the user can fix: printed as one line, exit status 1."""
+
+
+# --- output helpers ---------------------------------------------------------------
+
+
+def _console(stream: TextIO) -> Console:
+    # highlight=False: rich's number colouring makes ids and costs harder to read.
+    # Piped output gets a wide page instead of rich's 80 columns: truncated ids are useless.
+    width = None if stream.isatty() else 200
+    return Console(file=stream, highlight=False, soft_wrap=False, width=width)
+
+
+def _money(x: float) -> str:
+    if x == 0:
+        return "$0"
+    return f"${x:,.4f}" if x >= 0.01 else f"${x:.6f}"
+
+
+def _dur(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _when(ns: int | None) -> str:
+    text = iso(ns)
+    return text[:19].replace("T", " ") if text else "-"
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, label: str) -> Iterator[Progress | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _time(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _read(args: argparse.Namespace, session_id: str | None = None) -> SessionSet:
+    since = _time(args.since)
+    until = _time(args.until)
+    with _progress(not args.json, "reading spans") as progress:
+        result = read_sessions(
+            args.source,
+            since_ns=since,
+            until_ns=until,
+            session_id=session_id,
+            active_window_s=args.active_window,
+            progress=progress,
+        )
+    if result.corrupt:
+        sys.stderr.write(f"warning: skipped {result.corrupt} corrupt line(s) in {result.source}\n")
+    return result
+
+
+def _selected(args: argparse.Namespace, result: SessionSet) -> list[Session]:
+    sessions = filter_sessions(
+        result.sessions,
+        since_ns=_time(args.since),
+        until_ns=_time(args.until),
+        agent=args.agent,
+        path=args.path,
+        status=args.status,
+        min_cost=args.min_cost,
+    )
+    sessions = sort_sessions(sessions, args.sort)
+    return sessions[: args.limit] if args.limit else sessions
+
+
+def _dump(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+# --- sessions list ------------------------------------------------------------------
+
+_STATUS_STYLE = {"active": "cyan", "completed": "green", "intercepted": "bold red"}
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    result = _read(args)
+    sessions = _selected(args, result)
+    if args.json:
+        _dump(list_json(sessions, source=result.source, corrupt=result.corrupt, seen=len(result.sessions)))
+        return 0
+    out = _console(sys.stdout)
+    if not sessions:
+        out.print(f"no sessions match in {escape(result.source)} ({len(result.sessions)} seen)")
+        return 0
+    table = Table(title=f"sessions in {escape(result.source)}", title_justify="left")
+    for col, justify in (
+        ("session", "left"),
+        ("path", "left"),
+        ("status", "left"),
+        ("started", "left"),
+        ("duration", "right"),
+        ("agents", "left"),
+        ("runs", "right"),
+        ("requests", "right"),
+        ("retries", "right"),
+        ("tokens in/out", "right"),
+        ("cost", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for s in sessions:
+        style = _STATUS_STYLE.get(s.status, "")
+        table.add_row(
+            escape(s.session_id) + ("" if s.span_present else " [dim]*[/]"),
+            escape(s.path or "-"),
+            f"[{style}]{s.status}[/]",
+            _when(s.start_ns),
+            _dur(s.duration_s),
+            escape(", ".join(s.agents) or "-"),
+            str(sum(1 for _ in s.walk_runs())),
+            str(s.request_count),
+            str(s.retries),
+            f"{s.input_tokens:,}/{s.output_tokens:,}",
+            _money(s.cost_usd),
+        )
+    out.print(table)
+    footer = f"{len(sessions)} of {len(result.sessions)} sessions, total {_money(sum(s.cost_usd for s in sessions))}"
+    if any(not s.span_present for s in sessions):
+        footer += "  (* no session span read: rebuilt from request/run spans)"
+    out.print(footer)
+    return 0
+
+
+# --- sessions vitals ---------------------------------------------------------------
+
+
+def _cmd_vitals(args: argparse.Namespace) -> int:
+    result = _read(args)
+    sessions = _selected(args, result)
+    vitals = compute_vitals(sessions, VitalsConfig(min_peers=args.min_peers))
+    if args.json:
+        _dump(vitals_json(vitals, source=result.source, corrupt=result.corrupt, seen=len(result.sessions)))
+        return 0
+    out = _console(sys.stdout)
+    status = ", ".join(f"{v} {k}" for k, v in vitals.by_status.items())
+    out.print(
+        f"[bold]{len(sessions)} sessions[/] ({status}) in {escape(result.source)}: "
+        f"{vitals.requests} requests, {vitals.retries} retries, {vitals.errors} errors, "
+        f"{vitals.intercepted} intercepted, {vitals.input_tokens:,}/{vitals.output_tokens:,} tokens, "
+        f"{_money(vitals.cost_usd)}; latency p50 {_dur(vitals.latency_p50_s)}, p95 {_dur(vitals.latency_p95_s)}"
+    )
+    for title, groups in (("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)):
+        table = Table(title=title, title_justify="left")
+        for col in ("", "sessions", "requests", "retries", "intercepted", "tokens in/out", "cost", "share"):
+            table.add_column(col, justify="left" if not col else "right")
+        for g in groups[: args.limit or None]:
+            table.add_row(
+                escape(g.key),
+                str(g.sessions),
+                str(g.requests),
+                str(g.retries),
+                str(g.intercepted),
+                f"{g.input_tokens:,}/{g.output_tokens:,}",
+                _money(g.cost_usd),
+                f"{g.cost_usd / vitals.cost_usd:.0%}" if vitals.cost_usd else "-",
+            )
+        out.print(table)
+    flagged = vitals.flagged
+    if not flagged:
+        out.print("no outliers")
+        return 0
+    out.print(f"[bold]outliers[/] ({len(flagged)} of {len(sessions)} sessions)")
+    for sv in flagged:
+        s = sv.session
+        out.print(
+            f"  [bold]{escape(s.session_id)}[/] {escape(s.path or '-')}  {s.status}  p95 {_dur(sv.latency_p95_s)}  "
+            f"{s.retries} retries  {s.tokens:,} tok  {_money(s.cost_usd)}"
+        )
+        for f in sv.flags:
+            out.print(f"    [yellow]{f.kind}[/]: {escape(f.detail)}")
+    return 0
+
+
+# --- sessions show --------------------------------------------------------------------
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole:.0%}" if whole > 0 else "-"
+
+
+def _request_label(r: Request, total: float) -> str:
+    bits = [f"[bold]{escape(r.name or 'request')}[/]"]
+    if r.request_id:
+        bits.append(f"[dim]{escape(r.request_id)}[/]")
+    bits.append(_dur(r.latency_s))
+    bits.append(f"{r.input_tokens:,}/{r.output_tokens:,} tok")
+    bits.append(f"{_money(r.cost_usd)} ({_share(r.cost_usd, total)})")
+    if r.streaming:
+        bits.append("[cyan]stream[/]")
+    if r.retry_attempt:
+        bits.append(f"[yellow]retry {r.retry_attempt}[/]")
+    for e in r.policy_events:
+        bits.append(
+            f"[bold red]intercepted: {escape(e.reason)}[/]" + (f" [dim]({escape(e.code)})[/]" if e.code else "")
+        )
+    if r.error and not r.policy_events:
+        bits.append(f"[red]error {r.http_status or ''} {escape(r.status_message)}[/]".rstrip())
+    return "  ".join(bits)
+
+
+def _run_label(run: Run, total: float) -> str:
+    who = escape(run.name or run.agent_id or "run")
+    label = f"[bold magenta]{who}[/] [dim]{escape(run.run_id)}[/]"
+    if not run.span_present:
+        label += " [dim](no run span)[/]"
+    return (
+        f"{label}  {run.request_count} req  {_dur(run.latency_s)}  "
+        f"{run.input_tokens:,}/{run.output_tokens:,} tok  {_money(run.cost_usd)} ({_share(run.cost_usd, total)})"
+    )
+
+
+def _add_run(node: Tree, run: Run, total: float) -> None:
+    branch = node.add(_run_label(run, total))
+    # Interleave nested runs and requests in start order: that is how the session ran.
+    steps: list[tuple[int, int, Run | Request]] = [(c.start_ns, 0, c) for c in run.runs]
+    steps += [(r.start_ns, 1, r) for r in run.requests]
+    for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
+        if isinstance(step, Run):
+            _add_run(branch, step, total)
+        else:
+            branch.add(_request_label(step, total))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    result = _read(args, session_id=args.session_id)
+    s = result.get(args.session_id)
+    if s is None:
+        raise CliError(f"no session {args.session_id} in {result.source}; {len(result.sessions)} sessions seen")
+    if args.json:
+        _dump(show_json(s, source=result.source, corrupt=result.corrupt))
+        return 0
+    out = _console(sys.stdout)
+    total = s.cost_usd
+    style = _STATUS_STYLE.get(s.status, "")
+    head = f"[bold]session {escape(s.session_id)}[/]"
+    if s.name:
+        head += f" {escape(s.name)!r}"
+    if s.path:
+        head += f"  {escape(s.path)}"
+    head += (
+        f"  [{style}]{s.status}[/]  {_when(s.start_ns)}  {_dur(s.duration_s)}  "
+        f"{s.request_count} req  {s.retries} retries  {s.input_tokens:,}/{s.output_tokens:,} tok  {_money(total)}"
+    )
+    tree = Tree(head)
+    steps: list[tuple[int, int, Run | Request]] = [(r.start_ns, 0, r) for r in s.runs]
+    steps += [(r.start_ns, 1, r) for r in s.direct_requests]
+    for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
+        if isinstance(step, Run):
+            _add_run(tree, step, total)
+        else:
+            tree.add(_request_label(step, total))
+    out.print(tree)
+    notes = []
+    if not s.span_present:
+        notes.append("no session span read: rebuilt from request/run spans")
+    if s.totals_from_rollup:
+        notes.append("no request spans read: totals from the session span's roll-up")
+    elif s.rollup_matches is False:
+        notes.append("the session span's roll-up differs from the request spans (other processes or sampling)")
+    for note in notes:
+        out.print(f"[dim]note: {note}[/]")
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--source",
+        help="trace file path, tempo+http(s)://host:port, jaeger+http(s)://host:port or "
+        "phoenix+http(s)://host:port[?project=NAME] (default: $ALEPHANT_TRACE_FILE or the local trace file)",
+    )
+    common.add_argument("--json", action="store_true", help="print a JSON document (stable schema) instead of tables")
+    common.add_argument("--since", help="only sessions active after this time: ISO time or 30m, 1h, 2d, 1w ago")
+    common.add_argument("--until", help="only sessions started before this time: ISO time or 30m, 1h, 2d ago")
+    common.add_argument("--agent", help="only sessions in which this agent id ran")
+    common.add_argument("--path", help="only sessions on this path (or below it)")
+    common.add_argument("--status", choices=STATUSES, help="only sessions with this status")
+    common.add_argument("--min-cost", type=float, metavar="USD", help="only sessions costing at least this")
+    common.add_argument("--sort", choices=tuple(SORT_KEYS), default="started", help="order, largest first")
+    common.add_argument("--limit", type=_positive_int, default=0, help="show at most this many sessions (0: all)")
+    common.add_argument(
+        "--active-window",
+        type=float,
+        default=DEFAULT_ACTIVE_WINDOW_S,
+        metavar="SECONDS",
+        help="a session without an ended session span is active if it had activity this recently "
+        f"(default {DEFAULT_ACTIVE_WINDOW_S:.0f})",
+    )
+    return common
+
+
+def _register_sessions(subparsers: Any) -> None:
+    common = _common()
+    sessions = subparsers.add_parser(
+        "sessions",
+        help="rebuild sessions, costs and vitals from exported spans",
+        description="Rebuild sessions (runs, requests, cost, tokens, latency, retries, policy events) from spans.",
+    )
+    verbs = sessions.add_subparsers(dest="verb", metavar="{list,vitals,show}")
+    verbs.required = True
+    p = verbs.add_parser("list", parents=[common], help="one row per session")
+    p.set_defaults(handler=_cmd_list)
+    p = verbs.add_parser("vitals", parents=[common], help="totals, cost by agent and path, outliers")
+    p.add_argument("--min-peers", type=_positive_int, default=3, help="sessions needed before flagging outliers")
+    p.set_defaults(handler=_cmd_vitals)
+    p = verbs.add_parser("show", parents=[common], help="one session as a tree of runs and requests")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.set_defaults(handler=_cmd_show)
+
+
+def _register_demo(subparsers: Any) -> None:
+    # Imported here: the demo pulls in the SDK setup and the emulator, which
+    # `sessions` never needs.
+    from alephant_otel._demo import register_demo
+
+    register_demo(subparsers)
+
+
+#: Each entry adds one top-level subcommand and sets ``handler`` on its parser
+#: (``handler(args) -> exit status``).
+SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alephant-otel",
+        description="Alephant OpenTelemetry bridge: read back sessions, runs, costs and vitals.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 a problem the user can fix, 2 bad usage).
+
+    Examples:
+        >>> main(["sessions", "list", "--source", "traces.jsonl", "--json"])  # doctest: +SKIP
+        0
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (CliError, SourceError) as exc:
+        sys.stderr.write(f"alephant-otel: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("alephant-otel: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # `alephant-otel sessions list | head`: stop quietly.
+        with contextlib.suppress(OSError):
+            sys.stdout.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Turning each backend's span JSON into :class:`SpanRecord`.
+
+Two entry points share one attribute table:
+
+- :func:`records_from_otlp` for OTLP/JSON ``resourceSpans`` (the local trace
+  file, the Collector's ``file`` exporter, Tempo's trace-by-id). It is the hot
+  path of ``sessions list`` over a big file, so it looks attributes up in one
+  dict and touches nothing else.
+- :func:`record_from_flat` for backends that already flattened attributes
+  into plain values (Jaeger tags, Phoenix ``attributes``).
+
+OTLP/JSON writes trace and span ids as hex, but some producers (Tempo's
+trace-by-id, protobuf's generic JSON printer) write base64: both are read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from alephant_otel import _names as n
+from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord
+
+__all__ = ["normalize_id", "record_from_flat", "records_from_otlp"]
+
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def normalize_id(raw: object) -> str:
+    """A trace or span id as lower-case hex, whether it came as hex or base64."""
+    if not isinstance(raw, str) or not raw:
+        return ""
+    if (len(raw) in (32, 16)) and _HEX.issuperset(raw):
+        return raw.lower()
+    try:
+        return base64.b64decode(raw, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return raw.lower()
+
+
+# --- value coercion (OTLP AnyValue dicts and plain values) -------------------
+
+
+def _plain(v: Mapping[str, Any]) -> Any:
+    """The Python value inside an OTLP ``AnyValue``."""
+    for key, x in v.items():
+        if key == "stringValue":
+            return x
+        if key == "intValue":
+            try:
+                return int(x)
+            except (TypeError, ValueError):
+                return None
+        if key == "doubleValue":
+            try:
+                return float(x)
+            except (TypeError, ValueError):
+                return None
+        if key == "boolValue":
+            return x
+        if key == "arrayValue":
+            return [_plain(e) for e in (x or {}).get("values", ()) if isinstance(e, dict)]
+    return None
+
+
+def _as_str(x: Any) -> str | None:
+    if x is None or isinstance(x, str):
+        return x
+    return str(x)
+
+
+def _as_int(x: Any) -> int | None:
+    if isinstance(x, bool):
+        return int(x)
+    if isinstance(x, int):
+        return x
+    try:
+        return int(float(x))
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(x: Any) -> float | None:
+    if isinstance(x, float):
+        return x
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_bool(x: Any) -> bool:
+    if isinstance(x, str):
+        return x.lower() == "true"
+    return bool(x)
+
+
+# Attribute key -> (record slot, coercion). The gen_ai aliases come after the
+# alephant names so that ``_fill`` never lets an alias overwrite them.
+_SPEC: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
+    n.ATTR_SPAN_KIND: ("kind", _as_str),
+    n.ATTR_SESSION_ID: ("session_id", _as_str),
+    n.ATTR_SESSION_NAME: ("session_name", _as_str),
+    n.ATTR_SESSION_PATH: ("session_path", _as_str),
+    n.ATTR_AGENT_ID: ("agent_id", _as_str),
+    n.ATTR_RUN_ID: ("run_id", _as_str),
+    n.ATTR_RUN_PARENT_ID: ("run_parent_id", _as_str),
+    n.ATTR_REQUEST_ID: ("request_id", _as_str),
+    n.GEN_AI_OPERATION_NAME: ("operation", _as_str),
+    n.GEN_AI_PROVIDER_NAME: ("provider", _as_str),
+    n.GEN_AI_REQUEST_MODEL: ("request_model", _as_str),
+    n.GEN_AI_RESPONSE_MODEL: ("response_model", _as_str),
+    n.GEN_AI_USAGE_INPUT_TOKENS: ("input_tokens", _as_int),
+    n.GEN_AI_USAGE_OUTPUT_TOKENS: ("output_tokens", _as_int),
+    n.ATTR_COST_USD: ("cost_usd", _as_float),
+    n.ATTR_COST_SOURCE: ("cost_source", _as_str),
+    n.ATTR_RETRY_ATTEMPT: ("retry_attempt", _as_int),
+    n.ATTR_INTERCEPTED: ("intercepted", _as_bool),
+    n.ATTR_STREAMING: ("streaming", _as_bool),
+    "http.response.status_code": ("http_status", _as_int),
+}
+# Aliases fill a slot only when the alephant name did not.
+_ALIASES: Final[dict[str, str]] = {
+    n.GEN_AI_CONVERSATION_ID: "session_id",
+    n.GEN_AI_AGENT_ID: "agent_id",
+}
+_ROLLUP: Final[dict[str, str]] = {
+    n.ATTR_TOTAL_REQUESTS: "requests",
+    n.ATTR_TOTAL_RETRIES: "retries",
+    n.ATTR_TOTAL_INTERCEPTED: "intercepted",
+    n.ATTR_TOTAL_COST_USD: "cost_usd",
+    n.ATTR_TOTAL_INPUT_TOKENS: "input_tokens",
+    n.ATTR_TOTAL_OUTPUT_TOKENS: "output_tokens",
+}
+_ERROR_CODES: Final = frozenset((2, "2", "STATUS_CODE_ERROR", "ERROR"))
+
+
+def _rollup(values: Mapping[str, Any]) -> Rollup:
+    return Rollup(
+        requests=_as_int(values.get("requests")) or 0,
+        retries=_as_int(values.get("retries")) or 0,
+        intercepted=_as_int(values.get("intercepted")) or 0,
+        cost_usd=_as_float(values.get("cost_usd")) or 0.0,
+        input_tokens=_as_int(values.get("input_tokens")) or 0,
+        output_tokens=_as_int(values.get("output_tokens")) or 0,
+    )
+
+
+def _policy(attrs: Mapping[str, Any]) -> PolicyEvent:
+    return PolicyEvent(
+        reason=_as_str(attrs.get(n.EVENT_POLICY_REASON)) or "",
+        code=_as_str(attrs.get(n.EVENT_POLICY_CODE)) or "",
+        status=_as_int(attrs.get(n.EVENT_POLICY_STATUS)),
+    )
+
+
+def _finish(rec: SpanRecord) -> None:
+    """Infer the kind of spans written without ``alephant.span.kind``."""
+    if rec.kind is not None or rec.session_id is None:
+        return
+    if rec.name == n.SESSION_SPAN_NAME:
+        rec.kind = n.SPAN_KIND_SESSION
+    elif rec.name.startswith(n.RUN_SPAN_PREFIX) and rec.run_id is not None:
+        rec.kind = n.SPAN_KIND_RUN
+    elif rec.request_id is not None or rec.input_tokens is not None or rec.cost_usd is not None:
+        rec.kind = n.SPAN_KIND_REQUEST
+
+
+# --- OTLP/JSON ------------------------------------------------------------------
+
+
+def _scope_spans(rs: Mapping[str, Any]) -> Iterable[Any]:
+    ss = rs.get("scopeSpans")
+    if ss is None:
+        ss = rs.get("instrumentationLibrarySpans") or rs.get("scope_spans") or ()
+    return ss
+
+
+def _service(rs: Mapping[str, Any]) -> str | None:
+    resource = rs.get("resource")
+    if not isinstance(resource, dict):
+        return None
+    for kv in resource.get("attributes") or ():
+        if kv.get("key") == "service.name":
+            return _as_str(_plain(kv.get("value") or {}))
+    return None
+
+
+def records_from_otlp(resource_spans: Iterable[Any]) -> Iterator[SpanRecord]:
+    """Every span in OTLP/JSON ``resourceSpans`` as a :class:`SpanRecord`.
+
+    Raises:
+        KeyError, TypeError, ValueError, AttributeError: The JSON is not
+            OTLP; the caller counts the line as corrupt.
+    """
+    spec = _SPEC
+    aliases = _ALIASES
+    rollup_keys = _ROLLUP
+    for rs in resource_spans:
+        service = _service(rs)
+        for ss in _scope_spans(rs):
+            for sp in ss.get("spans") or ():
+                tid = sp.get("traceId", "")
+                sid = sp.get("spanId", "")
+                pid = sp.get("parentSpanId") or None
+                if len(tid) != 32:
+                    tid = normalize_id(tid)
+                if len(sid) != 16:
+                    sid = normalize_id(sid)
+                if pid is not None and len(pid) != 16:
+                    pid = normalize_id(pid) or None
+                rec = SpanRecord(tid, sid, pid, sp.get("name") or "")
+                rec.start_ns = int(sp.get("startTimeUnixNano") or 0)
+                rec.end_ns = int(sp.get("endTimeUnixNano") or 0)
+                rec.service = service
+                status = sp.get("status")
+                if status:
+                    if status.get("code") in _ERROR_CODES:
+                        rec.error = True
+                    rec.status_message = status.get("message") or ""
+                rollup: dict[str, Any] | None = None
+                alias: dict[str, Any] | None = None
+                for kv in sp.get("attributes") or ():
+                    key = kv["key"]
+                    s = spec.get(key)
+                    if s is not None:
+                        v = kv["value"]
+                        x = v.get("stringValue")
+                        setattr(rec, s[0], s[1](_plain(v) if x is None else x))
+                    elif key in rollup_keys:
+                        if rollup is None:
+                            rollup = {}
+                        rollup[rollup_keys[key]] = _plain(kv["value"])
+                    elif key in aliases:
+                        if alias is None:
+                            alias = {}
+                        alias[aliases[key]] = _as_str(_plain(kv["value"]))
+                if alias:
+                    for slot, value in alias.items():
+                        if getattr(rec, slot) is None:
+                            setattr(rec, slot, value)
+                if rollup is not None:
+                    rec.rollup = _rollup(rollup)
+                events = sp.get("events")
+                if events:
+                    policies = [
+                        _policy({kv["key"]: _plain(kv["value"]) for kv in ev.get("attributes") or ()})
+                        for ev in events
+                        if ev.get("name") == n.EVENT_POLICY
+                    ]
+                    if policies:
+                        rec.policy_events = tuple(policies)
+                        rec.intercepted = True
+                if rec.retry_attempt is None:
+                    rec.retry_attempt = 0
+                _finish(rec)
+                yield rec
+
+
+# --- already-flat attributes (Jaeger, Phoenix) -------------------------------
+
+
+def record_from_flat(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str | None,
+    name: str,
+    start_ns: int,
+    end_ns: int,
+    error: bool,
+    status_message: str,
+    attributes: Mapping[str, Any],
+    events: Iterable[tuple[str, Mapping[str, Any]]] = (),
+    service: str | None = None,
+) -> SpanRecord:
+    """A :class:`SpanRecord` from plain values (attribute name -> value)."""
+    rec = SpanRecord(normalize_id(trace_id), normalize_id(span_id), normalize_id(parent_span_id) or None, name)
+    rec.start_ns = start_ns
+    rec.end_ns = end_ns
+    rec.error = error
+    rec.status_message = status_message
+    rec.service = service
+    rollup: dict[str, Any] = {}
+    for key, value in attributes.items():
+        s = _SPEC.get(key)
+        if s is not None:
+            setattr(rec, s[0], s[1](value))
+        elif key in _ROLLUP:
+            rollup[_ROLLUP[key]] = value
+    for key, slot in _ALIASES.items():
+        if getattr(rec, slot) is None and key in attributes:
+            setattr(rec, slot, _as_str(attributes[key]))
+    if rollup:
+        rec.rollup = _rollup(rollup)
+    policies = [_policy(attrs) for ev_name, attrs in events if ev_name == n.EVENT_POLICY]
+    if policies:
+        rec.policy_events = tuple(policies)
+        rec.intercepted = True
+    if rec.retry_attempt is None:
+        rec.retry_attempt = 0
+    _finish(rec)
+    return rec

@@ -1,0 +1,306 @@
+"""Rebuilding session → runs → requests from a stream of span records.
+
+Spans arrive in any order and any subset: the session span may live in
+another process, still be running, or be sampled out; a run span may be
+missing while its requests are present. So the tree is built from ids first
+(every span in a session carries ``alephant.session.id`` and, inside a run,
+``alephant.run.id``; nested runs carry ``alephant.run.parent_id``) and from
+parent links only where an id is missing.
+
+:class:`SessionBuilder` is fed one record at a time and keeps only a
+:class:`Request` per request span plus the few session/run spans, so reading
+a large file holds one small object per request, not the span JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from alephant_otel import _names as n
+from alephant_otel.analytics._model import Request, Rollup, Run, Session, SessionStatus, SpanRecord, _Totals
+
+__all__ = ["DEFAULT_ACTIVE_WINDOW_S", "SessionBuilder", "build_sessions"]
+
+#: A session with no ended session span is "active" while its last span ended
+#: less than this long ago.
+DEFAULT_ACTIVE_WINDOW_S = 300.0
+_MAX_DEPTH = 256
+
+
+@dataclass(slots=True)
+class _Link:
+    parent_span_id: str | None
+    kind: str | None
+    run_id: str | None
+
+
+@dataclass(slots=True)
+class _Acc:
+    session_id: str
+    start_ns: int = 0
+    last_ns: int = 0
+    session_spans: list[SpanRecord] = field(default_factory=list)
+    run_spans: dict[str, list[SpanRecord]] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    links: dict[str, _Link] = field(default_factory=dict)
+    trace_ids: dict[str, None] = field(default_factory=dict)
+    name: str | None = None
+    path: str | None = None
+
+
+class SessionBuilder:
+    """Collects span records and builds :class:`Session` trees from them.
+
+    Examples:
+        >>> builder = SessionBuilder()
+        >>> for record in records:  # doctest: +SKIP
+        ...     builder.add(record)
+        >>> sessions = builder.build()  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _Acc] = {}
+        self.spans = 0
+        self.ignored = 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def add(self, rec: SpanRecord) -> None:
+        """Take one span record (spans outside any session are counted and dropped)."""
+        self.spans += 1
+        sid = rec.session_id
+        if sid is None:
+            self.ignored += 1
+            return
+        acc = self._sessions.get(sid)
+        if acc is None:
+            acc = self._sessions[sid] = _Acc(sid, rec.start_ns, rec.end_ns)
+        else:
+            if rec.start_ns and (rec.start_ns < acc.start_ns or not acc.start_ns):
+                acc.start_ns = rec.start_ns
+            acc.last_ns = max(acc.last_ns, rec.end_ns)
+        acc.trace_ids[rec.trace_id] = None
+        kind = rec.kind
+        if kind == n.SPAN_KIND_REQUEST:
+            acc.requests.append(Request.from_record(rec))
+            if acc.path is None and rec.session_path is not None:
+                acc.path = rec.session_path
+            if acc.name is None and rec.session_name is not None:
+                acc.name = rec.session_name
+            return
+        acc.links[rec.span_id] = _Link(rec.parent_span_id, kind, rec.run_id)
+        if kind == n.SPAN_KIND_SESSION:
+            acc.session_spans.append(rec)
+        elif kind == n.SPAN_KIND_RUN:
+            acc.run_spans.setdefault(rec.run_id or rec.span_id, []).append(rec)
+
+    def add_all(self, records: Iterable[SpanRecord]) -> None:
+        """Take every record of ``records``."""
+        for rec in records:
+            self.add(rec)
+
+    def build(
+        self,
+        *,
+        now_ns: int | None = None,
+        active_window_s: float = DEFAULT_ACTIVE_WINDOW_S,
+    ) -> list[Session]:
+        """The sessions seen so far, oldest first."""
+        now = time.time_ns() if now_ns is None else now_ns
+        sessions = [_build(acc, now, int(active_window_s * 1e9)) for acc in self._sessions.values()]
+        sessions.sort(key=lambda s: (s.start_ns, s.session_id))
+        return sessions
+
+
+def build_sessions(
+    records: Iterable[SpanRecord],
+    *,
+    now_ns: int | None = None,
+    active_window_s: float = DEFAULT_ACTIVE_WINDOW_S,
+) -> list[Session]:
+    """Session trees from span records, in one call.
+
+    Args:
+        records: Span records from any source, in any order.
+        now_ns: "Now" for the active/completed decision (default: the clock).
+        active_window_s: How recent the last activity of a session without an
+            ended session span must be for it to count as active.
+    """
+    builder = SessionBuilder()
+    builder.add_all(records)
+    return builder.build(now_ns=now_ns, active_window_s=active_window_s)
+
+
+# --- building one session --------------------------------------------------------
+
+
+def _run_of(acc: _Acc, parent_span_id: str | None) -> str | None:
+    """The run id of the nearest run span up the parent chain (within the session)."""
+    seen = 0
+    while parent_span_id is not None and seen < _MAX_DEPTH:
+        link = acc.links.get(parent_span_id)
+        if link is None:
+            return None
+        if link.kind == n.SPAN_KIND_RUN:
+            return link.run_id
+        if link.kind == n.SPAN_KIND_SESSION:
+            return None
+        parent_span_id = link.parent_span_id
+        seen += 1
+    return None
+
+
+def _new_run(run_id: str, spans: list[SpanRecord]) -> Run:
+    run = Run(run_id=run_id, span_present=bool(spans))
+    for rec in spans:
+        run.agent_id = run.agent_id or rec.agent_id
+        run.parent_run_id = run.parent_run_id or rec.run_parent_id
+        label = rec.name[len(n.RUN_SPAN_PREFIX) :].strip() if rec.name.startswith(n.RUN_SPAN_PREFIX) else ""
+        run.name = run.name or label or None
+        if rec.start_ns and (not run.start_ns or rec.start_ns < run.start_ns):
+            run.start_ns = rec.start_ns
+        run.end_ns = max(run.end_ns, rec.end_ns)
+        run.error = run.error or rec.error
+        if rec.rollup is not None:
+            run.rollup = rec.rollup if run.rollup is None else run.rollup + rec.rollup
+    return run
+
+
+def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
+    s = Session(session_id=acc.session_id, start_ns=acc.start_ns, last_activity_ns=acc.last_ns)
+    s.trace_ids = list(acc.trace_ids)
+    # Session span(s): a session continued by several processes has one each.
+    for rec in acc.session_spans:
+        s.span_present = True
+        s.name = s.name or rec.session_name
+        s.path = s.path or rec.session_path
+        s.end_ns = max(s.end_ns or 0, rec.end_ns) or None
+        if rec.rollup is not None:
+            s.rollup = rec.rollup if s.rollup is None else s.rollup + rec.rollup
+    s.name = s.name or acc.name
+    s.path = s.path or acc.path
+
+    runs: dict[str, Run] = {rid: _new_run(rid, spans) for rid, spans in acc.run_spans.items()}
+    # Run parents from parent links when the attribute is missing.
+    for rid, spans in acc.run_spans.items():
+        run = runs[rid]
+        if run.parent_run_id is None:
+            for rec in spans:
+                parent = _run_of(acc, rec.parent_span_id)
+                if parent is not None and parent != rid:
+                    run.parent_run_id = parent
+                    break
+
+    acc.requests.sort(key=lambda r: (r.start_ns, r.span_id))
+    for req in acc.requests:
+        req_run = req.run_id or _run_of(acc, req.parent_span_id)
+        if req_run is None:
+            s.direct_requests.append(req)
+            continue
+        req.run_id = req_run
+        owner = runs.get(req_run)
+        if owner is None:
+            owner = runs[req_run] = Run(run_id=req_run, agent_id=req.agent_id, parent_run_id=req.run_parent_id)
+        if owner.parent_run_id is None and req.run_parent_id is not None and req.run_parent_id != req_run:
+            owner.parent_run_id = req.run_parent_id
+        if owner.agent_id is None:
+            owner.agent_id = req.agent_id
+        elif req.agent_id is None:
+            req.agent_id = owner.agent_id
+        if not owner.span_present:
+            if not owner.start_ns or req.start_ns < owner.start_ns:
+                owner.start_ns = req.start_ns
+            owner.end_ns = max(owner.end_ns, req.end_ns)
+        owner.requests.append(req)
+    s.requests = acc.requests
+
+    # Parents named by a child but never seen get a placeholder run.
+    for child in list(runs.values()):
+        pid = child.parent_run_id
+        if pid is not None and pid not in runs:
+            runs[pid] = Run(run_id=pid, start_ns=child.start_ns, end_ns=child.end_ns)
+    for child in runs.values():
+        parent_run = runs.get(child.parent_run_id) if child.parent_run_id is not None else None
+        if parent_run is not None and not _is_ancestor(runs, child, parent_run):
+            parent_run.runs.append(child)
+        else:
+            s.runs.append(child)
+    for run in runs.values():
+        run.runs.sort(key=lambda r: (r.start_ns, r.run_id))
+    s.runs.sort(key=lambda r: (r.start_ns, r.run_id))
+    for run in s.runs:
+        _total(run)
+        if run.start_ns and (not s.start_ns or run.start_ns < s.start_ns):
+            s.start_ns = run.start_ns
+
+    totals = _Totals()
+    for req in s.requests:
+        totals.add(req)
+    if not s.requests and s.rollup is not None:
+        totals = _from_rollup(s.rollup)
+        s.totals_from_rollup = True
+    s._totals = totals
+
+    agents: dict[str, None] = {}
+    for run in s.walk_runs():
+        if run.agent_id:
+            agents[run.agent_id] = None
+    for req in s.requests:
+        if req.agent_id:
+            agents[req.agent_id] = None
+    s.agents = list(agents)
+    s.status = _status(s, now_ns, window_ns)
+    return s
+
+
+def _is_ancestor(runs: dict[str, Run], run: Run, candidate: Run) -> bool:
+    """Whether attaching ``run`` under ``candidate`` would close a cycle."""
+    seen = 0
+    node: Run | None = candidate
+    while node is not None and seen < _MAX_DEPTH:
+        if node is run:
+            return True
+        node = runs.get(node.parent_run_id) if node.parent_run_id is not None else None
+        seen += 1
+    return seen >= _MAX_DEPTH
+
+
+def _total(run: Run, depth: int = 0) -> _Totals:
+    t = _Totals()
+    for req in run.requests:
+        t.add(req)
+    if depth < _MAX_DEPTH:
+        for child in run.runs:
+            t.merge(_total(child, depth + 1))
+    if not run.requests and not run.runs and run.rollup is not None:
+        t = _from_rollup(run.rollup)
+    if not run.span_present:
+        # No span to time the run: it spans everything seen inside it.
+        for child in run.runs:
+            if child.start_ns and (not run.start_ns or child.start_ns < run.start_ns):
+                run.start_ns = child.start_ns
+            run.end_ns = max(run.end_ns, child.end_ns)
+    run._totals = t
+    return t
+
+
+def _from_rollup(r: Rollup) -> _Totals:
+    return _Totals(
+        requests=r.requests,
+        retries=r.retries,
+        intercepted=r.intercepted,
+        cost_usd=r.cost_usd,
+        input_tokens=r.input_tokens,
+        output_tokens=r.output_tokens,
+    )
+
+
+def _status(s: Session, now_ns: int, window_ns: int) -> SessionStatus:
+    if s.intercepted or any(r.policy_events for r in s.requests):
+        return "intercepted"
+    if not s.span_present and now_ns - s.last_activity_ns < window_ns:
+        return "active"
+    return "completed"

@@ -1,0 +1,200 @@
+"""Vitals: where the money went and which sessions look wrong.
+
+Outliers are flagged against the sessions read, not fixed thresholds:
+
+- ``high_latency``: the session's p95 request latency is above the p95 of
+  all sessions' p95 latencies and at least ``latency_factor`` times their
+  median (needs ``min_peers`` sessions with requests);
+- ``repeated_retries``: ``retry_threshold`` or more retried attempts;
+- ``token_outlier``: more than ``token_factor`` times the median tokens of
+  the other sessions on the same path (needs ``min_peers`` such sessions);
+- ``intercepted`` and ``errors``: any policy event / any failed request.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from alephant_otel.analytics._model import Session
+
+__all__ = ["Flag", "GroupVitals", "SessionVitals", "Vitals", "VitalsConfig", "compute_vitals", "percentile"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation; 0.0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True, slots=True)
+class VitalsConfig:
+    """Thresholds for the outlier flags."""
+
+    min_peers: int = 3
+    latency_factor: float = 1.5
+    retry_threshold: int = 2
+    token_factor: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One reason a session stands out."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(slots=True)
+class SessionVitals:
+    """Per-session measures and flags."""
+
+    session: Session
+    latency_p50_s: float
+    latency_p95_s: float
+    latency_max_s: float
+    flags: list[Flag] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GroupVitals:
+    """Totals for one agent or one path."""
+
+    key: str
+    sessions: int = 0
+    requests: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    retries: int = 0
+    intercepted: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class Vitals:
+    """What ``sessions vitals`` reports."""
+
+    sessions: list[SessionVitals]
+    by_status: dict[str, int]
+    by_agent: list[GroupVitals]
+    by_path: list[GroupVitals]
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    requests: int
+    retries: int
+    errors: int
+    intercepted: int
+    latency_p50_s: float
+    latency_p95_s: float
+    latency_threshold_s: float | None
+
+    @property
+    def flagged(self) -> list[SessionVitals]:
+        """Sessions with at least one flag."""
+        return [v for v in self.sessions if v.flags]
+
+
+def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupVitals]]:
+    agents: dict[str, GroupVitals] = {}
+    paths: dict[str, GroupVitals] = {}
+    for s in sessions:
+        pg = paths.setdefault(s.path or "(none)", GroupVitals(s.path or "(none)"))
+        pg.sessions += 1
+        pg.requests += s.request_count
+        pg.cost_usd += s.cost_usd
+        pg.input_tokens += s.input_tokens
+        pg.output_tokens += s.output_tokens
+        pg.retries += s.retries
+        pg.intercepted += s.intercepted
+        pg.errors += s.errors
+        seen: set[str] = set()
+        for req in s.requests:
+            key = req.agent_id or "(none)"
+            ag = agents.setdefault(key, GroupVitals(key))
+            if key not in seen:
+                seen.add(key)
+                ag.sessions += 1
+            ag.requests += 1
+            ag.cost_usd += req.cost_usd
+            ag.input_tokens += req.input_tokens
+            ag.output_tokens += req.output_tokens
+            ag.retries += req.retried
+            ag.intercepted += req.intercepted
+            ag.errors += req.error
+
+    def order(g: GroupVitals) -> tuple[float, int, str]:
+        return (-g.cost_usd, -(g.input_tokens + g.output_tokens), g.key)
+
+    return sorted(agents.values(), key=order), sorted(paths.values(), key=order)
+
+
+def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = None) -> Vitals:
+    """Totals, per-agent and per-path costs, and outlier flags for ``sessions``."""
+    cfg = config or VitalsConfig()
+    rows: list[SessionVitals] = []
+    all_latencies: list[float] = []
+    for s in sessions:
+        lat = [r.latency_s for r in s.requests]
+        all_latencies.extend(lat)
+        rows.append(SessionVitals(s, percentile(lat, 50), percentile(lat, 95), max(lat, default=0.0)))
+
+    with_requests = [v.latency_p95_s for v in rows if v.session.requests]
+    threshold: float | None = None
+    if len(with_requests) >= cfg.min_peers:
+        threshold = max(percentile(with_requests, 95), cfg.latency_factor * statistics.median(with_requests))
+    tokens_by_path: dict[str | None, list[tuple[str, int]]] = {}
+    for s in sessions:
+        tokens_by_path.setdefault(s.path, []).append((s.session_id, s.tokens))
+
+    for v in rows:
+        s = v.session
+        if threshold is not None and s.requests and v.latency_p95_s >= threshold and v.latency_p95_s > 0:
+            v.flags.append(Flag("high_latency", f"p95 {v.latency_p95_s:.2f}s >= {threshold:.2f}s across sessions"))
+        if s.retries >= cfg.retry_threshold:
+            v.flags.append(Flag("repeated_retries", f"{s.retries} retried attempts"))
+        peers = [t for sid, t in tokens_by_path.get(s.path, ()) if sid != s.session_id]
+        if len(peers) >= cfg.min_peers:
+            median = statistics.median(peers)
+            if median > 0 and s.tokens > cfg.token_factor * median:
+                v.flags.append(
+                    Flag(
+                        "token_outlier",
+                        f"{s.tokens} tokens = {s.tokens / median:.1f}x the median of {len(peers)} sessions "
+                        f"on {s.path or '(no path)'}",
+                    )
+                )
+        if s.intercepted:
+            reasons = sorted({e.reason for e in s.policy_events if e.reason})
+            v.flags.append(Flag("intercepted", f"{s.intercepted} intercepted: {'; '.join(reasons) or 'policy'}"))
+        if s.errors > s.intercepted:
+            v.flags.append(Flag("errors", f"{s.errors - s.intercepted} failed requests"))
+
+    by_status: dict[str, int] = {"active": 0, "completed": 0, "intercepted": 0}
+    for s in sessions:
+        by_status[s.status] = by_status.get(s.status, 0) + 1
+    by_agent, by_path = _groups(sessions)
+    return Vitals(
+        sessions=rows,
+        by_status=by_status,
+        by_agent=by_agent,
+        by_path=by_path,
+        cost_usd=sum(s.cost_usd for s in sessions),
+        input_tokens=sum(s.input_tokens for s in sessions),
+        output_tokens=sum(s.output_tokens for s in sessions),
+        requests=sum(s.request_count for s in sessions),
+        retries=sum(s.retries for s in sessions),
+        errors=sum(s.errors for s in sessions),
+        intercepted=sum(s.intercepted for s in sessions),
+        latency_p50_s=percentile(all_latencies, 50),
+        latency_p95_s=percentile(all_latencies, 95),
+        latency_threshold_s=threshold,
+    )

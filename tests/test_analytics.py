@@ -1,0 +1,325 @@
+"""Session analytics over trace files written from real SDK spans.
+
+The files are OTLP/JSON lines encoded by the SDK's own OTLP encoder (see
+``fixtures/analytics_data.py``); every expected number comes from the specs
+the spans were made from, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures.analytics_data import (
+    MS,
+    T0,
+    SessionSpec,
+    headless_session,
+    linked_session,
+    make_spans,
+    otlp_json,
+    standard_file,
+    support_session,
+    write_trace_file,
+)
+
+from alephant_otel import _names as n
+from alephant_otel.analytics import (
+    FileSource,
+    Session,
+    SessionBuilder,
+    SourceError,
+    SpanQuery,
+    VitalsConfig,
+    build_sessions,
+    compute_vitals,
+    filter_sessions,
+    load_sessions,
+    parse_time,
+    read_sessions,
+    sort_sessions,
+)
+from alephant_otel.analytics._convert import records_from_otlp
+
+LATER = T0 + 3600 * 10**9  # an hour after the data: nothing is recent any more
+
+
+def by_id(sessions: list[Session]) -> dict[str, Session]:
+    return {s.session_id: s for s in sessions}
+
+
+def assert_totals(s: Session, spec: SessionSpec) -> None:
+    reqs = spec.all_requests()
+    assert s.request_count == len(reqs) == len(s.requests)
+    assert s.cost_usd == pytest.approx(sum(r.cost for r in reqs), abs=1e-12)
+    assert s.input_tokens == sum(r.inp for r in reqs)
+    assert s.output_tokens == sum(r.out for r in reqs)
+    assert s.retries == sum(1 for r in reqs if r.retry)
+    assert s.intercepted == sum(1 for r in reqs if r.intercepted)
+    assert s.errors == sum(1 for r in reqs if r.error)
+    assert sorted(r.request_id or "" for r in s.requests) == sorted(r.request_id for r in reqs)
+    lat = {r.request_id: r.latency_s for r in s.requests}
+    for r in reqs:
+        assert lat[r.request_id] == pytest.approx(r.dur_ms / 1000)
+
+
+def test_full_session_tree_and_totals(tmp_path: Path) -> None:
+    sessions = by_id(load_sessions(standard_file(tmp_path), now_ns=LATER))
+    spec = support_session()
+    s = sessions["sess_a"]
+    assert_totals(s, spec)
+    assert (s.name, s.path, s.span_present) == ("Refund case", "/support/triage", True)
+    assert s.status == "intercepted"
+    assert s.start_ns == T0
+    assert s.end_ns == T0 + 10_000 * MS
+    assert s.agents == ["triage", "search", "writer"]
+    # tree: triage -> (req_1, search -> (req_2, req_3), req_4); writer -> req_5
+    assert [r.run_id for r in s.runs] == ["run_triage", "run_writer"]
+    triage, writer = s.runs
+    assert [q.request_id for q in triage.requests] == ["req_1", "req_4"]
+    (search,) = triage.runs
+    assert (search.run_id, search.agent_id, search.parent_run_id) == ("run_search", "search", "run_triage")
+    assert [q.request_id for q in search.requests] == ["req_2", "req_3"]
+    assert [q.request_id for q in writer.requests] == ["req_5"]
+    assert s.direct_requests == []
+    # run totals include nested runs
+    assert triage.request_count == 4
+    assert search.request_count == 2
+    assert triage.cost_usd == pytest.approx(0.000036 + 0.000285 + 0.000156)
+    assert search.retries == 1
+    assert triage.retries == 1
+    assert writer.intercepted == 1
+    assert triage.latency_s == pytest.approx(6.0)
+    # request details
+    req = {r.request_id: r for r in s.requests}
+    assert req["req_3"].retry_attempt == 1
+    assert req["req_3"].retried
+    assert req["req_2"].error
+    assert req["req_2"].http_status == 429
+    assert not req["req_2"].intercepted
+    assert req["req_4"].streaming
+    (event,) = req["req_5"].policy_events
+    assert (event.reason, event.code, event.status) == ("PII detected in prompt", "pii", 400)
+    assert [e.reason for e in s.policy_events] == ["PII detected in prompt"]
+    # the session span's roll-up agrees, and was not added on top
+    assert s.rollup is not None
+    assert s.rollup.requests == 5
+    assert s.rollup_matches is True
+    assert not s.totals_from_rollup
+
+
+def test_rollups_are_never_added_to_request_sums(tmp_path: Path) -> None:
+    """Session and run spans carry alephant.total.*: counting them would double the cost."""
+    spec = support_session()
+    s = by_id(load_sessions(standard_file(tmp_path), now_ns=LATER))["sess_a"]
+    assert s.cost_usd == pytest.approx(sum(r.cost for r in spec.all_requests()))
+    assert s.find_run("run_triage").rollup.cost_usd == pytest.approx(s.find_run("run_triage").cost_usd)
+
+
+def test_session_without_session_or_run_spans(tmp_path: Path) -> None:
+    sessions = by_id(load_sessions(standard_file(tmp_path), now_ns=LATER))
+    s = sessions["sess_b"]
+    assert_totals(s, headless_session())
+    assert not s.span_present
+    assert s.rollup is None
+    assert s.rollup_matches is None
+    assert (s.name, s.path) == ("Invoice", "/billing")
+    (b1,) = s.runs
+    assert (b1.run_id, b1.agent_id, b1.span_present) == ("run_b1", "billing", False)
+    (b2,) = b1.runs
+    assert (b2.run_id, b2.agent_id, b2.parent_run_id) == ("run_b2", "ledger", "run_b1")
+    assert [q.request_id for q in b1.requests] == ["req_b1"]
+    assert [q.request_id for q in b2.requests] == ["req_b2"]
+    # without a session span a session is completed once it has been quiet long enough...
+    assert s.status == "completed"
+
+
+def test_active_while_recent_activity_and_no_session_span(tmp_path: Path) -> None:
+    path = standard_file(tmp_path)
+    last_b = T0 + (20_600 + 700) * MS
+    sessions = by_id(load_sessions(path, now_ns=last_b + 60 * 10**9))
+    assert sessions["sess_b"].status == "active"
+    assert sessions["sess_c"].status == "completed"  # its session span ended
+    assert by_id(load_sessions(path, now_ns=last_b + 60 * 10**9, active_window_s=30))["sess_b"].status == "completed"
+
+
+def test_parent_links_place_runs_and_requests_without_ids(tmp_path: Path) -> None:
+    s = by_id(load_sessions(standard_file(tmp_path), now_ns=LATER))["sess_c"]
+    assert_totals(s, linked_session())
+    (c1,) = s.runs
+    (c2,) = c1.runs
+    assert c2.parent_run_id == "run_c1"
+    assert [q.request_id for q in c1.requests] == ["req_c1"]
+    assert [q.request_id for q in c2.requests] == ["req_c2"]
+    assert c2.requests[0].agent_id == "doer"  # inherited from the run it was placed in
+
+
+def test_spans_outside_sessions_are_ignored() -> None:
+    builder = SessionBuilder()
+    spans = make_spans([support_session()], stray=True)
+    builder.add_all(records_from_otlp(otlp_json(spans)["resourceSpans"]))
+    assert builder.ignored == 1
+    assert builder.spans == len(spans)
+    assert [s.session_id for s in builder.build(now_ns=LATER)] == ["sess_a"]
+
+
+def test_order_of_spans_does_not_matter(tmp_path: Path) -> None:
+    spans = make_spans([support_session(), headless_session()])
+    forward = write_trace_file(tmp_path / "f.jsonl", spans, batch=1)
+    backward = write_trace_file(tmp_path / "b.jsonl", list(reversed(spans)), batch=4)
+    a = {
+        s.session_id: (s.request_count, s.cost_usd, [r.run_id for r in s.walk_runs()])
+        for s in load_sessions(forward, now_ns=LATER)
+    }
+    b = {
+        s.session_id: (s.request_count, s.cost_usd, [r.run_id for r in s.walk_runs()])
+        for s in load_sessions(backward, now_ns=LATER)
+    }
+    assert a == b
+
+
+def test_totals_from_rollup_when_request_spans_are_missing(tmp_path: Path) -> None:
+    spans = [s for s in make_spans([support_session()]) if (s.attributes or {}).get(n.ATTR_SPAN_KIND) == "session"]
+    s = load_sessions(write_trace_file(tmp_path / "t.jsonl", spans), now_ns=LATER)[0]
+    assert s.totals_from_rollup
+    assert s.requests == []
+    assert s.request_count == 5
+    assert s.retries == 1
+    assert s.intercepted == 1
+    assert s.cost_usd == pytest.approx(0.000477)
+    assert s.status == "intercepted"
+
+
+def test_corrupt_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = standard_file(tmp_path)
+    good = path.read_text().splitlines()
+    lines = [good[0], "{not json", '{"resourceSpans": 3}', "[1, 2]", good[1][: len(good[1]) // 2], "", *good[1:]]
+    path.write_text("\n".join(lines) + "\n")
+    result = read_sessions(path, now_ns=LATER)
+    assert result.corrupt == 4
+    assert_totals(result.get("sess_a"), support_session())
+
+
+def test_ids_in_base64_are_read_like_hex(tmp_path: Path) -> None:
+    from google.protobuf import json_format
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    spans = make_spans([support_session()])
+    doc = json_format.MessageToDict(encode_spans(spans))  # protobuf's printer: base64 ids
+    path = tmp_path / "b64.jsonl"
+    path.write_text(json.dumps(doc) + "\n")
+    s = load_sessions(path, now_ns=LATER)[0]
+    assert_totals(s, support_session())
+    assert [r.run_id for r in s.walk_runs()] == ["run_triage", "run_search", "run_writer"]
+    assert all(len(r.span_id) == 16 and len(r.trace_id) == 32 for r in s.requests)
+
+
+def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"no trace file at .*nope\.jsonl"):
+        load_sessions(tmp_path / "nope.jsonl")
+
+
+def test_filters_and_sorting(tmp_path: Path) -> None:
+    sessions = load_sessions(standard_file(tmp_path), now_ns=LATER)
+    ids = lambda ss: [s.session_id for s in ss]  # noqa: E731
+    assert ids(filter_sessions(sessions, path="/billing")) == ["sess_b", "sess_c"]
+    assert ids(filter_sessions(sessions, path="/support")) == ["sess_a"]  # prefix at a '/'
+    assert ids(filter_sessions(sessions, path="/supp")) == []
+    assert ids(filter_sessions(sessions, agent="ledger")) == ["sess_b"]
+    assert ids(filter_sessions(sessions, status="intercepted")) == ["sess_a"]
+    assert ids(filter_sessions(sessions, min_cost=0.00002)) == ["sess_a", "sess_b"]
+    assert ids(filter_sessions(sessions, since_ns=T0 + 25_000 * MS)) == ["sess_c"]
+    assert ids(filter_sessions(sessions, until_ns=T0 + 1_000 * MS)) == ["sess_a"]
+    assert ids(sort_sessions(sessions, "cost")) == ["sess_a", "sess_b", "sess_c"]
+    assert ids(sort_sessions(sessions, "started")) == ["sess_c", "sess_b", "sess_a"]
+    assert ids(sort_sessions(sessions, "requests"))[0] == "sess_a"
+    with pytest.raises(ValueError, match="bad sort key"):
+        sort_sessions(sessions, "vibes")
+
+
+def test_parse_time() -> None:
+    now = 10**18
+    assert parse_time("90s", now_ns=now) == now - 90 * 10**9
+    assert parse_time("2d", now_ns=now) == now - 2 * 86400 * 10**9
+    assert parse_time("1.5h", now_ns=now) == now - 5400 * 10**9
+    assert parse_time("2025-06-15T15:06:40Z") == T0
+    assert parse_time("2025-06-15T17:06:40+02:00") == T0
+    assert parse_time("2025-06-15 15:06:40") == T0
+    with pytest.raises(ValueError, match="bad time"):
+        parse_time("yesterday-ish")
+
+
+def _session_of(sid: str, path: str, tokens: int, start_ms: int, lat_ms: int = 100, retries: int = 0) -> SessionSpec:
+    from fixtures.analytics_data import Req, RunSpec
+
+    reqs = [
+        Req(
+            f"{sid}_r{i}",
+            start_ms + i * 10,
+            lat_ms,
+            inp=tokens // 2,
+            out=tokens // 2,
+            cost=tokens * 1e-7,
+            retry=1 if i < retries else 0,
+        )
+        for i in range(max(1, retries))
+    ]
+    return SessionSpec(
+        sid, path, sid, start_ms, 1000, runs=[RunSpec(f"run_{sid}", "agent", start_ms, 900, requests=reqs)]
+    )
+
+
+def test_vitals_flags_outliers(tmp_path: Path) -> None:
+    specs = [_session_of(f"s{i}", "/p", 1000, i * 2000) for i in range(4)]
+    specs.append(_session_of("big", "/p", 5000, 9000))  # 5x the median of its 4 peers
+    specs.append(_session_of("slow", "/q", 1000, 11000, lat_ms=4000))
+    specs.append(_session_of("flaky", "/q", 1000, 13000, retries=3))
+    sessions = build_sessions(records_from_otlp(otlp_json(make_spans(specs))["resourceSpans"]), now_ns=LATER)
+    v = compute_vitals(sessions, VitalsConfig(min_peers=3))
+    flags = {sv.session.session_id: {f.kind for f in sv.flags} for sv in v.sessions}
+    assert flags["big"] == {"token_outlier"}
+    assert flags["slow"] == {"high_latency"}
+    assert flags["flaky"] == {"repeated_retries"}
+    assert all(not flags[f"s{i}"] for i in range(4))
+    assert v.requests == 9
+    assert v.retries == 3
+    assert [g.key for g in v.by_path] == ["/p", "/q"]
+    assert v.by_path[0].cost_usd == pytest.approx(9000 * 1e-7)
+    # with too few peers nothing is compared
+    v2 = compute_vitals(sessions, VitalsConfig(min_peers=10))
+    assert all(f.kind == "repeated_retries" for sv in v2.sessions for f in sv.flags)
+
+
+def test_file_source_reports_progress(tmp_path: Path) -> None:
+    path = standard_file(tmp_path)
+    seen: list[tuple[int, int | None]] = []
+    list(FileSource(path).spans(SpanQuery(), lambda done, total: seen.append((done, total))))
+    assert seen[-1] == (path.stat().st_size, path.stat().st_size)
+
+
+def test_file_written_by_the_library_exporter(tmp_path: Path) -> None:
+    """The library's own TraceFileExporter output reads back to the same trees and totals."""
+    from alephant_otel._tracefile import TraceFileExporter
+
+    path = tmp_path / "lib.otlp.jsonl"
+    exporter = TraceFileExporter(path)
+    spans = make_spans([support_session(), headless_session(), linked_session()])
+    for i in range(0, len(spans), 5):
+        exporter.export(spans[i : i + 5])
+    exporter.shutdown()
+    sessions = by_id(load_sessions(path, now_ns=LATER))
+    for spec in (support_session(), headless_session(), linked_session()):
+        assert_totals(sessions[spec.session_id], spec)
+    assert [r.run_id for r in sessions["sess_a"].walk_runs()] == ["run_triage", "run_search", "run_writer"]
+
+
+def test_unfinished_last_line_is_not_corrupt(tmp_path: Path) -> None:
+    path = standard_file(tmp_path)
+    with path.open("a") as fh:
+        fh.write('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"ab')  # a writer mid-write
+    source = FileSource(path)
+    records = list(source.spans(SpanQuery()))
+    assert records
+    assert source.corrupt == 0
+    assert source.incomplete_tail

@@ -1,0 +1,178 @@
+"""``alephant-otel sessions``, run in-process through ``main([...])``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures.analytics_data import headless_session, standard_file, support_session
+
+from alephant_otel._cli import main
+
+
+@pytest.fixture
+def trace_file(tmp_path: Path) -> Path:
+    return standard_file(tmp_path)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_list_json(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, "sessions", "list", "--source", str(trace_file), "--json", "--sort", "cost")
+    assert doc["schema"] == "alephant-otel/sessions.list/1"
+    assert doc["source"] == str(trace_file)
+    assert doc["corrupt_lines"] == 0
+    assert doc["sessions_seen"] == 3
+    rows = {r["session_id"]: r for r in doc["sessions"]}
+    assert [r["session_id"] for r in doc["sessions"]] == ["sess_a", "sess_b", "sess_c"]
+    a = rows["sess_a"]
+    spec = support_session().all_requests()
+    assert a["request_count"] == 5
+    assert a["retries"] == 1
+    assert a["intercepted"] == 1
+    assert a["errors"] == 2
+    assert a["cost_usd"] == pytest.approx(sum(r.cost for r in spec))
+    assert (a["input_tokens"], a["output_tokens"]) == (sum(r.inp for r in spec), sum(r.out for r in spec))
+    assert a["status"] == "intercepted"
+    assert a["runs"] == 3
+    assert a["session_span"] is True
+    assert a["rollup_matches"] is True
+    assert a["started_at"] == "2025-06-15T15:06:40Z"
+    assert rows["sess_b"]["session_span"] is False
+    assert rows["sess_b"]["request_count"] == len(headless_session().all_requests())
+
+
+def test_list_filters(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["sessions", "list", "--source", str(trace_file), "--json"]
+    ids = lambda *extra: [r["session_id"] for r in run_json(capsys, *base, *extra)["sessions"]]  # noqa: E731
+    assert ids("--path", "/billing", "--sort", "cost") == ["sess_b", "sess_c"]
+    assert ids("--status", "intercepted") == ["sess_a"]
+    assert ids("--agent", "doer") == ["sess_c"]
+    assert ids("--min-cost", "0.0001") == ["sess_a"]
+    assert ids("--sort", "started", "--limit", "2") == ["sess_c", "sess_b"]
+    assert ids("--since", "2025-06-15T15:07:05Z") == ["sess_c"]
+    assert ids("--until", "2025-06-15T15:06:50Z") == ["sess_a"]
+
+
+def test_show_json_tree(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, "sessions", "show", "sess_a", "--source", str(trace_file), "--json")
+    assert doc["schema"] == "alephant-otel/sessions.show/1"
+    s = doc["session"]
+    total = s["cost_usd"]
+    (triage, writer) = s["runs_tree"]
+    assert triage["run_id"] == "run_triage"
+    assert writer["run_id"] == "run_writer"
+    assert [q["request_id"] for q in triage["requests"]] == ["req_1", "req_4"]
+    (search,) = triage["runs"]
+    assert [q["request_id"] for q in search["requests"]] == ["req_2", "req_3"]
+    assert search["requests"][1]["retry_attempt"] == 1
+    assert triage["requests"][1]["streaming"] is True
+    assert writer["requests"][0]["policy_events"] == [
+        {"reason": "PII detected in prompt", "code": "pii", "status": 400}
+    ]
+    assert triage["cost_share"] == pytest.approx(1.0)
+    assert search["cost_share"] == pytest.approx(0.000156 / total, abs=1e-6)
+    shares = [q["cost_share"] for run in (triage, search, writer) for q in run["requests"]]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-5)
+    assert s["policy_events"][0]["reason"] == "PII detected in prompt"
+
+
+def test_show_without_session_span(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, "sessions", "show", "sess_b", "--source", str(trace_file), "--json")
+    s = doc["session"]
+    assert s["session_span"] is False
+    (b1,) = s["runs_tree"]
+    assert b1["run_span"] is False
+    assert b1["runs"][0]["run_id"] == "run_b2"
+
+
+def test_human_output(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "show", "sess_a", "--source", str(trace_file)]) == 0
+    out = capsys.readouterr().out
+    assert "session sess_a" in out
+    assert "intercepted: PII detected in prompt" in out
+    assert "retry 1" in out
+    assert "stream" in out
+    assert "(60%)" in out
+    assert main(["sessions", "list", "--source", str(trace_file)]) == 0
+    out = capsys.readouterr().out
+    assert "sess_a" in out
+    assert "sess_b *" in out
+    assert "3 of 3 sessions" in out
+    assert main(["sessions", "vitals", "--source", str(trace_file)]) == 0
+    out = capsys.readouterr().out
+    assert "cost by agent" in out
+    assert "cost by path" in out
+    assert "/support/triage" in out
+
+
+def test_vitals_json(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, "sessions", "vitals", "--source", str(trace_file), "--json")
+    assert doc["schema"] == "alephant-otel/sessions.vitals/1"
+    assert doc["totals"]["sessions"] == 3
+    assert doc["totals"]["request_count"] == 9
+    assert doc["totals"]["by_status"] == {"active": 0, "completed": 2, "intercepted": 1}
+    assert doc["by_agent"][0]["key"] == "triage"
+    flags = {s["session_id"]: [f["kind"] for f in s["flags"]] for s in doc["sessions"]}
+    assert "intercepted" in flags["sess_a"]
+
+
+def test_unknown_session(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "show", "sess_x", "--source", str(trace_file)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"alephant-otel: no session sess_x in {trace_file}; 3 sessions seen\n"
+
+
+def test_missing_file_and_env_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "none.jsonl"
+    monkeypatch.setenv("ALEPHANT_TRACE_FILE", str(missing))
+    assert main(["sessions", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"no trace file at {missing}" in err
+    assert "Traceback" not in err
+    standard_file(tmp_path)
+    monkeypatch.setenv("ALEPHANT_TRACE_FILE", str(tmp_path / "traces.jsonl"))
+    assert len(run_json(capsys, "sessions", "list", "--json")["sessions"]) == 3
+
+
+def test_corrupt_lines_warn_with_count(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with trace_file.open("a") as fh:
+        fh.write('garbage\n{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 5}]}]}]}\n')
+    assert main(["sessions", "list", "--source", str(trace_file), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["corrupt_lines"] == 2
+    assert captured.err == f"warning: skipped 2 corrupt line(s) in {trace_file}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--since", "soon"], "bad time 'soon'"),
+        (["--source", "zipkin+http://127.0.0.1:9"], "unknown source"),
+        (["--source", "tempo+http://"], "bad source"),
+    ],
+)
+def test_bad_input_is_one_line(
+    trace_file: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    full = (
+        ["sessions", "list", *argv] if "--source" in argv else ["sessions", "list", "--source", str(trace_file), *argv]
+    )
+    assert main(full) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions"]) == 2
+    assert main(["sessions", "list", "--sort", "vibes"]) == 2
+    assert main([]) == 2
+    capsys.readouterr()
