@@ -84,11 +84,27 @@ def test_scoping_switch_keeps_alephant_baggage_off_other_hosts(gateway: GatewayE
         assert gateway.requests[0].headers["alephant-session-id"] == "sess_scope"
 
 
-def test_default_propagation_sends_baggage_everywhere(gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
-    """Without the switch, OTel's default W3C propagation applies (documented in the README)."""
+def test_default_propagation_sends_baggage_everywhere_but_the_gateway(
+    gateway: GatewayEmulator, other_server: GatewayEmulator
+) -> None:
+    """Without the switch, OTel's W3C propagation applies to other hosts (documented in the README);
+    the gateway gets the alephant-* headers instead of the same ids again as baggage."""
+    from opentelemetry import baggage
+    from opentelemetry import context as otel_context
+
     with httpx.Client() as client, session("sess_default"):
         client.get(other_server.url + "/v1/models")
+        client.get(gateway.url + "/v1/models")
+        token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
+        try:
+            client.get(gateway.url + "/v1/models")
+        finally:
+            otel_context.detach(token)
     assert "alephant.session.id=sess_default" in other_server.requests[0].headers["baggage"]
+    first, second = gateway.requests
+    assert first.headers["alephant-session-id"] == "sess_default"
+    assert "baggage" not in first.headers  # nothing but alephant entries: no header at all
+    assert second.headers["baggage"] == "tenant=acme"  # other entries still reach the gateway
 
 
 def test_bind_context_into_thread_pool() -> None:

@@ -88,8 +88,32 @@ def test_anthropic_sdk(gateway: GatewayEmulator) -> None:
     assert ids(req)["alephant-run-id"] == "run_c"
 
 
+@pytest.fixture(params=["fast", "public"])
+def header_path(request, monkeypatch):
+    """Both ways of writing headers: httpx's internal list (verified at run time) and the public API."""
+    from alephant_otel import _hooks
+
+    if request.param == "public":
+        monkeypatch.setattr(_hooks, "_list_layout", {httpx.Headers: False, httpx2.Headers: False})
+    else:
+        assert _hooks._has_list_layout(httpx.Headers) and _hooks._has_list_layout(httpx2.Headers)
+    return request.param
+
+
+def test_a_headers_class_with_another_layout_gets_the_public_api() -> None:
+    from alephant_otel import _hooks
+
+    class Other(httpx.Headers):
+        @property
+        def raw(self):  # a future release that, say, caches raw items
+            return [(b"cached", b"1")]
+
+    assert not _hooks._has_list_layout(Other)
+    assert not _hooks._has_list_layout(dict)
+
+
 @pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
-def test_plain_clients_sync(module, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
+def test_plain_clients_sync(module, header_path, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
     with module.Client() as client, session("sess_p", path="/p"), run("run_p", agent_id="a1"):
         client.post(gateway.url + "/v1/chat/completions", json=CHAT).raise_for_status()
         client.post(other_server.url + "/v1/chat/completions", json=CHAT).raise_for_status()
@@ -103,7 +127,7 @@ def test_plain_clients_sync(module, gateway: GatewayEmulator, other_server: Gate
 
 
 @pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
-async def test_plain_clients_async(module, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
+async def test_plain_clients_async(module, header_path, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
     async with module.AsyncClient() as client:
         with session("sess_q"), run("run_q", agent_id="a2"):
             (await client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})).raise_for_status()
@@ -140,7 +164,7 @@ def test_manual_baggage_equals_session(gateway: GatewayEmulator) -> None:
     assert by_session.headers["x-request-id"] != by_hand.headers["x-request-id"]
 
 
-def test_explicit_headers_are_never_overwritten(gateway: GatewayEmulator) -> None:
+def test_explicit_headers_are_never_overwritten(header_path, gateway: GatewayEmulator) -> None:
     client = _openai(gateway)
     with session("sess_auto"), run("run_auto", agent_id="auto"):
         client.chat.completions.create(

@@ -77,6 +77,9 @@ class State:
     headers: tuple[tuple[str, str], ...]
     #: Attributes stamped on every span started in this context.
     span_attributes: dict[str, AttributeValue]
+    #: ``headers`` as httpx keeps them internally: (name, lower-case name,
+    #: value), ASCII-encoded once here instead of on every request.
+    raw_headers: tuple[tuple[bytes, bytes, bytes], ...] = ()
 
 
 _EMPTY: Final = State(Current(), (), {})
@@ -177,7 +180,9 @@ def _derive(values: tuple[object, ...]) -> State:
         attrs[n.GEN_AI_CONVERSATION_ID] = cur.session_id
     if cur.agent_id is not None:
         attrs[n.GEN_AI_AGENT_ID] = cur.agent_id
-    return State(cur, headers, attrs)
+    # Values passed is_valid(): visible ASCII, so the encoding cannot fail.
+    raw = tuple((h.encode("ascii"), h.lower().encode("ascii"), v.encode("ascii")) for h, v in headers)
+    return State(cur, headers, attrs, raw)
 
 
 def active_state(ctx: Context | None = None) -> State:

@@ -45,6 +45,9 @@ _log = logging.getLogger(__name__)
 _EXT: Final = "alephant_otel"
 _REQUEST_ID_LOWER: Final = n.HEADER_REQUEST_ID.lower()
 _RETRY_LOWER: Final = n.HEADER_STAINLESS_RETRY.lower()
+_REQUEST_ID_RAW: Final = n.HEADER_REQUEST_ID.encode("ascii")
+_REQUEST_ID_KEY: Final = _REQUEST_ID_LOWER.encode("ascii")
+_RETRY_KEY: Final = _RETRY_LOWER.encode("ascii")
 
 
 class _Once:
@@ -105,6 +108,65 @@ def _url_parts(url: Any) -> tuple[str, str, int | None, str]:
     return url.scheme, url.host, url.port, url.path
 
 
+_list_layout: dict[type, bool] = {}
+
+
+def _has_list_layout(cls: type) -> bool:
+    """Whether ``cls`` keeps headers as ``(raw, lower, value)`` bytes triples in ``_list``.
+
+    ``Headers.__setitem__`` re-encodes and rescans every header on each call,
+    which for six gateway headers was the largest part of the request hook.
+    httpx and httpx2 both keep a plain list of triples, so the already-encoded
+    triples of the active ids can be appended directly. That is private
+    layout: it is verified once per class by behaviour, not by version, and
+    any difference turns the fast path off (the public API is used instead).
+    """
+    ok = _list_layout.get(cls)
+    if ok is None:
+        ok = False
+        try:
+            probe = cls({"Keep": "1"})
+            items = getattr(probe, "_list", None)
+            if type(items) is list:
+                items.append((b"X-Probe", b"x-probe", b"v"))
+                ok = (
+                    probe.get("X-PROBE") == "v"
+                    and list(probe.raw) == [(b"Keep", b"1"), (b"X-Probe", b"v")]
+                    and list(probe.keys()) == ["keep", "x-probe"]
+                    and list(probe.multi_items()) == [("keep", "1"), ("x-probe", "v")]
+                )
+        except Exception:
+            ok = False
+        _list_layout[cls] = ok
+    return ok
+
+
+def _add_headers(headers: Any, state: Any) -> tuple[str, str | None]:
+    """Add the gateway headers the caller did not set; return (request id, retry count header)."""
+    if _has_list_layout(type(headers)):
+        items: list[tuple[bytes, bytes, bytes]] = headers._list
+        present = {item[1] for item in items}
+        for triple in state.raw_headers:
+            if triple[1] not in present:
+                items.append(triple)
+        if _REQUEST_ID_KEY in present:
+            request_id = headers.get(_REQUEST_ID_LOWER)
+        else:
+            request_id = new_id("req_")
+            items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
+        return request_id, headers.get(_RETRY_LOWER) if _RETRY_KEY in present else None
+    names = {key.lower() for key in headers}
+    for name, value in state.headers:
+        if name.lower() not in names:
+            headers[name] = value
+    if _REQUEST_ID_LOWER in names:
+        request_id = headers.get(_REQUEST_ID_LOWER)
+    else:
+        request_id = new_id("req_")
+        headers[n.HEADER_REQUEST_ID] = request_id
+    return request_id, headers.get(_RETRY_LOWER) if _RETRY_LOWER in names else None
+
+
 def _request_body(stream: Any) -> bytes | None:
     # Only in-memory bodies are read: iterating a streaming upload would consume it.
     if type(stream).__name__ != "ByteStream":
@@ -148,19 +210,12 @@ class Bridge:
     def _on_request(self, span: Span, info: Any) -> None:
         scheme, host, port, path = _url_parts(info.url)
         is_gateway = self.matcher.matches(scheme, host, port, path)
-        mark_outgoing(host, port)
+        mark_outgoing(host, port, gateway=is_gateway)
         headers = info.headers
         if not is_gateway or headers is None:
             return
         state = active_state()
-        present = set(headers.keys())
-        for name, value in state.headers:
-            if name.lower() not in present:
-                headers[name] = value
-        request_id = headers.get(_REQUEST_ID_LOWER)
-        if request_id is None:
-            request_id = new_id("req_")
-            headers[n.HEADER_REQUEST_ID] = request_id
+        request_id, retry = _add_headers(headers, state)
         req = _Request(span, path)
         req.operation = operation_for_path(path)
         req.request_model = request_model(_request_body(info.stream))
@@ -168,7 +223,6 @@ class Bridge:
         req.totals = active_totals()
         req.agent_id = state.current.agent_id
         req.session_path = state.current.session_path
-        retry = headers.get(_RETRY_LOWER)
         if retry is not None and retry.isdigit():
             req.retry_attempt = int(retry)
         extensions: MutableMapping[str, Any] | None = info.extensions

@@ -232,8 +232,6 @@ def _add_trace_file(provider: SdkTracerProvider, settings: Settings) -> None:
 
 def _apply_scoping(settings: Settings) -> None:
     _scoping.set_internal_hosts(settings.baggage_hosts)
-    if settings.baggage_hosts is None:
-        return
     current = propagate.get_global_textmap()
     members = getattr(current, "_propagators", [current])
     if any(isinstance(p, _scoping.ScopedBaggagePropagator) for p in members):
