@@ -167,6 +167,31 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None]:
     return request_id, headers.get(_RETRY_LOWER) if _RETRY_LOWER in names else None
 
 
+_CONTENT_TYPE: Final = b"content-type"
+_CONTENT_ENCODING: Final = b"content-encoding"
+
+
+def _response_headers(headers: Any, cost_key: bytes) -> tuple[str | None, str | None, str | None]:
+    """(content-type, content-encoding, cost header) of a response, in one pass.
+
+    Three ``Headers.get`` calls would scan the list three times and raise and
+    catch a ``KeyError`` for each header that is absent (usually two).
+    """
+    if headers is None:
+        return None, None, None
+    if not _has_list_layout(type(headers)):
+        return headers.get("content-type"), headers.get("content-encoding"), headers.get(cost_key.decode("ascii"))
+    ctype = encoding = cost = None
+    for _, key, value in headers._list:
+        if key == _CONTENT_TYPE:
+            ctype = ctype or value.decode("latin-1")
+        elif key == _CONTENT_ENCODING:
+            encoding = encoding or value.decode("latin-1")
+        elif key == cost_key:
+            cost = cost or value.decode("latin-1")
+    return ctype, encoding, cost
+
+
 def _request_body(stream: Any) -> bytes | None:
     # Only in-memory bodies are read: iterating a streaming upload would consume it.
     if type(stream).__name__ != "ByteStream":
@@ -189,6 +214,7 @@ class Bridge:
     ) -> None:
         self.matcher = matcher
         self.cost_header = cost_header
+        self._cost_key = cost_header.lower().encode("ascii", "replace")
         self.instruments = Instruments(meter_provider)
 
     # -- request ------------------------------------------------------------
@@ -271,9 +297,8 @@ class Bridge:
             return
         headers = response.headers
         status = int(response.status_code)
-        content_type = headers.get("content-type") if headers is not None else None
-        content_encoding = headers.get("content-encoding") if headers is not None else None
-        reported_cost = gateway_cost(headers.get(self.cost_header)) if headers is not None else None
+        content_type, content_encoding, cost_value = _response_headers(headers, self._cost_key)
+        reported_cost = gateway_cost(cost_value)
         real_end = span.end
 
         def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
@@ -356,9 +381,13 @@ class Bridge:
                 span.set_status(Status(StatusCode.ERROR, f"intercepted by gateway policy: {parsed.policy.reason}"))
             elif failed:
                 span.set_status(Status(StatusCode.ERROR, f"response body failed: {type(error).__name__}"))
-                attrs["error.type"] = type(error).__qualname__
+                attrs[n.ATTR_ERROR_TYPE] = type(error).__qualname__
             elif not parsed.complete and status < 400:
                 span.set_status(Status(StatusCode.ERROR, "response body ended early or could not be read"))
+            if status >= 400 and n.ATTR_ERROR_TYPE not in attrs:
+                # GenAI semconv: every failed operation says why; the HTTP instrumentation
+                # sets error.type only in its opt-in (new) semconv mode.
+                attrs[n.ATTR_ERROR_TYPE] = str(status)
             span.set_attributes(attrs)
             if req.request_model is None and req.operation is not None and parsed.response_model is not None:
                 span.update_name(f"{req.operation} {parsed.response_model}")

@@ -90,6 +90,8 @@ ATTR_INTERCEPTED: Final = "alephant.intercepted"
 ATTR_STREAMING: Final = "alephant.streaming"
 #: Set when the body could not be read to the end (reset, truncated stream).
 ATTR_BODY_INCOMPLETE: Final = "alephant.response.incomplete"
+#: Why a request failed: the HTTP status ("429", "503") or the exception class (semconv ``error.type``).
+ATTR_ERROR_TYPE: Final = "error.type"
 EVENT_POLICY: Final = "alephant.policy"
 EVENT_POLICY_REASON: Final = "alephant.policy.reason"
 EVENT_POLICY_CODE: Final = "alephant.policy.code"
