@@ -23,11 +23,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from alephant_otel.testing._server import LoopbackServer
+from alephant_otel.testing._server import LoopbackServer, QuietHTTPServer
 
 __all__ = ["Fault", "GatewayEmulator", "RecordedRequest"]
 
@@ -249,8 +249,7 @@ def _usage(req: dict[str, Any]) -> tuple[int, int]:
     return inp, len(_reply_text(req).split())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietHTTPServer):
     request_queue_size = 1024
     emulator: GatewayEmulator
 
@@ -258,6 +257,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle plus the
+    # client's delayed ACK adds ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read ``requests``, not the log."""

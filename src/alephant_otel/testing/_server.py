@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from http.server import ThreadingHTTPServer
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["LoopbackServer"]
+__all__ = ["LoopbackServer", "QuietHTTPServer"]
 
 _S = TypeVar("_S", bound="LoopbackServer")
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading server whose handler threads die with the process, quiet about peers that hang up.
+
+    Clients close keep-alive connections whenever they like (a timeout, a
+    dropped stream, an SDK shutting down): the stock server prints a traceback
+    for each, which drowns what a failing test says.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore a peer that reset or closed the connection; report anything else."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class LoopbackServer:
