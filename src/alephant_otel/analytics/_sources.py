@@ -409,12 +409,16 @@ class PhoenixSource(_Http):
     "events": [{"name", "timestamp", "attributes"}]}``. Pages are followed
     through ``next_cursor``. A session is narrowed server-side with
     ``attribute=alephant.session.id:"<id>"`` (newer servers; older ones ignore
-    it and the spans are filtered here).
+    it and the spans are filtered here). ``page_size`` spans are asked per
+    page (Phoenix accepts at most 1000).
     """
 
     name = "phoenix"
 
-    def __init__(self, base: str, project: str | None = None) -> None:
+    def __init__(self, base: str, project: str | None = None, *, page_size: int = _BACKEND_LIMIT) -> None:
+        if not 0 < page_size <= _BACKEND_LIMIT:
+            raise ValueError(f"page_size must be 1..{_BACKEND_LIMIT} (Phoenix's maximum), not {page_size}")
+        self.page_size = page_size
         headers = {"Accept": "application/json"}
         api_key = os.environ.get("PHOENIX_API_KEY")
         if api_key:
@@ -425,7 +429,7 @@ class PhoenixSource(_Http):
 
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Every span of the project in the time range, page by page."""
-        params: dict[str, Any] = {"limit": _BACKEND_LIMIT}
+        params: dict[str, Any] = {"limit": self.page_size}
         if query.since_ns is not None:
             params["start_time"] = _iso(query.since_ns)
         if query.until_ns is not None:
