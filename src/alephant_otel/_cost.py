@@ -27,6 +27,7 @@ are part of ``output_tokens`` in both APIs and are not passed separately.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -35,12 +36,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Final
 
-from genai_prices import Usage, calc_price, data_snapshot
-from genai_prices.types import TieredPrices
-
 from alephant_otel._usage import ParsedResponse
 
-__all__ = ["compute_cost", "gateway_cost"]
+__all__ = ["compute_cost", "gateway_cost", "load_prices"]
 
 _log = logging.getLogger(__name__)
 
@@ -77,6 +75,22 @@ _cache: dict[tuple[str | None, str], tuple[float, object, _Entry]] = {}
 _warned: set[str] = set()
 
 
+@functools.cache
+def load_prices() -> Any:
+    """Import genai-prices and load its price snapshot (once).
+
+    Importing it (and pydantic with it) takes 100-150 ms: the bridge calls this
+    when it is set up, so the first request does not pay it, and code that
+    never prices anything (``alephant-otel sessions``, ``import
+    alephant_otel``) never does.
+    """
+    import genai_prices
+    import genai_prices.types
+
+    genai_prices.data_snapshot.get_snapshot()
+    return genai_prices
+
+
 def gateway_cost(value: str | None) -> float | None:
     """Parse a cost the gateway reported in a response header.
 
@@ -109,7 +123,8 @@ def _known_provider(snapshot: Any, provider: str | None) -> str | None:
     if not provider:
         return None
     try:
-        return provider if data_snapshot.find_provider_by_id(snapshot.providers, provider) is not None else None
+        found = load_prices().data_snapshot.find_provider_by_id(snapshot.providers, provider)
+        return provider if found is not None else None
     except Exception:
         return None
 
@@ -140,12 +155,13 @@ def _price_of(provider_id: str | None, model_ref: str, snapshot: Any) -> _Entry:
         _, info = snapshot.find_provider_model(model_ref, None, provider_id, None)
     except LookupError:
         return None
+    gp = load_prices()
     prices = info.get_prices(datetime.now(tz=timezone.utc))
-    if any(isinstance(v, TieredPrices) for v in vars(prices).values()):
+    if any(isinstance(v, gp.types.TieredPrices) for v in vars(prices).values()):
         return _Tiered(model_ref, provider_id)
 
     def at(**counts: int) -> Decimal:
-        total: Decimal = calc_price(Usage(**counts), model_ref, provider_id=provider_id).total_price
+        total: Decimal = gp.calc_price(gp.Usage(**counts), model_ref, provider_id=provider_id).total_price
         return total
 
     base = at()
@@ -161,7 +177,7 @@ def _price_of(provider_id: str | None, model_ref: str, snapshot: Any) -> _Entry:
 def _lookup(model: str, provider: str | None) -> _Entry:
     key = (provider, model)
     now = time.monotonic()
-    snapshot = data_snapshot.get_snapshot()
+    snapshot = load_prices().data_snapshot.get_snapshot()
     hit = _cache.get(key)
     # A new snapshot (genai-prices' UpdatePrices) invalidates what was cached.
     if hit is not None and hit[0] > now and hit[1] is snapshot:
@@ -221,13 +237,14 @@ def compute_cost(parsed: ParsedResponse, *, request_model: str | None, provider:
                 )
                 return float(cost)
             if isinstance(entry, _Tiered):
-                usage = Usage(
+                gp = load_prices()
+                usage = gp.Usage(
                     input_tokens=inp,
                     output_tokens=out,
                     cache_read_tokens=read or None,
                     cache_write_tokens=write or None,
                 )
-                return float(calc_price(usage, entry.model_ref, provider_id=entry.provider_id).total_price)
+                return float(gp.calc_price(usage, entry.model_ref, provider_id=entry.provider_id).total_price)
         _warn_unknown(parsed.response_model or request_model or "?")
         return None
     except Exception:

@@ -25,7 +25,7 @@ from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
 from alephant_otel._context import RequestTotals, active_state, active_totals
-from alephant_otel._cost import compute_cost, gateway_cost
+from alephant_otel._cost import compute_cost, gateway_cost, load_prices
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
 from alephant_otel._metrics import Instruments
@@ -216,6 +216,10 @@ class Bridge:
         self.cost_header = cost_header
         self._cost_key = cost_header.lower().encode("ascii", "replace")
         self.instruments = Instruments(meter_provider)
+        try:
+            load_prices()  # at set-up, not in the first request
+        except Exception:
+            _log.warning("alephant_otel: genai-prices failed to load; costs come from the gateway only", exc_info=True)
 
     # -- request ------------------------------------------------------------
 
