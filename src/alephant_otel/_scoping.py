@@ -60,7 +60,8 @@ def mark_outgoing(host: str, port: int | None, *, gateway: bool) -> None:
 
 def _keep_alephant(target: tuple[str, bool] | None) -> bool:
     if _enabled:
-        return target is not None and target[0] in _internal
+        # The gateway never gets them, even when an internal-hosts entry also covers its host.
+        return target is not None and not target[1] and target[0] in _internal
     return target is None or not target[1]
 
 
