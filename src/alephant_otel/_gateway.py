@@ -47,7 +47,25 @@ def _parse_one(url: str) -> _Origin:
     # The OpenAI-style base URL usually ends in /v1: the gateway is the origin.
     if path.endswith("/v1"):
         path = path[:-3]
-    return _Origin(scheme, parts.hostname.lower().rstrip("."), port, path)
+    return _Origin(scheme, _ascii_host(parts.hostname.lower().rstrip(".")), port, path)
+
+
+def _ascii_host(host: str) -> str:
+    """An internationalised host name in its IDNA (punycode) form, as httpx encodes it for the wire.
+
+    Requests are matched on that form (``URL.raw_host``): httpx and httpx2
+    decode punycode back to Unicode in ``URL.host`` under different rules.
+    """
+    if host.isascii():
+        return host
+    try:
+        import idna  # a dependency of httpx and httpx2
+    except ImportError:  # pragma: no cover - no httpx, so no request to match either
+        return host.encode("idna").decode("ascii")
+    try:
+        return str(idna.encode(host).decode("ascii"))
+    except idna.IDNAError as exc:
+        raise ValueError(f"gateway host {host!r} is not a valid internationalised host name") from exc
 
 
 def parse_gateway_urls(value: str | Iterable[str]) -> tuple[str, ...]:

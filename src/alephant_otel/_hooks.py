@@ -105,7 +105,8 @@ def _url_parts(url: Any) -> tuple[str, str, int | None, str]:
     if isinstance(url, tuple):  # httpx < 0.20 raw form: (scheme, host, port, path)
         scheme, host, port, path = url
         return scheme.decode(), host.decode(), port, path.decode().split("?", 1)[0]
-    return url.scheme, url.host, url.port, url.path
+    # raw_host: the IDNA (punycode) form on the wire; httpx and httpx2 decode ``host`` differently.
+    return url.scheme, url.raw_host.decode("ascii"), url.port, url.path
 
 
 _list_layout: dict[type, bool] = {}
