@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import threading
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -307,8 +308,13 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
         yield ctx
     except BaseException as exc:
         if span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:512]))
+            # An exception message may quote a URL with its query key (raise_for_status() does).
+            from alephant_otel._processor import redact_url  # _processor imports this module
+
+            message = redact_url(str(exc))
+            stacktrace = redact_url("".join(traceback.format_exception(exc)))
+            span.record_exception(exc, {"exception.message": message, "exception.stacktrace": stacktrace})
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:512]))
         raise
     finally:
         otel_context.detach(token)

@@ -26,7 +26,10 @@ _log = logging.getLogger(__name__)
 _URL_KEYS: Final = ("http.url", "url.full", "url.query", "http.target")
 #: Query parameters that carry credentials; OTel's own redaction only covers cloud signatures.
 _SECRET_PARAM: Final = re.compile(
-    r"(?i)([?&;]|^)((?:api[_-]?key|apikey|x-api-key|key|access[_-]?token|token|secret|password|auth|sig|signature)=)[^&#;]*"
+    r"(?i)([?&;]|^)((?:api[_-]?key|apikey|x-api-key|key|access[_-]?token|token|secret|password|auth|sig|signature)=)"
+    # A value ends where a URL parameter does, or, in free text (exception messages), at a
+    # space or quote: the rest of the message or stack trace stays readable.
+    r"[^&#;\s'\"<>]*"
 )
 
 
