@@ -322,3 +322,54 @@ def test_httpx_itself_logs_query_strings(pipeline: Pipeline) -> None:
     assert leaking
     assert all(_is_httpx_request_line(r) for r in leaking)
     assert not find_leaks(header_secret, {"logs": "\n".join(_log_lines(records, all_records=True)).encode()})
+
+
+CAPTURE_ALL_SCRIPT = """
+import os, sys
+import httpx, openai
+import alephant_otel
+from alephant_otel import run, session
+
+alephant_otel.configure(gateway_url=os.environ["GW"], trace_file=os.environ["TRACE_FILE"])
+secret = os.environ["SECRET"]
+client = openai.OpenAI(base_url=os.environ["GW"] + "/v1", api_key=secret, max_retries=0)
+with session("sess_capture"), run(agent_id="capture"):
+    client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    with httpx.Client() as raw:
+        raw.get(os.environ["GW"] + "/v1/models", headers={"x-api-key": secret, "api-key": secret})
+from opentelemetry import trace
+trace.get_tracer_provider().shutdown()
+"""
+
+
+def test_captured_request_headers_are_redacted(tmp_path: Path) -> None:
+    """``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST=".*"`` records every request header
+    on the span; credentials among them are redacted even when the user set no sanitize list."""
+    import subprocess
+    import sys
+
+    from _util import ROOT, clean_env
+
+    secret = new_secret()
+    trace_file = tmp_path / "capture.otlp.jsonl"
+    with GatewayEmulator() as gw:
+        env = clean_env(
+            GW=gw.url,
+            SECRET=secret,
+            TRACE_FILE=str(trace_file),
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST=".*",
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", CAPTURE_ALL_SCRIPT],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert [r.headers.get("authorization") for r in gw.requests][0] == f"Bearer {secret}"
+    data = trace_file.read_bytes()
+    # The capture really happened (so the test can fail): other request headers are on the spans.
+    assert b"http.request.header.user_agent" in data
+    assert b"http.request.header.authorization" in data
+    assert b"[REDACTED]" in data
+    assert find_leaks(secret, {"trace file": data}) == []
+    assert find_leaks(secret, {"stderr": done.stderr.encode(), "stdout": done.stdout.encode()}) == []

@@ -24,6 +24,14 @@ _log = logging.getLogger(__name__)
 
 #: URL attributes the HTTP instrumentations set (old and new semconv).
 _URL_KEYS: Final = ("http.url", "url.full", "url.query", "http.target")
+#: Captured request headers (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST=".*"``)
+#: that carry credentials, as the instrumentation names them; redacted even when the user did
+#: not list them in ``..._SANITIZE_FIELDS``.
+_SECRET_HEADER_KEYS: Final = tuple(
+    "http.request.header." + h
+    for h in ("authorization", "proxy_authorization", "x_api_key", "api_key", "cookie", "x_goog_api_key")
+)
+_REDACTED_HEADER: Final = ("[REDACTED]",)
 #: Query parameters that carry credentials; OTel's own redaction only covers cloud signatures.
 _SECRET_PARAM: Final = re.compile(
     r"(?i)([?&;]|^)((?:api[_-]?key|apikey|x-api-key|key|access[_-]?token|token|secret|password|auth|sig|signature)=)"
@@ -52,7 +60,10 @@ class AlephantSpanProcessor(SpanProcessor):
 
     It also redacts credential-like query parameters (``api_key=``,
     ``key=``, ``token=``...) from the URL attributes HTTP instrumentations set,
-    so a key passed in a query string never reaches an exporter.
+    so a key passed in a query string never reaches an exporter, and the
+    credential headers (``authorization``, ``x-api-key``, ``api-key``...)
+    that ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` would
+    record.
 
     Request-level data (usage, cost, retries, policy events) is added by the
     httpx hooks before the request span ends, and roll-ups by the session and
@@ -73,6 +84,9 @@ class AlephantSpanProcessor(SpanProcessor):
                         redacted = redact_url(value)
                         if redacted != value:
                             span.set_attribute(key, redacted)
+                for key in _SECRET_HEADER_KEYS:
+                    if key in current and current[key] != _REDACTED_HEADER:
+                        span.set_attribute(key, _REDACTED_HEADER)
         except Exception:  # pragma: no cover - active_state does not raise on any input seen so far
             _log.debug("alephant_otel: on_start failed", exc_info=True)
 
