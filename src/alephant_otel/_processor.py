@@ -32,6 +32,7 @@ _SECRET_HEADER_KEYS: Final = tuple(
     for h in ("authorization", "proxy_authorization", "x_api_key", "api_key", "cookie", "x_goog_api_key")
 )
 _REDACTED_HEADER: Final = ("[REDACTED]",)
+_WATCHED: Final = frozenset(_URL_KEYS + _SECRET_HEADER_KEYS)
 #: Query parameters that carry credentials; OTel's own redaction only covers cloud signatures.
 _SECRET_PARAM: Final = re.compile(
     r"(?i)([?&;]|^)((?:api[_-]?key|apikey|x-api-key|key|access[_-]?token|token|secret|password|auth|sig|signature)=)"
@@ -78,15 +79,17 @@ class AlephantSpanProcessor(SpanProcessor):
                 span.set_attributes(attrs)
             current = span.attributes
             if current:
-                for key in _URL_KEYS:
-                    value = current.get(key)
-                    if isinstance(value, str) and "=" in value:
+                # One pass over the keys: a lookup that misses on the SDK's attribute
+                # mapping raises and catches a KeyError, ~1 µs each, on every span.
+                for key in _WATCHED.intersection(current):
+                    value = current[key]
+                    if key.startswith("http.request.header."):
+                        if value != _REDACTED_HEADER:
+                            span.set_attribute(key, _REDACTED_HEADER)
+                    elif isinstance(value, str) and "=" in value:
                         redacted = redact_url(value)
                         if redacted != value:
                             span.set_attribute(key, redacted)
-                for key in _SECRET_HEADER_KEYS:
-                    if key in current and current[key] != _REDACTED_HEADER:
-                        span.set_attribute(key, _REDACTED_HEADER)
         except Exception:  # pragma: no cover - active_state does not raise on any input seen so far
             _log.debug("alephant_otel: on_start failed", exc_info=True)
 
