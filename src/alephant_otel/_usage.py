@@ -443,7 +443,10 @@ class _Acc:
         if not isinstance(output, list) or self.refusal is not None:
             return
         for item in output:
-            for part in _dict(item).get("content") or ():
+            content = _dict(item).get("content")
+            if not isinstance(content, list):  # a number here made the whole body unreadable
+                continue
+            for part in content:
                 part_d = _dict(part)
                 if part_d.get("type") == "refusal":
                     self.refusal = (_str(part_d.get("refusal"), 4 * _REASON_LIMIT) or "refusal", "refusal")
