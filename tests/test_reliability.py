@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ import alephant_otel
 from alephant_otel import _names as n
 from alephant_otel import run, session
 from alephant_otel.testing import Fault, GatewayEmulator
-from alephant_otel.testing._server import LoopbackServer, QuietHTTPServer
+from alephant_otel.testing._server import LoopbackServer, QuietHTTPHandler, QuietHTTPServer
 
 MODEL = "openai/gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Where is my refund for order 1234?"}]
@@ -78,13 +77,8 @@ class _CollectorServer(QuietHTTPServer):
     collector: FaultyCollector
 
 
-class _CollectorHandler(BaseHTTPRequestHandler):
+class _CollectorHandler(QuietHTTPHandler):
     server: _CollectorServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
 
     def do_POST(self) -> None:
         c = self.server.collector

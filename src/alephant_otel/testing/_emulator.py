@@ -23,11 +23,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from alephant_otel.testing._server import LoopbackServer, QuietHTTPServer
+from alephant_otel.testing._server import LoopbackServer, QuietHTTPHandler, QuietHTTPServer
 
 __all__ = ["Fault", "GatewayEmulator", "RecordedRequest"]
 
@@ -254,15 +253,8 @@ class _Server(QuietHTTPServer):
     emulator: GatewayEmulator
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHTTPHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body are separate writes: without TCP_NODELAY, Nagle plus the
-    # client's delayed ACK adds ~40 ms to every keep-alive request.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``requests``, not the log."""
 
     # -- plumbing -------------------------------------------------------------------------
 

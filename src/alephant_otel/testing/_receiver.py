@@ -12,7 +12,6 @@ import gzip
 import threading
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
@@ -21,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from alephant_otel.testing._server import LoopbackServer, QuietHTTPServer
+from alephant_otel.testing._server import LoopbackServer, QuietHTTPHandler, QuietHTTPServer
 
 __all__ = ["OtlpReceiver", "ReceivedSpan"]
 
@@ -55,15 +54,8 @@ def _attrs(kvs: Any) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in kvs}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHTTPHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body are separate writes: without TCP_NODELAY, Nagle plus the
-    # client's delayed ACK adds ~40 ms to every keep-alive request.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the records, not the log."""
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
