@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.analytics_data import (
@@ -323,3 +324,276 @@ def test_unfinished_last_line_is_not_corrupt(tmp_path: Path) -> None:
     assert records
     assert source.corrupt == 0
     assert source.incomplete_tail
+
+
+# --- the fast file reader (rows, worker processes) against the record path -----------
+
+
+def _plain_data(obj: object) -> object:
+    """Sessions (dataclasses all the way down) as nested tuples, to compare exactly."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return (type(obj).__name__, *(_plain_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)))
+    if isinstance(obj, (list, tuple)):
+        return tuple(_plain_data(x) for x in obj)
+    return obj
+
+
+def _kv(key: str, value: object) -> dict[str, object]:
+    return {"key": key, "value": value}
+
+
+def _odd_line() -> str:
+    """Spans with every value shape the converter has a branch for."""
+    s = {"stringValue": "sess_odd"}
+    spans = [
+        {  # a request span: ints as numbers and strings, a float slot given an int, aliases only
+            "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "spanId": "b7ad6b7169203331",
+            "parentSpanId": "",
+            "startTimeUnixNano": 1_750_000_000_000_000_000,
+            "endTimeUnixNano": "1750000001000000000",
+            "status": {"code": "STATUS_CODE_ERROR", "message": "HTTP 429"},
+            "attributes": [
+                _kv(n.GEN_AI_CONVERSATION_ID, s),
+                _kv(n.GEN_AI_AGENT_ID, {"stringValue": "aliased"}),
+                _kv(n.ATTR_REQUEST_ID, {"stringValue": "req_odd"}),
+                _kv(n.GEN_AI_USAGE_INPUT_TOKENS, {"intValue": 12}),
+                _kv(n.GEN_AI_USAGE_OUTPUT_TOKENS, {"stringValue": "7"}),
+                _kv(n.ATTR_COST_USD, {"intValue": "3"}),
+                _kv("http.response.status_code", {"doubleValue": 429.0}),
+                _kv(n.ATTR_RETRY_ATTEMPT, {"intValue": "-1"}),
+                _kv(n.ATTR_STREAMING, {"boolValue": True}),
+                _kv(n.ATTR_INTERCEPTED, {"stringValue": "true"}),
+                _kv(n.GEN_AI_REQUEST_MODEL, {"stringValue": "first"}),
+                _kv(n.GEN_AI_REQUEST_MODEL, {"stringValue": "second"}),  # repeated: the last wins
+                _kv(n.GEN_AI_RESPONSE_MODEL, {"intValue": "4"}),
+                _kv(n.ATTR_SESSION_PATH, {"arrayValue": {"values": [{"stringValue": "/a"}]}}),
+                {"key": "unread.attribute"},  # no value: nothing reads it
+            ],
+            "events": [
+                {
+                    "name": n.EVENT_POLICY,
+                    "attributes": [
+                        _kv(n.EVENT_POLICY_REASON, {"stringValue": "budget"}),
+                        _kv(n.EVENT_POLICY_STATUS, {"intValue": "402"}),
+                    ],
+                }
+            ],
+        },
+        {  # a session span with base64 ids and a roll-up
+            "traceId": "CvdlGRbNQ92ESOshHIAxnA==",
+            "spanId": "t61rcWkgMzE=",
+            "name": "session",
+            "startTimeUnixNano": "1749999999000000000",
+            "endTimeUnixNano": "1750000002000000000",
+            "attributes": [
+                _kv(n.ATTR_SESSION_ID, s),
+                _kv(n.ATTR_SESSION_NAME, {"stringValue": "odd one"}),
+                _kv(n.ATTR_TOTAL_REQUESTS, {"intValue": "1"}),
+                _kv(n.ATTR_TOTAL_COST_USD, {"doubleValue": 3}),
+            ],
+        },
+        {  # no kind: inferred from the name and the run id
+            "traceId": "0af7651916cd43dd8448eb211c80319c",
+            "spanId": "00000000000000aa",
+            "name": "invoke_agent planner",
+            "attributes": [_kv(n.ATTR_SESSION_ID, s), _kv(n.ATTR_RUN_ID, {"stringValue": "run_odd"})],
+        },
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00000000000000ab", "name": "GET /"},
+    ]
+    return json.dumps({"resource_spans": [{"scopeSpans": [{"spans": spans}]}]})
+
+
+def _varied_file(path: Path) -> Path:
+    """Many sessions in lines of different sizes, corrupt and blank lines, odd values, a cut last line."""
+    specs = [_session_of(f"s{i}", f"/p{i % 3}", 1000 + i, i * 2000, retries=i % 3) for i in range(30)]
+    spans = make_spans([support_session(), headless_session(), linked_session(), *specs])
+    lines: list[str] = []
+    i = 0
+    for size in (1, 7, 3, 12, 2, 5) * 20:
+        if i >= len(spans):
+            break
+        lines.append(json.dumps(otlp_json(spans[i : i + size]), separators=(",", ":")))
+        i += size
+        if len(lines) in (3, 11):
+            lines += ["{not json", "", '{"resourceSpans": 3}', "[1, 2]"]
+    lines.append(_odd_line())
+    path.write_text("\n".join(lines) + "\n" + lines[0][:40])  # the last line cut mid-write
+    return path
+
+
+def _record_path(path: Path) -> tuple[object, int, int]:
+    """Sessions through FileSource.spans and SpanRecords: the reference."""
+    source = FileSource(path)
+    builder = SessionBuilder()
+    builder.add_all(source.spans(SpanQuery()))
+    return _plain_data(builder.build(now_ns=LATER)), builder.spans, source.corrupt
+
+
+def _spy_read_chunk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Start offsets of the chunks read in this process (not in a worker)."""
+    import os
+
+    from alephant_otel.analytics import _fastfile
+
+    pid, seen = os.getpid(), []
+    real = _fastfile.read_chunk
+
+    def spy(path: str, start: int, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() == pid:
+            seen.append(start)
+        return real(path, start, *args, **kwargs)
+
+    monkeypatch.setattr(_fastfile, "read_chunk", spy)
+    return seen
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fast_reader_gives_the_sessions_of_the_record_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    from alephant_otel.analytics import _fastfile
+
+    path = _varied_file(tmp_path / "t.jsonl")
+    expected, spans, corrupt = _record_path(path)
+    assert corrupt == 6
+    # Small chunks, so that chunk edges fall inside lines, on line starts and on blank lines.
+    monkeypatch.setattr(_fastfile, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MIN", 997)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MAX", 997)
+    in_parent = _spy_read_chunk(monkeypatch)
+    source = FileSource(path, workers=workers)
+    result = read_sessions(source, now_ns=LATER)
+    assert _plain_data(result.sessions) == expected
+    assert (len(in_parent) == 0) == (workers == 2)  # with 2 workers every chunk was parsed in the pool
+    assert (result.spans, result.corrupt, source.incomplete_tail) == (spans, 6, True)
+    assert len(_fastfile._chunks(path.stat().st_size, workers)) > 100
+    odd = result.get("sess_odd")
+    assert odd is not None
+    assert odd.requests[0].request_model == "second"
+
+
+def test_fast_reader_chunk_edges_anywhere(tmp_path: Path) -> None:
+    from alephant_otel.analytics import _fastfile
+
+    spans = make_spans([support_session()])
+    path = write_trace_file(tmp_path / "t.jsonl", spans[:6], batch=2)
+    path.write_text(path.read_text().replace("\n", "\n\n", 1) + "{cut")
+    size = path.stat().st_size
+
+    def read(start: int, end: int) -> tuple[list[object], int, int, bool]:
+        rows: list[object] = []
+        r = _fastfile.read_chunk(str(path), start, end, lambda got, ignored: rows.extend(got))
+        return rows, r.lines, r.corrupt, r.incomplete_tail
+
+    whole = read(0, _fastfile._EOF)
+    assert whole[1:] == (4, 0, True)
+    assert len(whole[0]) == 6
+    for cut in range(size + 1):
+        a, b = read(0, cut), read(cut, _fastfile._EOF)
+        assert (a[0] + b[0], a[1] + b[1], a[3] or b[3]) == (whole[0], 4, True), cut
+
+
+def test_fast_reader_rows_match_records_span_by_span() -> None:
+    from alephant_otel.analytics import _fastfile
+    from alephant_otel.analytics._model import Request
+
+    resource_spans = json.loads(_odd_line())["resource_spans"]
+    specs = [support_session(), headless_session(), linked_session()]
+    resource_spans += otlp_json(make_spans(specs))["resourceSpans"]
+    rows: list[tuple[object, ...]] = []
+    ignored = _fastfile.rows_from_otlp(resource_spans, rows)
+    records = list(records_from_otlp(resource_spans))
+    assert ignored == sum(1 for r in records if r.session_id is None) == 2
+    in_sessions = [r for r in records if r.session_id is not None]
+    assert len(rows) == len(in_sessions)
+    builder, reference = SessionBuilder(), SessionBuilder()
+    for row, rec in zip(rows, in_sessions, strict=True):
+        if row[0]:
+            assert rec.kind == n.SPAN_KIND_REQUEST
+            builder._add_request_row(row)
+            assert _plain_data(builder._sessions[rec.session_id].requests[-1]) == _plain_data(Request.from_record(rec))
+        else:
+            back = _fastfile.record_from_row(row)
+            assert [getattr(back, s) for s in back.__slots__] == [getattr(rec, s) for s in rec.__slots__]
+            builder.add(back)
+        reference.add(rec)
+    assert _plain_data(builder.build(now_ns=LATER)) == _plain_data(reference.build(now_ns=LATER))
+
+
+def test_fast_reader_decoder_falls_back_to_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+    import types
+
+    from alephant_otel.analytics import _fastfile
+
+    real_import = importlib.import_module
+
+    def no_orjson(name: str, package: str | None = None) -> types.ModuleType:
+        if name == "orjson":
+            raise ImportError(name)
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_orjson)
+    assert _fastfile._decoder() == ("json", json.loads)
+    fake = types.ModuleType("orjson")
+    fake.loads = json.loads  # type: ignore[attr-defined]
+    monkeypatch.setattr(importlib, "import_module", real_import)
+    monkeypatch.setitem(sys.modules, "orjson", fake)
+    assert _fastfile._decoder()[0] == "orjson"
+
+    # The reader uses whatever decoder was chosen; with json it gives the same sessions.
+    path = _varied_file(tmp_path / "t.jsonl")
+    expected, _, _ = _record_path(path)
+    monkeypatch.setattr(_fastfile, "decoder", ("json", json.loads))
+    monkeypatch.setattr(_fastfile, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MIN", 1000)
+    assert _plain_data(read_sessions(FileSource(path, workers=2), now_ns=LATER).sessions) == expected
+
+
+def _dying_reader(path: str, start: int, end: int) -> tuple[list[bytes], int, int, int, bool]:
+    import os
+    import time
+
+    from alephant_otel.analytics import _fastfile
+
+    if start > 0:
+        time.sleep(0.2)  # (the first chunk is usually delivered before the pool breaks)
+        os._exit(3)  # a worker killed mid-read
+    return _fastfile._read_chunk_marshalled(path, start, end)
+
+
+def test_fast_reader_falls_back_to_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alephant_otel.analytics import _fastfile
+
+    path = _varied_file(tmp_path / "t.jsonl")
+    expected, spans, _ = _record_path(path)
+    monkeypatch.setattr(_fastfile, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MIN", 500)
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise OSError("no processes here")
+
+    with monkeypatch.context() as m:
+        m.setattr(_fastfile, "ProcessPoolExecutor", no_pool)
+        result = read_sessions(FileSource(path, workers=2), now_ns=LATER)
+    assert (_plain_data(result.sessions), result.spans, result.corrupt) == (expected, spans, 6)
+
+    # A worker dies after the first chunk was fed: the rest is read in this process.
+    monkeypatch.setattr(_fastfile, "_pool_task", _dying_reader)
+    in_parent = _spy_read_chunk(monkeypatch)
+    result = read_sessions(FileSource(path, workers=2), now_ns=LATER)
+    assert (_plain_data(result.sessions), result.spans, result.corrupt) == (expected, spans, 6)
+    assert in_parent  # what the pool did not deliver was read here, once
+
+
+def test_fast_reader_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alephant_otel.analytics import _fastfile
+
+    monkeypatch.setenv(_fastfile.ENV_WORKERS, "1")
+    assert _fastfile.worker_count() == 1
+    monkeypatch.setenv(_fastfile.ENV_WORKERS, "nope")
+    assert 1 <= _fastfile.worker_count() <= 8

@@ -23,7 +23,7 @@ from typing import Any, Final
 from alephant_otel import _names as n
 from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord
 
-__all__ = ["normalize_id", "record_from_flat", "records_from_otlp"]
+__all__ = ["normalize_id", "record_from_flat", "records_from_otlp", "span_ids"]
 
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 
@@ -178,6 +178,24 @@ def _scope_spans(rs: Mapping[str, Any]) -> Iterable[Any]:
     return ss
 
 
+def span_ids(sp: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    """(trace id, span id, parent span id or None) of an OTLP/JSON span, as hex.
+
+    The Collector and this package write hex; other encodings (base64, as
+    protobuf JSON mapping has it) are normalised.
+    """
+    tid = sp.get("traceId", "")
+    sid = sp.get("spanId", "")
+    pid = sp.get("parentSpanId") or None
+    if len(tid) != 32:
+        tid = normalize_id(tid)
+    if len(sid) != 16:
+        sid = normalize_id(sid)
+    if pid is not None and len(pid) != 16:
+        pid = normalize_id(pid) or None
+    return tid, sid, pid
+
+
 def _service(rs: Mapping[str, Any]) -> str | None:
     resource = rs.get("resource")
     if not isinstance(resource, dict):
@@ -202,15 +220,7 @@ def records_from_otlp(resource_spans: Iterable[Any]) -> Iterator[SpanRecord]:
         service = _service(rs)
         for ss in _scope_spans(rs):
             for sp in ss.get("spans") or ():
-                tid = sp.get("traceId", "")
-                sid = sp.get("spanId", "")
-                pid = sp.get("parentSpanId") or None
-                if len(tid) != 32:
-                    tid = normalize_id(tid)
-                if len(sid) != 16:
-                    sid = normalize_id(sid)
-                if pid is not None and len(pid) != 16:
-                    pid = normalize_id(pid) or None
+                tid, sid, pid = span_ids(sp)
                 rec = SpanRecord(tid, sid, pid, sp.get("name") or "")
                 rec.start_ns = int(sp.get("startTimeUnixNano") or 0)
                 rec.end_ns = int(sp.get("endTimeUnixNano") or 0)

@@ -17,9 +17,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from alephant_otel import _names as n
-from alephant_otel.analytics._model import Request, Rollup, Run, Session, SessionStatus, SpanRecord, _Totals
+from alephant_otel.analytics._model import (
+    PolicyEvent,
+    Request,
+    Rollup,
+    Run,
+    Session,
+    SessionStatus,
+    SpanRecord,
+    _Totals,
+)
 
 __all__ = ["DEFAULT_ACTIVE_WINDOW_S", "SessionBuilder", "build_sessions"]
 
@@ -96,6 +106,29 @@ class SessionBuilder:
             acc.session_spans.append(rec)
         elif kind == n.SPAN_KIND_RUN:
             acc.run_spans.setdefault(rec.run_id or rec.span_id, []).append(rec)
+
+    def _add_request_row(self, row: tuple[Any, ...]) -> None:
+        """Take a request span as a row of ``_fastfile.rows_from_otlp``: what :meth:`add` does with its record."""
+        self.spans += 1
+        sid = row[1]
+        start = row[8]
+        end = row[9]
+        acc = self._sessions.get(sid)
+        if acc is None:
+            acc = self._sessions[sid] = _Acc(sid, start, end)
+        else:
+            if start and (start < acc.start_ns or not acc.start_ns):
+                acc.start_ns = start
+            acc.last_ns = max(acc.last_ns, end)
+        acc.trace_ids[row[4]] = None
+        req = Request(*row[3:])
+        if req.policy_events:
+            req.policy_events = tuple(PolicyEvent(*p) for p in row[28])  # sent as plain tuples
+        acc.requests.append(req)
+        if acc.path is None and row[13] is not None:
+            acc.path = row[13]
+        if acc.name is None and row[2] is not None:
+            acc.name = row[2]
 
     def add_all(self, records: Iterable[SpanRecord]) -> None:
         """Take every record of ``records``."""
