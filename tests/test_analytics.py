@@ -450,6 +450,30 @@ def _spy_read_chunk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
+def test_fast_reader_stays_in_process_when_other_threads_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forking while another thread may hold a lock can deadlock the child: read serially then."""
+    import threading
+
+    from alephant_otel.analytics import _fastfile
+
+    path = _varied_file(tmp_path / "t.jsonl")
+    expected, _, _ = _record_path(path)
+    monkeypatch.setattr(_fastfile, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MIN", 997)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MAX", 997)
+    in_parent = _spy_read_chunk(monkeypatch)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        result = read_sessions(FileSource(path, workers=2), now_ns=LATER)
+    finally:
+        stop.set()
+        other.join()
+    assert _plain_data(result.sessions) == expected
+    assert len(in_parent) == len(_fastfile._chunks(path.stat().st_size, 2))  # every chunk read here
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_fast_reader_gives_the_sessions_of_the_record_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int

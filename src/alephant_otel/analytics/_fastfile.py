@@ -549,9 +549,15 @@ def read_into(
 def _can_fork() -> bool:
     # fork: the workers inherit the loaded modules and the decoder choice, and
     # nothing re-imports __main__ (spawn/forkserver would run an unguarded script again).
+    # Only from a single-threaded process (the CLI): forking while another thread
+    # holds a lock (an exporter's, logging's) can deadlock the child, and Python
+    # 3.12+ warns about it. A library caller with threads reads serially.
     import multiprocessing
+    import threading
 
-    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+    return (
+        sys.platform == "linux" and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+    )
 
 
 def _read_parallel(
