@@ -185,6 +185,65 @@ def test_the_gateway_never_gets_alephant_baggage_even_when_listed_as_internal(
     assert "alephant-session-id" not in internal.headers
 
 
+@pytest.mark.parametrize(
+    ("entry", "url", "internal"),
+    [
+        ("Svc.Internal.test.:{p}", "http://svc.internal.test:{p}/v1/models", True),  # case, trailing dot
+        ("svc.internal.test", "http://svc.internal.test.:{p}/v1/models", True),  # dot on the request side
+        ("svc.internal.test:{q}", "http://svc.internal.test:{p}/v1/models", False),  # another port
+        ("other.test:{p}", "http://svc.internal.test:{p}/v1/models", False),
+    ],
+)
+def test_internal_host_entries_are_normalised(
+    entry: str, url: str, internal: bool, gateway: GatewayEmulator, tracer_provider, loopback_names
+) -> None:
+    """Entries are matched as the request goes on the wire: any case, with or without a trailing dot."""
+    with GatewayEmulator() as svc:
+        port = int(svc.url.rsplit(":", 1)[1])
+        hosts = [entry.format(p=port, q=port + 1)]
+        alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider, baggage_hosts=hosts)
+        try:
+            with httpx.Client() as client, session("sess_entry"), tenant_baggage():
+                client.get(url.format(p=port))
+        finally:
+            alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
+        (req,) = svc.requests
+    expected = {"alephant.session.id": "sess_entry", "tenant": "acme"} if internal else {"tenant": "acme"}
+    assert baggage_of(req.headers) == expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "host", "port", "scheme", "internal"),
+    [
+        ("svc:80", "svc", None, "http", True),  # the scheme's default port, named in the entry
+        ("svc:443", "svc", None, "https", True),
+        ("svc:443", "svc", None, "http", False),
+        ("svc", "svc", 8080, "http", True),  # an entry without a port: any port
+        ("[::1]:9000", "::1", 9000, "http", True),  # httpx gives IPv6 hosts without brackets
+        ("[::1]", "::1", 1234, "http", True),
+        ("::1", "::1", 1234, "http", True),
+        ("bücher.test", "xn--bcher-kva.test", None, "https", True),  # IDNA, as on the wire
+    ],
+)
+def test_internal_host_entry_forms(entry: str, host: str, port: int | None, scheme: str, internal: bool) -> None:
+    """The entry forms that cannot be served on loopback here: through the propagator itself."""
+    from opentelemetry import baggage as otel_baggage
+
+    from alephant_otel import _scoping
+
+    _scoping.set_internal_hosts(frozenset({entry}))
+    try:
+        ctx = otel_baggage.set_baggage("alephant.session.id", "sess_forms")
+        ctx = otel_baggage.set_baggage("tenant", "acme", ctx)
+        carrier: dict[str, str] = {}
+        _scoping.mark_outgoing(host, port, gateway=False, scheme=scheme)
+        _scoping.ScopedBaggagePropagator().inject(carrier, ctx)
+    finally:
+        _scoping.set_internal_hosts(None)
+    assert ("alephant.session.id=sess_forms" in carrier["baggage"]) is internal
+    assert "tenant=acme" in carrier["baggage"]
+
+
 # --- (b) lookalike hosts, over real loopback HTTP ---------------------------------------------------------
 
 GATEWAY_HOST = "ai.alephant.io"

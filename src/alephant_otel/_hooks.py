@@ -241,7 +241,7 @@ class Bridge:
     def _on_request(self, span: Span, info: Any) -> None:
         scheme, host, port, path = _url_parts(info.url)
         is_gateway = self.matcher.matches(scheme, host, port, path)
-        mark_outgoing(host, port, gateway=is_gateway)
+        mark_outgoing(host, port, gateway=is_gateway, scheme=scheme)
         headers = info.headers
         if not is_gateway or headers is None:
             return

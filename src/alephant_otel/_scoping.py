@@ -21,6 +21,7 @@ inject goes.
 
 from __future__ import annotations
 
+import contextlib
 from contextvars import ContextVar
 from typing import Final
 
@@ -29,7 +30,9 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
 
-__all__ = ["ScopedBaggagePropagator", "mark_outgoing", "set_internal_hosts"]
+from alephant_otel._gateway import _ascii_host
+
+__all__ = ["ScopedBaggagePropagator", "host_key", "mark_outgoing", "set_internal_hosts"]
 
 _PREFIX: Final = "alephant."
 # (host key, is gateway) of the request about to be injected; None outside an httpx request.
@@ -38,18 +41,57 @@ _internal: frozenset[str] = frozenset()
 _enabled = False
 
 
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def host_key(entry: str) -> str:
+    """An internal-hosts entry as requests are matched against it.
+
+    ``host`` or ``host:port``; lower case, no trailing dot, internationalised
+    names in their IDNA (wire) form, IPv6 literals without brackets
+    (``[::1]:8080`` -> ``::1:8080``, ``[::1]`` -> ``::1``).
+
+    Examples:
+        >>> host_key(" Svc.Internal.:8080 "), host_key("[::1]:9000"), host_key("[::1]")
+        ('svc.internal:8080', '::1:9000', '::1')
+    """
+    entry = entry.strip().lower()
+    port = ""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+    else:
+        host = entry  # a bare IPv6 literal, or a name
+    host = host.rstrip(".")
+    # As the gateway's own host is matched; a name that is not valid IDNA stays as
+    # it is and matches nothing (request hosts are always ASCII).
+    with contextlib.suppress(ValueError):
+        host = _ascii_host(host)
+    return f"{host}:{port}" if port else host
+
+
 def set_internal_hosts(hosts: frozenset[str] | None) -> None:
     """Turn scoping on for these internal hosts (None turns scoping off)."""
     global _internal, _enabled  # noqa: PLW0603 - process-wide switch, set by configure()
-    _internal = frozenset(h.lower() for h in hosts) if hosts is not None else frozenset()
+    _internal = frozenset(host_key(h) for h in hosts) if hosts is not None else frozenset()
     _enabled = hosts is not None
 
 
-def mark_outgoing(host: str, port: int | None, *, gateway: bool) -> None:
-    """Record where the request whose headers are injected next goes."""
+def mark_outgoing(host: str, port: int | None, *, gateway: bool, scheme: str = "") -> None:
+    """Record where the request whose headers are injected next goes.
+
+    ``port`` is None when the URL names none; an entry ``svc:80`` still
+    matches ``http://svc/`` (the scheme's default port).
+    """
     if _enabled:
-        host = host.lower()
-        _outgoing.set((host if host in _internal or port is None else f"{host}:{port}", gateway))
+        host = host.lower().rstrip(".")
+        if host not in _internal:
+            effective = port if port is not None else _DEFAULT_PORTS.get(scheme)
+            if effective is not None:
+                host = f"{host}:{effective}"
+        _outgoing.set((host, gateway))
     elif gateway:
         _outgoing.set(("", True))
     elif _outgoing.get() is not None:
