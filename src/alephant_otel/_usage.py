@@ -576,10 +576,44 @@ def _sniff(body: bytes, content_type: str | None) -> str:
 def _parse_sse(body: bytes, acc: _Acc) -> None:
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    data: list[bytes] = []
-    first = True
     interesting = _INTERESTING.search
-    for line in body.split(b"\n"):
+    size = len(body)
+    # The leading events, until one decodes (model and id come from the first).
+    pos = 0
+    first = True
+    while first and pos < size:
+        end = body.find(b"\n\n", pos)
+        end = size if end < 0 else end
+        first = _sse_block(body[pos:end], acc, first, interesting)
+        pos = end + 2
+    # Then only the events that hold something worth decoding (usage, a finish
+    # reason, an error), found in one regex pass in C: a Python loop over every
+    # line and event of a long stream cost more than the whole rest of the parse.
+    for match in _INTERESTING.finditer(body, pos):
+        at = match.start()
+        if at < pos:
+            continue  # inside the event just read
+        start = body.rfind(b"\n\n", pos, at)
+        start = pos if start < 0 else start + 2
+        end = body.find(b"\n\n", match.end())
+        end = size if end < 0 else end
+        _sse_block(body[start:end], acc, False, interesting)
+        pos = end + 2
+    # OpenAI's terminal "[DONE]" event, when the scan above did not read it. (An
+    # alternative for it in the same regex makes the scan 3x slower: the other
+    # alternatives share a leading quote the engine skips ahead to.)
+    done = body.rfind(b"[DONE]", pos)
+    if done >= 0:
+        start = body.rfind(b"\n\n", pos, done)
+        start = pos if start < 0 else start + 2
+        end = body.find(b"\n\n", done)
+        _sse_block(body[start : size if end < 0 else end], acc, False, interesting)
+
+
+def _sse_block(block: bytes, acc: _Acc, first: bool, interesting: Any) -> bool:
+    """Fold the events of ``block`` (whole lines); returns whether the first event is still to come."""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
         if line.startswith(b"data:"):
             data.append(line[5:])
             continue
@@ -593,7 +627,8 @@ def _parse_sse(body: bytes, acc: _Acc) -> None:
         data = []
         first = _sse_event(payload, acc, first, interesting)
     if data:
-        _sse_event(b"\n".join(data), acc, first, interesting)
+        first = _sse_event(b"\n".join(data), acc, first, interesting)
+    return first
 
 
 def _sse_event(payload: bytes, acc: _Acc, first: bool, interesting: Any) -> bool:
