@@ -116,12 +116,7 @@ class _CollectorHandler(QuietHTTPHandler):
         ]
         with c.lock:
             c.request_spans += kinds.count(n.SPAN_KIND_REQUEST)
-        payload = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_body(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
 
 class FaultyCollector(LoopbackServer):

@@ -258,19 +258,8 @@ class _Handler(QuietHTTPHandler):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _send(
-        self, status: int, body: bytes, ctype: str = "application/json", extra: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
     def _json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), extra=extra)
+        self.send_body(status, json.dumps(obj).encode(), "application/json", extra)
 
     def _start_stream(self, extra: dict[str, str]) -> None:
         self.send_response(200)
@@ -377,7 +366,7 @@ class _Handler(QuietHTTPHandler):
             self._json(fault.http_status, body, {"x-alephant-policy": fault.code})
             return True
         if fault.kind == "invalid_json":
-            self._send(200, b'{"id": "chatcmpl-broken", "choices": [ {"mess')
+            self.send_body(200, b'{"id": "chatcmpl-broken", "choices": [ {"mess', "application/json")
             return True
         if fault.kind == "big_body":
             pad = "x" * (fault.megabytes << 20)
@@ -396,7 +385,7 @@ class _Handler(QuietHTTPHandler):
             )
             return True
         if fault.kind == "content_type":
-            self._send(200, b"<html><body>maintenance</body></html>", ctype=fault.ctype)
+            self.send_body(200, b"<html><body>maintenance</body></html>", fault.ctype)
             return True
         return False  # reset / truncated: applied while streaming
 

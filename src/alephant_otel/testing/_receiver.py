@@ -78,12 +78,7 @@ class _Handler(QuietHTTPHandler):
             self.end_headers()
             return
         self.server.receiver._add(body, request)
-        payload = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_body(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
 
 class _Server(QuietHTTPServer):

@@ -40,6 +40,16 @@ class QuietHTTPHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read what the server recorded, not its log."""
 
+    def send_body(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        """Answer with a complete body of ``ctype`` (and ``extra`` headers)."""
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
 
 class LoopbackServer:
     """A ``ThreadingHTTPServer`` run in a daemon thread; a context manager."""
