@@ -53,7 +53,7 @@ def _env_hosts(env: Mapping[str, str]) -> frozenset[str] | None:
     if raw.lower() in _TRUE:
         return frozenset()
     # Otherwise: a comma-separated list of internal hosts that may receive alephant baggage.
-    return frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
+    return frozenset(h.strip() for h in raw.split(",") if h.strip())
 
 
 def resolve_settings(
@@ -84,5 +84,6 @@ def resolve_settings(
         header = cost_header.strip().lower()
     else:
         header = env.get(n.ENV_COST_HEADER, "").strip().lower() or n.DEFAULT_COST_HEADER
-    hosts = frozenset(h.lower() for h in baggage_hosts) if baggage_hosts is not None else _env_hosts(env)
+    # Entries are normalised (case, IDN, brackets) where they are matched: _scoping.host_key.
+    hosts = frozenset(baggage_hosts) if baggage_hosts is not None else _env_hosts(env)
     return Settings(gateway_urls=urls, trace_file=path, cost_header=header, baggage_hosts=hosts)

@@ -28,6 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
 from alephant_otel._ids import new_id
+from alephant_otel._redact import redact_url
 from alephant_otel._validate import check_value, is_valid
 from alephant_otel._version import __version__
 
@@ -309,8 +310,6 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
     except BaseException as exc:
         if span.is_recording():
             # An exception message may quote a URL with its query key (raise_for_status() does).
-            from alephant_otel._processor import redact_url  # _processor imports this module
-
             message = redact_url(str(exc))
             stacktrace = redact_url("".join(traceback.format_exception(exc)))
             span.record_exception(exc, {"exception.message": message, "exception.stacktrace": stacktrace})

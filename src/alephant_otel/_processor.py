@@ -10,13 +10,13 @@ rather than per span.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from alephant_otel._context import active_state
+from alephant_otel._redact import redact_url
 
 __all__ = ["AlephantSpanProcessor", "redact_url"]
 
@@ -33,18 +33,6 @@ _SECRET_HEADER_KEYS: Final = tuple(
 )
 _REDACTED_HEADER: Final = ("[REDACTED]",)
 _WATCHED: Final = frozenset(_URL_KEYS + _SECRET_HEADER_KEYS)
-#: Query parameters that carry credentials; OTel's own redaction only covers cloud signatures.
-_SECRET_PARAM: Final = re.compile(
-    r"(?i)([?&;]|^)((?:api[_-]?key|apikey|x-api-key|key|access[_-]?token|token|secret|password|auth|sig|signature)=)"
-    # A value ends where a URL parameter does, or, in free text (exception messages), at a
-    # space or quote: the rest of the message or stack trace stays readable.
-    r"[^&#;\s'\"<>]*"
-)
-
-
-def redact_url(value: str) -> str:
-    """Replace the values of credential-like query parameters with ``REDACTED``."""
-    return _SECRET_PARAM.sub(r"\1\2REDACTED", value)
 
 
 class AlephantSpanProcessor(SpanProcessor):

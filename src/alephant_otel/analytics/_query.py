@@ -13,7 +13,7 @@ from typing import Final
 
 from alephant_otel.analytics._model import Session
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder
-from alephant_otel.analytics._sources import FileSource, Progress, SpanQuery, SpanSource, open_source
+from alephant_otel.analytics._sources import Progress, SpanQuery, SpanSource, open_source
 
 __all__ = [
     "SORT_KEYS",
@@ -116,8 +116,11 @@ def read_sessions(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        if isinstance(src, FileSource) and type(src).spans is FileSource.spans:
-            src.read_into(builder, progress)
+        # A source that can feed the builder itself (the trace file: rows, worker
+        # processes) does; the others yield records.
+        read_into = getattr(src, "read_into", None)
+        if read_into is not None:
+            read_into(builder, progress)
         else:
             for rec in src.spans(query, progress):
                 add(rec)
