@@ -30,6 +30,7 @@ from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
 from alephant_otel._metrics import Instruments
 from alephant_otel._scoping import mark_outgoing
+from alephant_otel._spanattrs import set_clean
 from alephant_otel._usage import (
     ParsedResponse,
     operation_for_path,
@@ -275,7 +276,7 @@ class Bridge:
             attrs[n.GEN_AI_REQUEST_MODEL] = req.request_model
         if req.retry_attempt:
             attrs[n.ATTR_RETRY_ATTEMPT] = req.retry_attempt
-        span.set_attributes(attrs)
+        set_clean(span, attrs)
         if req.operation is not None and req.request_model is not None:
             span.update_name(f"{req.operation} {req.request_model}")
 
@@ -353,7 +354,7 @@ class Bridge:
             if parsed.response_id is not None:
                 attrs[n.GEN_AI_RESPONSE_ID] = parsed.response_id
             if parsed.finish_reasons:
-                attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = list(parsed.finish_reasons)
+                attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = parsed.finish_reasons
             for key, value in (
                 (n.GEN_AI_USAGE_INPUT_TOKENS, parsed.input_tokens),
                 (n.GEN_AI_USAGE_OUTPUT_TOKENS, parsed.output_tokens),
@@ -393,7 +394,7 @@ class Bridge:
                 # GenAI semconv: every failed operation says why; the HTTP instrumentation
                 # sets error.type only in its opt-in (new) semconv mode.
                 attrs[n.ATTR_ERROR_TYPE] = str(status)
-            span.set_attributes(attrs)
+            set_clean(span, attrs)
             if req.request_model is None and req.operation is not None and parsed.response_model is not None:
                 span.update_name(f"{req.operation} {parsed.response_model}")
         for totals in req.totals:
