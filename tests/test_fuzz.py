@@ -513,7 +513,7 @@ def test_inbound_baggage_never_breaks_a_request(
                 carrier["traceparent"] = v["traceparent"]
             # A fresh process as far as the once-per-key warnings and the derived-state cache go.
             _context._warned_keys.clear()
-            _context._cache.clear()
+            _context.clear_cache()
             alephant_log.records.clear()
             with contextlib.ExitStack() as stack:
                 if v["extract"] == "carrier":

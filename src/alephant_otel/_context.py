@@ -187,12 +187,22 @@ def _derive(values: tuple[object, ...]) -> State:
     return State(cur, headers, attrs, raw)
 
 
+# The last baggage seen and its state: a request and the spans inside it read
+# the same baggage several times, and comparing two small dicts whose values are
+# the very same objects is cheaper than building and hashing the key tuple.
+_last: tuple[dict[str, object], State] = ({}, _EMPTY)
+
+
 def active_state(ctx: Context | None = None) -> State:
     """The derived state for ``ctx`` (default: the current context). Never raises."""
+    global _last  # noqa: PLW0603 - one tuple, swapped atomically
     entries = baggage.get_all(ctx)
     if not entries:
         return _EMPTY
-    values = tuple(entries.get(key) for key in _KEYS)
+    last = _last
+    if entries == last[0]:
+        return last[1]
+    values = tuple([entries.get(key) for key in _KEYS])
     state = _cache.get(values)
     if state is None:
         state = _derive(values)
@@ -201,7 +211,15 @@ def active_state(ctx: Context | None = None) -> State:
             # cache rather than keep every session ever seen.
             _cache.clear()
         _cache[values] = state
+    _last = (dict(entries), state)
     return state
+
+
+def clear_cache() -> None:
+    """Forget every derived state (tests: a fresh process as far as the hot path goes)."""
+    global _last  # noqa: PLW0603
+    _last = ({}, _EMPTY)
+    _cache.clear()
 
 
 def active_totals(ctx: Context | None = None) -> tuple[RequestTotals, ...]:
