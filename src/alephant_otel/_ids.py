@@ -4,16 +4,20 @@ Ids are a prefix plus 32 hex digits: 12 for the Unix time in milliseconds,
 20 (80 bits) random. Lexicographic order is creation order to the
 millisecond, like UUIDv7, so ids sort well in logs and backends, and they
 contain only characters valid in an HTTP header and a W3C baggage value.
+
+The random part comes from ``random.getrandbits``, as the SDK's own trace and
+span ids do: ids must be unique, not secret, and this avoids a system call per
+request (``os.urandom``). The module reseeds itself in a forked child.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from random import getrandbits
 
 __all__ = ["new_id"]
 
 
 def new_id(prefix: str) -> str:
     """Return a new sortable unique id such as ``sess_0193f0c2a1b47d9e3c2f1a0b9c8d7e6f``."""
-    return f"{prefix}{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{prefix}{time.time_ns() // 1_000_000:012x}{getrandbits(80):020x}"
