@@ -108,8 +108,20 @@ def _make_sync(base: Any) -> type:
             if watcher is None:  # pragma: no cover - only if the attribute was removed
                 yield from base.__iter__(self)
                 return
+            # BodyWatcher.feed, inlined for the common case (the body still fits
+            # whole): a method call per chunk was most of a long stream's overhead.
+            append = watcher._chunks.append
+            size, small = watcher._size, watcher._head is None
             try:
                 for chunk in base.__iter__(self):
+                    if small:
+                        size += len(chunk)
+                        if size <= WHOLE_LIMIT:
+                            append(chunk)
+                            yield chunk
+                            continue
+                        small = False
+                        watcher._size = size - len(chunk)
                     watcher.feed(chunk)
                     yield chunk
             except BaseException as exc:
@@ -140,8 +152,18 @@ def _make_async(base: Any) -> type:
                 async for chunk in base.__aiter__(self):
                     yield chunk
                 return
+            append = watcher._chunks.append  # see the sync variant
+            size, small = watcher._size, watcher._head is None
             try:
                 async for chunk in base.__aiter__(self):
+                    if small:
+                        size += len(chunk)
+                        if size <= WHOLE_LIMIT:
+                            append(chunk)
+                            yield chunk
+                            continue
+                        small = False
+                        watcher._size = size - len(chunk)
                     watcher.feed(chunk)
                     yield chunk
             except BaseException as exc:
