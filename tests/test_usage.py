@@ -273,6 +273,32 @@ def test_openai_chat_stream_without_usage_and_with_two_choices() -> None:
     assert r.complete
 
 
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_long_stream_reads_what_ended_early_and_what_ends_it(separators: tuple[str, str]) -> None:
+    # Only a stream's tail is scanned for every marker; what ends before it must still count:
+    # a choice that finished 100 KB before the end (n=2), and usage sent mid-stream only.
+    filler = [chat_chunk(content="token ", index=1) for _ in range(600)]
+    events = [chat_chunk(content="", index=0), chat_chunk(content="", index=1),
+              chat_chunk(finish="length", index=0), chat_chunk(usage=CHUNK_USAGE), *filler,
+              chat_chunk(finish="stop", index=1)]
+    body = "".join(f"data: {json.dumps(e, separators=separators)}\n\n" for e in events) + "data: [DONE]\n\n"
+    assert len(body) > 100_000
+    r = parse(body.encode(), ctype=SSE)
+    assert r.finish_reasons == ("length", "stop")
+    assert (r.input_tokens, r.output_tokens) == (50, 900)
+    assert r.complete
+
+
+def test_long_stream_usage_is_the_last_one_sent() -> None:
+    # Providers that send cumulative usage on every chunk: the last one counts, wherever it is.
+    events = [chat_chunk(content="")]
+    for i in range(1, 400):
+        events.append(chat_chunk(usage={"prompt_tokens": 50, "completion_tokens": i, "total_tokens": 50 + i}))
+    events += [chat_chunk(content="token ") for _ in range(200)]
+    r = parse(sse(events, done=True), ctype=SSE)
+    assert (r.input_tokens, r.output_tokens) == (50, 399)
+
+
 def test_truncated_stream_is_incomplete_but_keeps_what_it_read() -> None:
     body = chat_stream(50)
     cut = body[: body.index(b'"finish_reason": "stop"')]

@@ -13,18 +13,23 @@ input yields fewer fields.
 ``input_tokens`` already do; Anthropic reports cache reads and writes beside
 ``input_tokens``, so they are added here.
 
-Streams are not decoded event by event: only the first event (model and id)
-and events whose raw bytes name a field that matters (usage, a finish or stop
-reason, a terminal or error event) go through ``json.loads``; content deltas
-are skipped after one C-level regex search.
+Streams are not decoded event by event. The leading events (model and id)
+are; then, in the stream's last 8 KB, the events whose raw bytes name a field
+that matters (usage, a finish or stop reason, a terminal or error event);
+before that tail, only events with a finish or stop reason (a choice of an
+``n > 1`` stream that ended early), and the last usage object when the tail
+has none. Errors and terminal events end a stream, so they are in its tail.
+Content deltas are skipped by C-level searches, never decoded.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -70,6 +75,12 @@ _REASON_RE: Final = re.compile(rb'"(?:finish_reason|stop_reason)"\s*:\s*"([A-Za-
 _INTERESTING: Final = re.compile(
     rb'"usage"\s*:\s*\{|"(?:finish|stop)_reason"\s*:\s*"|"error"\s*:\s*[{"]|"type"\s*:\s*"(?:error|message_st|response\.)'
 )
+#: Finish/stop reasons with a string value, the one marker looked for before a stream's tail.
+_MID_STREAM: Final = re.compile(rb'_reason"\s*:\s*"')
+#: How many leading events may be read for the model and id.
+_LEADING_EVENTS: Final = 8
+#: How much of a stream's end is scanned for every marker (widened to whole events).
+_TAIL_SCAN: Final = 8 << 10
 _POLICY_RE: Final = re.compile(
     r"polic(?:y|ies)|guardrail|content[ _-]?(?:filter|management|safety)|moderat|safety|refus|prohibited"
     r"|blocked|flagged|jailbreak|responsible[ _-]?ai",
@@ -82,6 +93,27 @@ _TERMINAL_TYPES: Final = frozenset(
     {"message_stop", "response.completed", "response.failed", "response.incomplete", "error"}
 )
 _SSE_FIELDS: Final = (b"event:", b"id:", b"retry:", b":")
+
+
+def _json_loader() -> Callable[[bytes], Any]:
+    # orjson (the ``[fast]`` extra) decodes a ~600-byte completion in ~1.2 µs
+    # against ~4.6 µs for json; json stays the judge of what it rejects (big
+    # integers, NaN, UTF-16 bodies), so parsing accepts the same inputs either way.
+    try:
+        fast = importlib.import_module("orjson").loads
+    except ImportError:
+        return json.loads
+
+    def loads(data: bytes) -> Any:
+        try:
+            return fast(data)
+        except ValueError:
+            return json.loads(data)
+
+    return loads
+
+
+_loads: Final = _json_loader()
 
 #: Holds True once an internal parse error has been logged (one warning, not a flood).
 _internal_error_logged: list[bool] = []
@@ -104,7 +136,9 @@ class PolicyHit:
     status: int
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of these 11 fields through
+# object.__setattr__, and one is built for every response.
+@dataclass(slots=True)
 class ParsedResponse:
     """What a response body says about the call; ``None`` where it did not say.
 
@@ -578,27 +612,36 @@ def _parse_sse(body: bytes, acc: _Acc) -> None:
         body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     interesting = _INTERESTING.search
     size = len(body)
-    # The leading events, until one decodes (model and id come from the first).
+    # The leading events, until one names the model or id (Anthropic pings first).
     pos = 0
-    first = True
-    while first and pos < size:
+    for _ in range(_LEADING_EVENTS):
+        if pos >= size or acc.model is not None or acc.response_id is not None:
+            break
         end = body.find(b"\n\n", pos)
         end = size if end < 0 else end
-        first = _sse_block(body[pos:end], acc, first, interesting)
+        _sse_block(body[pos:end], acc, True, interesting)
         pos = end + 2
-    # Then only the events that hold something worth decoding (usage, a finish
-    # reason, an error), found in one regex pass in C: a Python loop over every
-    # line and event of a long stream cost more than the whole rest of the parse.
-    for match in _INTERESTING.finditer(body, pos):
-        at = match.start()
-        if at < pos:
-            continue  # inside the event just read
-        start = body.rfind(b"\n\n", pos, at)
-        start = pos if start < 0 else start + 2
-        end = body.find(b"\n\n", match.end())
-        end = size if end < 0 else end
-        _sse_block(body[start:end], acc, False, interesting)
-        pos = end + 2
+    first_end = pos = min(pos, size)
+    # What ends a stream (usage, the last finish reason, a terminal or error
+    # event) is in its last events: only the tail is scanned for every marker.
+    # Scanning a whole 130 KB stream with that regex cost ~290 µs, most of what
+    # watching a stream added; one literal-prefix pass over the middle for the
+    # finish reasons of choices that ended early (n > 1) costs a sixth of that.
+    tail = max(pos, size - _TAIL_SCAN)
+    if tail > pos:
+        boundary = body.rfind(b"\n\n", pos, tail)
+        tail = pos if boundary < 0 else boundary + 2
+    if tail > pos:
+        pos = _fold_matches(body, _MID_STREAM.finditer(body, pos, tail), pos, tail, acc, interesting)
+        pos = tail
+    pos = _fold_matches(body, _INTERESTING.finditer(body, pos), pos, size, acc, interesting)
+    if acc.input is None and acc.output is None and tail > first_end:
+        # No usage at the end: the last one earlier, if any (some providers send it on every chunk).
+        at = _last_usage(body, first_end, tail)
+        if at >= 0:
+            start = body.rfind(b"\n\n", first_end, at)
+            end = body.find(b"\n\n", at)
+            acc.salvage(body[first_end if start < 0 else start + 2 : tail if end < 0 else end])
     # OpenAI's terminal "[DONE]" event, when the scan above did not read it. (An
     # alternative for it in the same regex makes the scan 3x slower: the other
     # alternatives share a leading quote the engine skips ahead to.)
@@ -608,6 +651,30 @@ def _parse_sse(body: bytes, acc: _Acc) -> None:
         start = pos if start < 0 else start + 2
         end = body.find(b"\n\n", done)
         _sse_block(body[start : size if end < 0 else end], acc, False, interesting)
+
+
+def _fold_matches(body: bytes, matches: Any, pos: int, limit: int, acc: _Acc, interesting: Any) -> int:
+    """Fold each event (between ``pos`` and ``limit``) that a match falls in, once; returns the new ``pos``."""
+    for match in matches:
+        at = match.start()
+        if at < pos:
+            continue  # inside the event just read
+        start = body.rfind(b"\n\n", pos, at)
+        start = pos if start < 0 else start + 2
+        end = body.find(b"\n\n", match.end(), limit)
+        end = limit if end < 0 else end
+        _sse_block(body[start:end], acc, False, interesting)
+        pos = end + 2
+    return pos
+
+
+def _last_usage(body: bytes, start: int, end: int) -> int:
+    """Where the last ``"usage": {`` between ``start`` and ``end`` begins, or -1."""
+    while True:
+        at = body.rfind(b'"usage"', start, end)
+        if at < 0 or _USAGE_RE.match(body, at) is not None:
+            return at
+        end = at
 
 
 def _sse_block(block: bytes, acc: _Acc, first: bool, interesting: Any) -> bool:
@@ -642,7 +709,7 @@ def _sse_event(payload: bytes, acc: _Acc, first: bool, interesting: Any) -> bool
     if not first and interesting(payload) is None:
         return first
     try:
-        obj = json.loads(payload)
+        obj = _loads(payload)
     except (ValueError, RecursionError):
         acc.salvage(payload)  # an event cut by the head/tail gap, or junk
         return first
@@ -656,7 +723,7 @@ def _parse_json(body: bytes, acc: _Acc, whole: bool) -> bool:
     """Fold a JSON body; returns whether it looks complete."""
     if whole:
         try:
-            obj = json.loads(body)
+            obj = _loads(body)
         except (ValueError, RecursionError):
             pass
         else:
