@@ -24,6 +24,15 @@ _provider.add_span_processor(SimpleSpanProcessor(_exporter))
 trace.set_tracer_provider(_provider)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_warnings_and_caches() -> None:
+    """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
+    from alephant_otel import _context
+
+    _context._warned_keys.clear()
+    _context.clear_cache()
+
+
 @pytest.fixture
 def tracer_provider() -> TracerProvider:
     """The process-wide SDK tracer provider the tests export from."""
