@@ -215,3 +215,25 @@ def test_non_gateway_requests_are_not_enriched(
     assert "alephant.request.id" not in http_span.attributes
     assert "gen_ai.usage.input_tokens" not in http_span.attributes
     assert json.loads(other_server.requests[0].body)["model"] == MODEL
+
+
+@pytest.mark.parametrize("lib", ["httpx", "httpx2"])
+def test_stream_dropped_unread_and_unclosed_still_ends_its_span(
+    lib: str, gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    import gc
+
+    mod = pytest.importorskip(lib)
+    client = mod.Client()
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+    with session("sess_dropped"):
+        response = client.send(client.build_request("POST", gateway.url + "/v1/chat/completions", json=body),
+                               stream=True)
+        assert response.status_code == 200
+    assert by_kind(spans, "request") == []  # still open: the body has not ended
+    del response
+    gc.collect()
+    (req,) = by_kind(spans, "request")
+    assert req.attributes["alephant.session.id"] == "sess_dropped"
+    assert req.attributes["alephant.response.incomplete"] is True
+    client.close()
