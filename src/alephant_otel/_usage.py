@@ -360,34 +360,40 @@ class _Acc:
 
     def usage(self, usage: dict[str, Any]) -> None:
         """Fold a usage object of any supported format; later values replace earlier ones."""
+        get = usage.get
+        counts: tuple[tuple[str, Any], ...]
         if "prompt_tokens" in usage or "completion_tokens" in usage:
             # OpenAI chat completions, legacy completions, embeddings.
-            self._set("input", usage.get("prompt_tokens"))
-            self._set("output", usage.get("completion_tokens"))
-            prompt = _dict(usage.get("prompt_tokens_details"))
-            self._set("cache_read", prompt.get("cached_tokens"))
-            self._set("cache_write", prompt.get("cache_write_tokens"))
-            self._set("reasoning", _dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
-            return
-        self._set("input", usage.get("input_tokens"))
-        self._set("output", usage.get("output_tokens"))
-        details = _dict(usage.get("output_tokens_details"))
-        self._set("reasoning", details.get("reasoning_tokens", details.get("thinking_tokens")))
-        if "input_tokens_details" in usage or "total_tokens" in usage:
-            # OpenAI Responses: input_tokens already includes cached tokens.
-            details = _dict(usage.get("input_tokens_details"))
-            self._set("cache_read", details.get("cached_tokens"))
-            self._set("cache_write", details.get("cache_write_tokens"))
+            prompt = _dict(get("prompt_tokens_details"))
+            counts = (
+                ("input", get("prompt_tokens")),
+                ("output", get("completion_tokens")),
+                ("cache_read", prompt.get("cached_tokens")),
+                ("cache_write", prompt.get("cache_write_tokens")),
+                ("reasoning", _dict(get("completion_tokens_details")).get("reasoning_tokens")),
+            )
         else:
-            # Anthropic (message_delta usage is cumulative, so replacing is right).
-            self.input_excludes_cache = True
-            self._set("cache_read", usage.get("cache_read_input_tokens"))
-            self._set("cache_write", usage.get("cache_creation_input_tokens"))
-
-    def _set(self, slot: str, value: Any) -> None:
-        count = _int(value)
-        if count is not None:
-            setattr(self, slot, count)
+            out = _dict(get("output_tokens_details"))
+            reasoning = out.get("reasoning_tokens", out.get("thinking_tokens"))
+            if "input_tokens_details" in usage or "total_tokens" in usage:
+                # OpenAI Responses: input_tokens already includes cached tokens.
+                details = _dict(get("input_tokens_details"))
+                read, write = details.get("cached_tokens"), details.get("cache_write_tokens")
+            else:
+                # Anthropic (message_delta usage is cumulative, so replacing is right).
+                self.input_excludes_cache = True
+                read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
+            counts = (
+                ("input", get("input_tokens")),
+                ("output", get("output_tokens")),
+                ("reasoning", reasoning),
+                ("cache_read", read),
+                ("cache_write", write),
+            )
+        for slot, value in counts:
+            # What _int accepts, inline: this runs for every response.
+            if type(value) is int and 0 <= value <= _MAX_TOKENS:
+                setattr(self, slot, value)
 
     def error(self, err: Any, *, message: Any = None, code: Any = None) -> None:
         if isinstance(err, dict):
