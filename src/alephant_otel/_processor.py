@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from alephant_otel._context import active_state
 from alephant_otel._redact import redact_url
-from alephant_otel._spanattrs import attributes_of, set_clean
+from alephant_otel._spanattrs import attributes_of, stamp_starting
 
 __all__ = ["AlephantSpanProcessor", "redact_url"]
 
@@ -71,7 +71,7 @@ class AlephantSpanProcessor(SpanProcessor):
                 self._redact(span, current)
             attrs = active_state(parent_context).span_attributes
             if attrs:
-                set_clean(span, attrs)
+                stamp_starting(span, attrs)
         except Exception:  # pragma: no cover - active_state does not raise on any input seen so far
             _log.debug("alephant_otel: on_start failed", exc_info=True)
 

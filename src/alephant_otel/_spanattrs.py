@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-__all__ = ["attributes_of", "set_clean"]
+__all__ = ["attributes_of", "set_clean", "stamp_starting"]
 
 _log = logging.getLogger(__name__)
 
@@ -106,3 +106,18 @@ def attributes_of(span: Span) -> Mapping[str, Any]:
         result: Mapping[str, Any] = span._attributes._dict  # type: ignore[attr-defined]
         return result
     return getattr(span, "attributes", None) or {}
+
+
+def stamp_starting(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
+    """:func:`set_clean` for a span inside ``SpanProcessor.on_start``.
+
+    The SDK calls ``on_start`` from ``start()``, before the span is returned to
+    anyone: no other thread can hold it and it cannot have ended, so the span
+    lock and the end check are skipped (this runs for every span).
+    """
+    if _direct[type(span)]:
+        attrs: Any = span._attributes  # type: ignore[attr-defined]
+        if attrs.max_value_len is None and (attrs.maxlen is None or len(attrs._dict) + len(attributes) <= attrs.maxlen):
+            attrs._dict.update(attributes)
+            return
+    span.set_attributes(attributes)
