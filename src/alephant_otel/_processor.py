@@ -10,15 +10,14 @@ rather than per span.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from alephant_otel._context import active_state
 from alephant_otel._redact import redact_url
-from alephant_otel._spanattrs import attributes_of, stamp_starting
+from alephant_otel._spanattrs import attributes_of, starting_dict
 
 __all__ = ["AlephantSpanProcessor", "redact_url"]
 
@@ -64,28 +63,28 @@ class AlephantSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Copy the alephant ids from the parent context's baggage onto ``span``."""
         try:
-            current = attributes_of(span)
-            # Redaction first, while the span holds only what its creator gave it;
-            # the alephant ids never need it. Usually one watched key is present.
-            if current and not _WATCHED.isdisjoint(current):
-                self._redact(span, current)
             attrs = active_state(parent_context).span_attributes
+            live = starting_dict(span, len(attrs))
+            current = live if live is not None else attributes_of(span)
+            # Redaction before the ids go on: fewer keys to look through, and the
+            # ids never need it. Usually one watched key is present (the URL).
+            if current and not _WATCHED.isdisjoint(current):
+                for key in _WATCHED.intersection(current):
+                    value = current[key]
+                    if key.startswith("http.request.header."):
+                        if value != _REDACTED_HEADER:
+                            span.set_attribute(key, _REDACTED_HEADER)
+                    elif isinstance(value, str) and "=" in value:
+                        redacted = redact_url(value)
+                        if redacted != value:
+                            span.set_attribute(key, redacted)
             if attrs:
-                stamp_starting(span, attrs)
+                if live is not None:
+                    live.update(attrs)
+                else:
+                    span.set_attributes(attrs)
         except Exception:  # pragma: no cover - active_state does not raise on any input seen so far
             _log.debug("alephant_otel: on_start failed", exc_info=True)
-
-    @staticmethod
-    def _redact(span: Span, current: Mapping[str, Any]) -> None:
-        for key in _WATCHED.intersection(current):
-            value = current[key]
-            if key.startswith("http.request.header."):
-                if value != _REDACTED_HEADER:
-                    span.set_attribute(key, _REDACTED_HEADER)
-            elif isinstance(value, str) and "=" in value:
-                redacted = redact_url(value)
-                if redacted != value:
-                    span.set_attribute(key, redacted)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Nothing to do: spans are complete before they end."""

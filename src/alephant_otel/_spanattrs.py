@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-__all__ = ["attributes_of", "set_clean", "stamp_starting"]
+__all__ = ["attributes_of", "set_clean", "starting_dict"]
 
 _log = logging.getLogger(__name__)
 
@@ -108,16 +108,18 @@ def attributes_of(span: Span) -> Mapping[str, Any]:
     return getattr(span, "attributes", None) or {}
 
 
-def stamp_starting(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
-    """:func:`set_clean` for a span inside ``SpanProcessor.on_start``.
+def starting_dict(span: Span, adding: int) -> dict[str, Any] | None:
+    """The attribute dict of a span inside ``SpanProcessor.on_start``, to update in place, or None.
 
     The SDK calls ``on_start`` from ``start()``, before the span is returned to
-    anyone: no other thread can hold it and it cannot have ended, so the span
-    lock and the end check are skipped (this runs for every span).
+    anyone: no other thread can hold it and it cannot have ended, so neither
+    the span lock nor the end check is needed (this runs for every span).
+    None when the public API must be used: not a vetted SDK span, a value
+    length limit, or no room for ``adding`` more attributes.
     """
     if _direct[type(span)]:
         attrs: Any = span._attributes  # type: ignore[attr-defined]
-        if attrs.max_value_len is None and (attrs.maxlen is None or len(attrs._dict) + len(attributes) <= attrs.maxlen):
-            attrs._dict.update(attributes)
-            return
-    span.set_attributes(attributes)
+        live: dict[str, Any] = attrs._dict
+        if attrs.max_value_len is None and (attrs.maxlen is None or len(live) + adding <= attrs.maxlen):
+            return live
+    return None
