@@ -193,14 +193,27 @@ def _derive(values: tuple[object, ...]) -> State:
 _last: tuple[dict[str, object], State] = ({}, _EMPTY)
 
 
+# The last context seen and its state. Contexts are immutable, so the same
+# object means the same baggage: every span and request started under one
+# context (the common case) skips even the baggage comparison below.
+_last_context: tuple[Context | None, State] = (None, _EMPTY)
+
+
 def active_state(ctx: Context | None = None) -> State:
     """The derived state for ``ctx`` (default: the current context). Never raises."""
-    global _last  # noqa: PLW0603 - one tuple, swapped atomically
+    global _last, _last_context  # noqa: PLW0603 - tuples, swapped atomically
+    if ctx is None:
+        ctx = otel_context.get_current()
+    seen = _last_context
+    if ctx is seen[0]:
+        return seen[1]
     entries = baggage.get_all(ctx)
     if not entries:
+        _last_context = (ctx, _EMPTY)
         return _EMPTY
     last = _last
     if entries == last[0]:
+        _last_context = (ctx, last[1])
         return last[1]
     values = tuple([entries.get(key) for key in _KEYS])
     state = _cache.get(values)
@@ -212,13 +225,15 @@ def active_state(ctx: Context | None = None) -> State:
             _cache.clear()
         _cache[values] = state
     _last = (dict(entries), state)
+    _last_context = (ctx, state)
     return state
 
 
 def clear_cache() -> None:
     """Forget every derived state (tests: a fresh process as far as the hot path goes)."""
-    global _last  # noqa: PLW0603
+    global _last, _last_context  # noqa: PLW0603
     _last = ({}, _EMPTY)
+    _last_context = (None, _EMPTY)
     _cache.clear()
 
 
