@@ -33,6 +33,7 @@ _SECRET_HEADER_KEYS: Final = tuple(
     for h in ("authorization", "proxy_authorization", "x_api_key", "api_key", "cookie", "x_goog_api_key")
 )
 _REDACTED_HEADER: Final = ("[REDACTED]",)
+_SECRET_HEADERS: Final = frozenset(_SECRET_HEADER_KEYS)
 _WATCHED: Final = frozenset(_URL_KEYS + _SECRET_HEADER_KEYS)
 
 
@@ -68,10 +69,10 @@ class AlephantSpanProcessor(SpanProcessor):
             current = live if live is not None else attributes_of(span)
             # Redaction before the ids go on: fewer keys to look through, and the
             # ids never need it. Usually one watched key is present (the URL).
-            if current and not _WATCHED.isdisjoint(current):
+            if current:
                 for key in _WATCHED.intersection(current):
                     value = current[key]
-                    if key.startswith("http.request.header."):
+                    if key in _SECRET_HEADERS:
                         if value != _REDACTED_HEADER:
                             span.set_attribute(key, _REDACTED_HEADER)
                     elif isinstance(value, str) and "=" in value:
