@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 import _workers  # noqa: E402
 
-from alephant_otel import _context, _hooks, _processor, _watch  # noqa: E402
+from alephant_otel import _hooks, _processor, _watch  # noqa: E402
 
 #: (object, attribute, label) of every timed stage.
 STAGES = [
@@ -35,7 +35,7 @@ STAGES = [
     (_hooks.Bridge, "_on_request", "request hook"),
     (_hooks, "_add_headers", "  · gateway headers and request id"),
     (_hooks, "request_model", "  · model named in the request body"),
-    (_context, "active_state", "  · baggage -> ids (cached)"),
+    (_hooks, "active_state", "  · baggage -> ids (cached)"),
     (_hooks.Bridge, "_on_response", "response hook (header reads, body watcher set-up)"),
     (_hooks, "watch_stream", "  · watch_stream"),
     (_watch.BodyWatcher, "finish", "body end: parse + record + span end"),
