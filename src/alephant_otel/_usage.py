@@ -261,7 +261,7 @@ def request_model(body: bytes | None) -> str | None:
         # body is cheap to parse properly; for a big one, guess the last.
         if len(body) <= _PARSE_REQUEST_LIMIT:
             try:
-                parsed = json.loads(body)
+                parsed = _loads(body)
             except (ValueError, RecursionError):
                 parsed = None
             if isinstance(parsed, dict):
