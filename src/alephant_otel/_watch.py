@@ -54,10 +54,19 @@ class BodyWatcher:
 
     def feed(self, chunk: bytes) -> None:
         """Record one chunk: O(1) amortised, no decoding."""
-        self._size += len(chunk)
+        self.take(chunk, self._size + len(chunk))
+
+    def take(self, chunk: bytes, size: int) -> None:
+        """Record ``chunk``, ``size`` being the body's length up to and including it.
+
+        The stream loops append chunks to ``_chunks`` themselves while the body
+        still fits whole (a method call per chunk was most of a long stream's
+        overhead) and call this from the first chunk that does not.
+        """
+        self._size = size
         if self._head is None:
             self._chunks.append(chunk)
-            if self._size <= WHOLE_LIMIT:
+            if size <= WHOLE_LIMIT:
                 return
             # Switch to head + tail: the body is too large to keep whole.
             joined = b"".join(self._chunks)
@@ -107,21 +116,15 @@ def _make_sync(base: Any) -> type:
             if watcher is None:  # pragma: no cover - only if the attribute was removed
                 yield from base.__iter__(self)
                 return
-            # BodyWatcher.feed, inlined for the common case (the body still fits
-            # whole): a method call per chunk was most of a long stream's overhead.
-            append = watcher._chunks.append
-            size, small = watcher._size, watcher._head is None
+            # BodyWatcher.take, inlined while the body still fits whole.
+            append, size = watcher._chunks.append, watcher._size
             try:
                 for chunk in base.__iter__(self):
-                    if small:
-                        size += len(chunk)
-                        if size <= WHOLE_LIMIT:
-                            append(chunk)
-                            yield chunk
-                            continue
-                        small = False
-                        watcher._size = size - len(chunk)
-                    watcher.feed(chunk)
+                    size += len(chunk)
+                    if size <= WHOLE_LIMIT:
+                        append(chunk)
+                    else:
+                        watcher.take(chunk, size)
                     yield chunk
             except BaseException as exc:
                 # GeneratorExit too: the caller stopped reading early.
@@ -154,19 +157,14 @@ def _make_async(base: Any) -> type:
                 async for chunk in base.__aiter__(self):
                     yield chunk
                 return
-            append = watcher._chunks.append  # see the sync variant
-            size, small = watcher._size, watcher._head is None
+            append, size = watcher._chunks.append, watcher._size  # see the sync variant
             try:
                 async for chunk in base.__aiter__(self):
-                    if small:
-                        size += len(chunk)
-                        if size <= WHOLE_LIMIT:
-                            append(chunk)
-                            yield chunk
-                            continue
-                        small = False
-                        watcher._size = size - len(chunk)
-                    watcher.feed(chunk)
+                    size += len(chunk)
+                    if size <= WHOLE_LIMIT:
+                        append(chunk)
+                    else:
+                        watcher.take(chunk, size)
                     yield chunk
             except BaseException as exc:
                 watcher.finish(complete=False, error=exc)
