@@ -645,18 +645,15 @@ def _parse_sse(body: bytes, acc: _Acc) -> None:
         # No usage at the end: the last one earlier, if any (some providers send it on every chunk).
         at = _last_usage(body, first_end, tail)
         if at >= 0:
-            start = body.rfind(b"\n\n", first_end, at)
-            end = body.find(b"\n\n", at)
-            acc.salvage(body[first_end if start < 0 else start + 2 : tail if end < 0 else end])
+            start, end = _event_bounds(body, at, at, first_end, tail)
+            acc.salvage(body[start:end])
     # OpenAI's terminal "[DONE]" event, when the scan above did not read it. (An
     # alternative for it in the same regex makes the scan 3x slower: the other
     # alternatives share a leading quote the engine skips ahead to.)
     done = body.rfind(b"[DONE]", pos)
     if done >= 0:
-        start = body.rfind(b"\n\n", pos, done)
-        start = pos if start < 0 else start + 2
-        end = body.find(b"\n\n", done)
-        _sse_block(body[start : size if end < 0 else end], acc, False, interesting)
+        start, end = _event_bounds(body, done, done, pos, size)
+        _sse_block(body[start:end], acc, False, interesting)
 
 
 def _fold_matches(body: bytes, matches: Any, pos: int, limit: int, acc: _Acc, interesting: Any) -> int:
@@ -665,13 +662,17 @@ def _fold_matches(body: bytes, matches: Any, pos: int, limit: int, acc: _Acc, in
         at = match.start()
         if at < pos:
             continue  # inside the event just read
-        start = body.rfind(b"\n\n", pos, at)
-        start = pos if start < 0 else start + 2
-        end = body.find(b"\n\n", match.end(), limit)
-        end = limit if end < 0 else end
+        start, end = _event_bounds(body, at, match.end(), pos, limit)
         _sse_block(body[start:end], acc, False, interesting)
         pos = end + 2
     return pos
+
+
+def _event_bounds(body: bytes, at: int, after: int, lo: int, hi: int) -> tuple[int, int]:
+    """Where the event holding ``body[at:after]`` starts and ends, within ``lo``..``hi``."""
+    start = body.rfind(b"\n\n", lo, at)
+    end = body.find(b"\n\n", after, hi)
+    return (lo if start < 0 else start + 2), (hi if end < 0 else end)
 
 
 def _last_usage(body: bytes, start: int, end: int) -> int:
