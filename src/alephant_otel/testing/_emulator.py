@@ -12,7 +12,10 @@ dependency; it binds to 127.0.0.1 unless told otherwise.
 Token usage is deterministic and depends on the input: input tokens are the
 whitespace-separated words of every text in the request (at least 1); the
 reply echoes the start of the last user message, and output tokens are its
-words (see :meth:`GatewayEmulator.expected_usage`).
+words (see :meth:`GatewayEmulator.expected_usage`). A chat completion asking
+for ``n`` choices (at most 8) gets them: choice ``i`` says the reply
+``4 * i + 1`` times, so in a stream the first choice finishes well before
+the others, and output tokens count every choice's words.
 """
 
 from __future__ import annotations
@@ -241,11 +244,19 @@ def _reply_text(req: dict[str, Any]) -> str:
     return "Thanks for asking about " + " ".join(words) + ". Here is what I found for you."
 
 
+def _choices(req: dict[str, Any]) -> list[str]:
+    """The reply of each chat choice asked for (``n``, 1 to 8)."""
+    n = req.get("n")
+    count = min(max(n, 1), 8) if type(n) is int else 1
+    reply = _reply_text(req)
+    return [" ".join([reply] * (4 * i + 1)) for i in range(count)]
+
+
 def _usage(req: dict[str, Any]) -> tuple[int, int]:
     text = " ".join(_texts(req.get("messages"))) + " " + " ".join(_texts(req.get("input")))
     text += " " + " ".join(_texts(req.get("system")))
     inp = max(1, len(text.split()))
-    return inp, len(_reply_text(req).split())
+    return inp, sum(len(reply.split()) for reply in _choices(req))
 
 
 class _Server(QuietHTTPServer):
@@ -398,7 +409,7 @@ class _Handler(QuietHTTPHandler):
     def _chat(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
         model = str(req.get("model") or "openai/gpt-4o-mini")
         inp, out = _usage(req)
-        reply = _reply_text(req)
+        replies = _choices(req)
         rid = f"chatcmpl-emu{n:06d}"
         usage = {
             "prompt_tokens": inp,
@@ -418,11 +429,12 @@ class _Handler(QuietHTTPHandler):
                     "model": model,
                     "choices": [
                         {
-                            "index": 0,
+                            "index": i,
                             "finish_reason": "stop",
                             "logprobs": None,
-                            "message": {"role": "assistant", "content": reply, "refusal": None},
+                            "message": {"role": "assistant", "content": text, "refusal": None},
                         }
+                        for i, text in enumerate(replies)
                     ],
                     "usage": usage,
                 },
@@ -431,22 +443,27 @@ class _Handler(QuietHTTPHandler):
             return
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> bytes:
             obj = {
                 "id": rid,
                 "object": "chat.completion.chunk",
                 "created": 0,
                 "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-                **more,
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
             }
             if include_usage:
-                obj.setdefault("usage", None)
+                obj["usage"] = None
             return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
-        events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": w + " "}) for w in reply.split()]
-        events.append(chunk({}, "stop"))
+        events = [chunk({"role": "assistant", "content": ""}, index=i) for i in range(len(replies))]
+        # Choices take turns, a word each, as OpenAI interleaves them; each ends after its last word.
+        words = [reply.split() for reply in replies]
+        for step in range(max(len(w) for w in words)):
+            for i, choice in enumerate(words):
+                if step < len(choice):
+                    events.append(chunk({"content": choice[step] + " "}, index=i))
+                if step == len(choice) - 1:
+                    events.append(chunk({}, "stop", index=i))
         if include_usage:
             events.append(
                 b"data: "
