@@ -12,7 +12,7 @@ from genai_prices import Usage, calc_price
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from alephant_otel import run, session
+from alephant_otel import _usage, run, session
 from alephant_otel.testing import Fault, GatewayEmulator
 
 MODEL = "openai/gpt-4o-mini"
@@ -68,6 +68,30 @@ def test_openai_chat_streaming_usage_from_the_stream(gateway: GatewayEmulator, s
     assert "alephant.response.incomplete" not in a
     # The span ends with the body, not when headers arrive.
     assert req.end_time >= req.start_time
+
+
+def test_openai_chat_stream_of_several_choices_keeps_every_finish_reason(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    # The emulator's first choice ends far before the stream does: its finish reason is not in
+    # the tail the parse reads whole, so only the request's "n" makes the middle be searched.
+    raw = httpx.post(gateway.url + "/v1/chat/completions",
+                     json={"model": MODEL, "messages": MESSAGES, "n": 3, "stream": True}).content
+    assert len(raw) - raw.index(b'"finish_reason": "stop"') > 4 * _usage._TAIL_SCAN
+    spans.clear()
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with session("sess_n3"):
+        stream = client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, n=3, stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+    finished = {c.index: c.finish_reason for chunk in chunks for c in chunk.choices if c.finish_reason}
+    assert finished == {0: "stop", 1: "stop", 2: "stop"}
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert a["gen_ai.response.finish_reasons"] == ("stop", "stop", "stop")
+    assert a["gen_ai.usage.output_tokens"] == chunks[-1].usage.completion_tokens
+    assert a["gen_ai.usage.output_tokens"] == gateway.expected_usage({"messages": MESSAGES, "n": 3})[1]
+    assert "alephant.response.incomplete" not in a
 
 
 async def test_openai_async_responses_and_embeddings(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:

@@ -21,6 +21,7 @@ from openai import types as ot
 from openai.types import chat as oc
 from openai.types import responses as orsp
 
+from alephant_otel import _usage
 from alephant_otel._usage import (
     ParsedResponse,
     PolicyHit,
@@ -285,6 +286,50 @@ def test_long_stream_reads_what_ended_early_and_what_ends_it(separators: tuple[s
     assert len(body) > 100_000
     r = parse(body.encode(), ctype=SSE)
     assert r.finish_reasons == ("length", "stop")
+    assert (r.input_tokens, r.output_tokens) == (50, 900)
+    assert r.complete
+
+
+def _early_finish_stream() -> bytes:
+    filler = [chat_chunk(content="token ", index=1) for _ in range(600)]
+    events = [chat_chunk(content="", index=0), chat_chunk(content="", index=1),
+              chat_chunk(finish="length", index=0), *filler, chat_chunk(finish="stop", index=1)]
+    return sse(events, done=True)
+
+
+@pytest.mark.parametrize(
+    ("request_body", "reasons"),
+    [
+        (None, ("length", "stop")),  # unknown request: the middle is searched
+        (b'{"model": "gpt-4o-mini", "messages": [], "n": 2, "stream": true}', ("length", "stop")),
+        (b'{"model":"gpt-3.5-turbo-instruct","prompt":"x","best_of":3,"n":2}', ("length", "stop")),
+        (b'{"n" : 2, "messages": [], "model": "gpt-4o-mini"}', ("length", "stop")),
+        # A string value "n" cannot be told from the key: searched too.
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "n"}]}', ("length", "stop")),
+        # Bigger than the middle: looking for "n" would cost more than the search it saves.
+        (b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * 300_000 + b'"}]}', ("length", "stop")),
+        # One choice asked for: only the tail holds finish reasons, and only it is read.
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": true}', ("stop",)),
+    ],
+)
+def test_long_stream_middle_is_searched_only_if_the_request_may_want_several_choices(
+    request_body: bytes | None, reasons: tuple[str, ...]
+) -> None:
+    r = parse(_early_finish_stream(), ctype=SSE, request_body=request_body)
+    assert r.finish_reasons == reasons
+    assert r.complete
+
+
+def test_long_stream_final_event_bigger_than_the_scanned_tail_is_read_whole() -> None:
+    # The tail is widened to whole events: a final chunk carrying 20 KB of logprobs still counts.
+    stop = chat_chunk(finish="length")
+    stop["choices"][0]["logprobs"] = {"content": [{"token": "tok", "logprob": -0.5, "bytes": [116]}] * 400}
+    events = [chat_chunk(content=""), *[chat_chunk(content="token ") for _ in range(600)], stop,
+              chat_chunk(usage=CHUNK_USAGE)]
+    body = sse(events, done=True)
+    assert len(json.dumps(stop)) > 4 * _usage._TAIL_SCAN
+    r = parse(body, ctype=SSE, request_body=b'{"model": "gpt-4o-mini", "messages": [], "stream": true}')
+    assert r.finish_reasons == ("length",)
     assert (r.input_tokens, r.output_tokens) == (50, 900)
     assert r.complete
 

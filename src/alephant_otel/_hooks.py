@@ -78,6 +78,7 @@ class _Request:
 
     __slots__ = (
         "agent_id",
+        "body",
         "operation",
         "path",
         "provider",
@@ -95,6 +96,8 @@ class _Request:
         self.operation: str | None = None
         self.provider: str | None = None
         self.request_model: str | None = None
+        # Held until the response body ends, to judge how much of a stream to read.
+        self.body: bytes | None = None
         self.retry_attempt = 0
         self.totals: tuple[RequestTotals, ...] = ()
         self.agent_id: str | None = None
@@ -250,7 +253,8 @@ class Bridge:
         request_id, retry = _add_headers(headers, state)
         req = _Request(span, path)
         req.operation = operation_for_path(path)
-        req.request_model = request_model(_request_body(info.stream))
+        req.body = _request_body(info.stream)
+        req.request_model = request_model(req.body)
         req.provider = provider_for(req.request_model, path)
         req.totals = active_totals()
         req.agent_id = state.current.agent_id
@@ -316,6 +320,7 @@ class Bridge:
                     content_encoding=content_encoding,
                     path=req.path,
                     whole=whole,
+                    request_body=req.body,
                 )
                 self._record(req, status, parsed, reported_cost, complete, error, content_type)
             finally:

@@ -14,10 +14,11 @@ input yields fewer fields.
 ``input_tokens``, so they are added here.
 
 Streams are not decoded event by event. The leading events (model and id)
-are; then, in the stream's last 8 KB, the events whose raw bytes name a field
+are; then, in the stream's last 4 KB, the events whose raw bytes name a field
 that matters (usage, a finish or stop reason, a terminal or error event);
 before that tail, only events with a finish or stop reason (a choice of an
-``n > 1`` stream that ended early), and the last usage object when the tail
+``n > 1`` stream that ended early, looked for unless the request body shows
+a single choice was asked for), and the last usage object when the tail
 has none. Errors and terminal events end a stream, so they are in its tail.
 Content deltas are skipped by C-level searches, never decoded.
 """
@@ -80,7 +81,7 @@ _MID_STREAM: Final = re.compile(rb'_reason"\s*:\s*"')
 #: How many leading events may be read for the model and id.
 _LEADING_EVENTS: Final = 8
 #: How much of a stream's end is scanned for every marker (widened to whole events).
-_TAIL_SCAN: Final = 8 << 10
+_TAIL_SCAN: Final = 4 << 10
 _POLICY_RE: Final = re.compile(
     r"polic(?:y|ies)|guardrail|content[ _-]?(?:filter|management|safety)|moderat|safety|refus|prohibited"
     r"|blocked|flagged|jailbreak|responsible[ _-]?ai",
@@ -613,7 +614,7 @@ def _sniff(body: bytes, content_type: str | None) -> str:
     return "other"
 
 
-def _parse_sse(body: bytes, acc: _Acc) -> None:
+def _parse_sse(body: bytes, acc: _Acc, request_body: bytes | None = None) -> None:
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     interesting = _INTERESTING.search
@@ -632,13 +633,15 @@ def _parse_sse(body: bytes, acc: _Acc) -> None:
     # event) is in its last events: only the tail is scanned for every marker.
     # Scanning a whole 130 KB stream with that regex cost ~290 µs, most of what
     # watching a stream added; one literal-prefix pass over the middle for the
-    # finish reasons of choices that ended early (n > 1) costs a sixth of that.
+    # finish reasons of choices that ended early (n > 1) costs a sixth of that,
+    # and is skipped when the request surely asked for one choice.
     tail = max(pos, size - _TAIL_SCAN)
     if tail > pos:
         boundary = body.rfind(b"\n\n", pos, tail)
         tail = pos if boundary < 0 else boundary + 2
     if tail > pos:
-        pos = _fold_matches(body, _MID_STREAM.finditer(body, pos, tail), pos, tail, acc, interesting)
+        if _several_choices(request_body, tail - pos):
+            _fold_matches(body, _MID_STREAM.finditer(body, pos, tail), pos, tail, acc, interesting)
         pos = tail
     pos = _fold_matches(body, _INTERESTING.finditer(body, pos), pos, size, acc, interesting)
     if acc.input is None and acc.output is None and tail > first_end:
@@ -654,6 +657,20 @@ def _parse_sse(body: bytes, acc: _Acc) -> None:
     if done >= 0:
         start, end = _event_bounds(body, done, done, pos, size)
         _sse_block(body[start:end], acc, False, interesting)
+
+
+def _several_choices(request_body: bytes | None, middle: int) -> bool:
+    """Whether a stream's choices may have finished before its tail.
+
+    Only a request for several choices (OpenAI's ``n``, legacy ``best_of``)
+    has them. Looking for those keys costs about what scanning the middle
+    does per byte, so an unknown request body, or one longer than the
+    middle, means "maybe". A string value ``"n"`` also means "maybe": the
+    guess may only err towards scanning.
+    """
+    if request_body is None or len(request_body) > middle:
+        return True
+    return b'"n"' in request_body or b'"best_of"' in request_body
 
 
 def _fold_matches(body: bytes, matches: Any, pos: int, limit: int, acc: _Acc, interesting: Any) -> int:
@@ -766,6 +783,7 @@ def parse_response(
     content_encoding: str | None = None,
     path: str = "",
     whole: bool = True,
+    request_body: bytes | None = None,
 ) -> ParsedResponse:
     """Read what a gateway response body says about the call. Never raises.
 
@@ -780,6 +798,10 @@ def parse_response(
             ``brotli`` package is installed.
         path: The request path (unused today; kept for format hints).
         whole: Whether ``body`` is the complete body.
+        request_body: The request's body, when known. A stream's middle is
+            only searched for choices that finished early when the request
+            may have asked for several (``n`` or ``best_of``); without it, it
+            always is.
 
     Returns:
         The parsed fields; on unreadable input, an empty result (still with a
@@ -794,7 +816,7 @@ def parse_response(
         ('gpt-4o-mini', 12, 3)
     """
     try:
-        return _parse(body, status_code, content_type, content_encoding, whole)
+        return _parse(body, status_code, content_type, content_encoding, whole, request_body)
     except Exception:
         # A shape nothing above foresaw reads as "nothing known"; log once, it is our bug.
         if not _internal_error_logged:
@@ -811,7 +833,12 @@ def parse_response(
 
 
 def _parse(
-    body: bytes, status: int, content_type: str | None, content_encoding: str | None, whole: bool
+    body: bytes,
+    status: int,
+    content_type: str | None,
+    content_encoding: str | None,
+    whole: bool,
+    request_body: bytes | None = None,
 ) -> ParsedResponse:
     status = int(status)
     acc = _Acc()
@@ -827,7 +854,7 @@ def _parse(
     kind = _sniff(data, content_type) if data is not None else "other"
     complete = True
     if data is not None and kind == "sse":
-        _parse_sse(data, acc)
+        _parse_sse(data, acc, request_body)
         complete = acc.terminal or not readable_to_end
     elif data is not None and kind == "json":
         looks_whole = _parse_json(data, acc, whole)
