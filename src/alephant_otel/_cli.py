@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -443,6 +444,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else 2
     handler: Handler = args.handler
+    # A command reads up to millions of spans into small objects that hold no
+    # cycles. Re-enabled after the read, the cyclic GC rescanned them all,
+    # generation after generation, while the command printed its 20 lines
+    # (measured: ~3 s on a 1M-span file); they are freed by reference counts
+    # when the command returns.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         return handler(args)
     except (CliError, SourceError) as exc:
@@ -456,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout.close()
         return 0
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 if __name__ == "__main__":  # pragma: no cover
