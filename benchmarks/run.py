@@ -349,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hand + BaggageSpanProcessor(ALLOW_ALL_BAGGAGE_KEYS); alephant = otel + alephant_otel.configure("
         "gateway_url=server, tracer_provider=provider) with a session and run active (headers, request "
         "attributes, body watcher, usage parsing, price-table cost, roll-ups, AlephantSpanProcessor; default "
-        "W3C propagators, which this package keeps from sending the alephant baggage to the gateway); alephant_bsp = alephant + BaggageSpanProcessor."
+        "W3C propagators, which this package keeps from sending the alephant baggage to the gateway); "
+        "alephant_bsp = alephant + BaggageSpanProcessor."
     )
     table = render(res, args, time.perf_counter() - t0)
     print(table)

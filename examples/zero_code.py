@@ -19,7 +19,9 @@ from pathlib import Path
 from _gateway import gateway
 
 here = Path(__file__).parent
-instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent)) or "opentelemetry-instrument"
+instrument = (
+    shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent)) or "opentelemetry-instrument"
+)
 
 with gateway() as gw:
     env = {

@@ -9,13 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from _util import EXAMPLES, clean_env, wait_for
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import alephant_otel
 from alephant_otel import attach_carrier, bind_context, context_carrier, current, run, session
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
-
-from _util import EXAMPLES, clean_env, wait_for
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def worker(gateway: GatewayEmulator):
 
 def test_two_processes_share_one_session(gateway: GatewayEmulator, worker, spans: InMemorySpanExporter) -> None:
     url, rx = worker
-    with session("sess_x", name="Escalation", path="/support/escalate"), run("run_api", agent_id="api") as a:
+    with session("sess_x", name="Escalation", path="/support/escalate"), run("run_api", agent_id="api"):
         with httpx.Client() as client:
             answer = client.post(url + "/task", json={"task": "draft a reply"}).json()
     assert answer["session_id"] == "sess_x"
@@ -64,9 +63,8 @@ def test_scoping_switch_keeps_alephant_baggage_off_other_hosts(gateway: GatewayE
         alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider, baggage_hosts=[internal_host])
         try:
             with httpx.Client() as client, session("sess_scope"), run("run_scope", agent_id="s"):
-                from opentelemetry import baggage
-
                 import opentelemetry.context as otel_context
+                from opentelemetry import baggage
                 token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
                 try:
                     client.get(internal_url + "/v1/models")

@@ -6,9 +6,9 @@ import re
 import subprocess
 
 import pytest
+from _util import BIN, clean_env
 
 from alephant_otel._tracefile import iter_trace_file
-from _util import BIN, clean_env
 
 
 def _attr(kv: dict) -> object:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from _util import BIN, EXAMPLES, clean_env
 
 CASES = {

@@ -127,11 +127,14 @@ def test_plain_clients_sync(module, header_path, gateway: GatewayEmulator, other
 
 
 @pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
-async def test_plain_clients_async(module, header_path, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
+async def test_plain_clients_async(
+    module, header_path, gateway: GatewayEmulator, other_server: GatewayEmulator
+) -> None:
     async with module.AsyncClient() as client:
         with session("sess_q"), run("run_q", agent_id="a2"):
             (await client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})).raise_for_status()
-            (await client.post(other_server.url + "/v1/embeddings", json={"model": "m", "input": "x"})).raise_for_status()
+            other = await client.post(other_server.url + "/v1/embeddings", json={"model": "m", "input": "x"})
+            other.raise_for_status()
     assert ids(gateway.requests[0])["alephant-run-id"] == "run_q"
     assert all(other_server.requests[0].headers.get(h) is None for h in ALEPHANT)
 

@@ -33,8 +33,12 @@ def test_configure_is_idempotent(tmp_path, gateway: GatewayEmulator, tracer_prov
     assert len(gateway.requests) == 1
 
 
-@pytest.mark.parametrize(("module", "instrumentor"), [(httpx, HTTPXClientInstrumentor), (httpx2, HTTPX2ClientInstrumentor)])
-def test_user_hooks_are_kept_and_ours_chained(module, instrumentor, gateway: GatewayEmulator, spans, tracer_provider) -> None:
+@pytest.mark.parametrize(
+    ("module", "instrumentor"), [(httpx, HTTPXClientInstrumentor), (httpx2, HTTPX2ClientInstrumentor)]
+)
+def test_user_hooks_are_kept_and_ours_chained(
+    module, instrumentor, gateway: GatewayEmulator, spans, tracer_provider
+) -> None:
     seen: list[str] = []
 
     def mine(span, request) -> None:

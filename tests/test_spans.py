@@ -167,7 +167,7 @@ def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemor
         # Roll-ups never reuse per-request names that backends sum.
         assert not any(k.startswith("gen_ai.usage.") or k == "alephant.cost.usd" for k in a)
     # Request spans are children of the innermost run span.
-    inner = [r for r in reqs if r.attributes.get("alephant.run.id") == "run_b"][0]
+    inner = next(r for r in reqs if r.attributes.get("alephant.run.id") == "run_b")
     assert inner.parent is not None
 
 

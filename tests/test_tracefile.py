@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _util import clean_env
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,8 +40,6 @@ from alephant_otel._tracefile import (
     encode_request_line,
     iter_trace_file,
 )
-
-from _util import clean_env
 
 LOGGER = "alephant_otel._tracefile"
 CAMEL = re.compile(r"^[a-z][A-Za-z]*$")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from alephant_otel.testing import GatewayEmulator, OtlpReceiver
-
 from _util import BIN, EXAMPLES, clean_env, wait_for
+
+from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
 APP = str(EXAMPLES / "zero_code_app.py")
 
@@ -64,7 +64,7 @@ def test_broken_configuration_never_stops_the_app() -> None:
     with GatewayEmulator() as gw:
         env = clean_env(ALEPHANT_GATEWAY_URL="ai.alephant.io-without-scheme", OTEL_TRACES_EXPORTER="console",
                         ALEPHANT_TRACE_FILE="/proc/no/such/dir/traces.jsonl")
-        app = "import os, httpx; os.environ['X']='1'; print(httpx.get('%s/v1/models').status_code)" % gw.url
+        app = f"import os, httpx; os.environ['X']='1'; print(httpx.get('{gw.url}/v1/models').status_code)"
         done = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", app],
                               env=env, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
