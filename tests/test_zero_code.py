@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from _util import BIN, EXAMPLES, clean_env, wait_for
 
+from alephant_otel.analytics import load_sessions
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
 APP = str(EXAMPLES / "zero_code_app.py")
@@ -48,6 +52,29 @@ def test_baggage_only_app_gets_headers_and_spans() -> None:
         names = sorted(s.name for s in rx.spans)
         assert names == ["chat openai/gpt-4o-mini", "handle ticket"]
         assert "Attempting to instrument while already instrumented" not in done.stderr
+
+
+@pytest.mark.parametrize("semconv", ["", "http", "http/dup"])
+def test_http_status_reads_back_under_old_and_new_http_semconv(semconv: str, tmp_path: Path) -> None:
+    # The httpx instrumentation names the status http.status_code by default and
+    # http.response.status_code (or both) when opted in: the analytics read either.
+    trace_file = tmp_path / "traces.jsonl"
+    with GatewayEmulator() as gw:
+        env = clean_env(ALEPHANT_GATEWAY_URL=gw.url, OTEL_TRACES_EXPORTER="none",
+                        ALEPHANT_TRACE_FILE=str(trace_file), OTEL_SEMCONV_STABILITY_OPT_IN=semconv)
+        done = run_instrumented(env)
+        assert done.returncode == 0, done.stderr
+        assert gw.requests[0].headers["alephant-session-id"] == "zero-code-session"
+    (sess,) = load_sessions(trace_file)
+    (req,) = sess.requests
+    assert req.http_status == 200
+    assert req.input_tokens > 0
+    assert req.request_id == gw.requests[0].headers["x-request-id"]
+    keys = {kv["key"] for line in trace_file.read_text().splitlines()
+            for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for sp in ss["spans"]
+            for kv in sp["attributes"]}
+    assert ("http.response.status_code" in keys) == (semconv != "")
+    assert ("http.status_code" in keys) == (semconv != "http")
 
 
 def test_disabled_instrumentation_leaves_the_app_untouched() -> None:
