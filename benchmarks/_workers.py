@@ -38,6 +38,7 @@ VARIANTS = {
     "otel_bsp": "otel + ids set as baggage by hand + BaggageSpanProcessor(ALLOW_ALL) (public equivalent)",
     "alephant": "otel + alephant_otel.configure(), session+run active",
     "alephant_bsp": "alephant + BaggageSpanProcessor(ALLOW_ALL)",
+    "alephant_nowatch": "alephant without the body watcher (requests recorded at headers, bodies unread)",
 }
 
 
@@ -107,6 +108,13 @@ def setup(variant: str, url: str, lib: str, stack: ExitStack) -> tuple[Any, Call
     provider = _provider(with_bsp=variant.endswith("_bsp"))
     if variant.startswith("alephant"):
         import alephant_otel
+
+        if variant == "alephant_nowatch":
+            from alephant_otel import _hooks
+
+            # Benchmark only: the hook declines to watch, as for a stream class it
+            # cannot re-class, and records the request with nothing parsed.
+            _hooks.watch_stream = lambda stream, watcher: False
 
         alephant_otel.configure(gateway_url=url, tracer_provider=provider)
         stack.enter_context(alephant_otel.session(name="bench", path="/bench"))
