@@ -136,6 +136,8 @@ ENV_TRACE_FILE: Final = "ALEPHANT_TRACE_FILE"
 ENV_COST_HEADER: Final = "ALEPHANT_COST_HEADER"
 ENV_SCOPE_BAGGAGE: Final = "ALEPHANT_SCOPE_BAGGAGE"
 ENV_VIRTUAL_KEY: Final = "ALEPHANT_VIRTUAL_KEY"
+#: How many worker processes the analytics read a big trace file with (1: none).
+ENV_ANALYTICS_WORKERS: Final = "ALEPHANT_ANALYTICS_WORKERS"
 DEFAULT_GATEWAY_URL: Final = "https://ai.alephant.io"
 
 # --- Instrumentation scope -----------------------------------------------------

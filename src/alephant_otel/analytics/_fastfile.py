@@ -64,8 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ReadStats", "decoder", "read_into", "rows_from_otlp", "worker_count"]
 
-#: Environment variable: how many worker processes read a big trace file (1: none).
-ENV_WORKERS: Final = "ALEPHANT_ANALYTICS_WORKERS"
+ENV_WORKERS: Final = n.ENV_ANALYTICS_WORKERS
 #: Files smaller than this are read in this process (a pool costs more than it saves).
 PARALLEL_MIN_BYTES: Final = 16 << 20
 _CHUNK_MIN: Final = 4 << 20
