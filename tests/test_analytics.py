@@ -621,3 +621,25 @@ def test_fast_reader_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _fastfile.worker_count() == 1
     monkeypatch.setenv(_fastfile.ENV_WORKERS, "nope")
     assert 1 <= _fastfile.worker_count() <= 8
+
+
+def test_read_sessions_builds_with_the_gc_off_and_restores_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building a million requests' trees with the collector on cost 3x the build itself.
+    import gc
+
+    from alephant_otel.analytics import _reconstruct
+    from alephant_otel.analytics._query import read_sessions
+
+    path = standard_file(tmp_path)
+    states: list[bool] = []
+    real_build = _reconstruct.SessionBuilder.build
+
+    def build(self, **kw):
+        states.append(gc.isenabled())
+        return real_build(self, **kw)
+
+    monkeypatch.setattr(_reconstruct.SessionBuilder, "build", build)
+    assert gc.isenabled()
+    assert len(read_sessions(path).sessions) == 3
+    assert states == [False]
+    assert gc.isenabled()

@@ -176,3 +176,43 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sessions", "list", "--sort", "vibes"]) == 2
     assert main([]) == 2
     capsys.readouterr()
+
+
+
+def test_sessions_commands_run_without_the_cyclic_gc_and_restore_it(
+    trace_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # There are no cycles among the spans read, and after a big read the collector
+    # rescanned a million objects while the command printed; the caller's setting
+    # comes back, whatever the outcome.
+    import gc
+
+    from alephant_otel import _cli
+    from alephant_otel.analytics import _reconstruct
+
+    during: list[tuple[str, bool]] = []
+    real_build, real_list_json = _reconstruct.SessionBuilder.build, _cli.list_json
+
+    def build(self, **kw):
+        during.append(("build", gc.isenabled()))
+        return real_build(self, **kw)
+
+    def list_json(*args, **kw):
+        during.append(("output", gc.isenabled()))
+        return real_list_json(*args, **kw)
+
+    monkeypatch.setattr(_reconstruct.SessionBuilder, "build", build)
+    monkeypatch.setattr(_cli, "list_json", list_json)
+    assert gc.isenabled()
+    try:
+        assert main(["sessions", "list", "--source", str(trace_file), "--json"]) == 0
+        assert during == [("build", False), ("output", False)]
+        assert gc.isenabled()
+        assert main(["sessions", "show", "no_such_session", "--source", str(trace_file)]) == 1
+        assert gc.isenabled()
+        gc.disable()
+        assert main(["sessions", "vitals", "--source", str(trace_file), "--json"]) == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    capsys.readouterr()
