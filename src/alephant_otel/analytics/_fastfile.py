@@ -28,7 +28,6 @@ is unchanged; tests check both give identical sessions.
 
 from __future__ import annotations
 
-import importlib
 import json
 import marshal
 import os
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from alephant_otel import _names as n
+from alephant_otel._jsonfast import orjson_loads
 from alephant_otel.analytics._convert import (
     _ALIASES,
     _ERROR_CODES,
@@ -76,12 +76,8 @@ _CORRUPT: Final = (ValueError, KeyError, TypeError, AttributeError, RecursionErr
 
 def _decoder() -> tuple[str, Callable[[bytes], Any]]:
     # orjson: a 1M-span read here takes ~14 s instead of ~16 s with json; it is optional.
-    try:
-        mod = importlib.import_module("orjson")
-    except ImportError:
-        return "json", json.loads
-    loads: Callable[[bytes], Any] = mod.loads
-    return "orjson", loads
+    loads = orjson_loads()
+    return ("json", json.loads) if loads is None else ("orjson", loads)
 
 
 #: (name, loads) of the JSON decoder the file reader uses.
