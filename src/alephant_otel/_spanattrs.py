@@ -83,16 +83,17 @@ class _Probed(dict[type, bool]):
 _direct = _Probed()
 
 
+def _fits(attrs: Any, live: dict[str, Any], adding: int) -> bool:
+    """Whether no SDK limit could touch ``adding`` more attributes: no value length limit, room under the count."""
+    return attrs.max_value_len is None and (attrs.maxlen is None or len(live) + adding <= attrs.maxlen)
+
+
 def set_clean(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     """Set already-valid ``attributes`` on ``span`` (the public API when the fast path can't apply)."""
     if _direct[type(span)]:
         target: Any = span
         attrs = target._attributes
-        if (
-            attrs.max_value_len is None
-            and not attrs._immutable
-            and (attrs.maxlen is None or len(attrs._dict) + len(attributes) <= attrs.maxlen)
-        ):
+        if not attrs._immutable and _fits(attrs, attrs._dict, len(attributes)):
             with target._lock:
                 if target._end_time is None:
                     attrs._dict.update(attributes)
@@ -120,6 +121,6 @@ def starting_dict(span: Span, adding: int) -> dict[str, Any] | None:
     if _direct[type(span)]:
         attrs: Any = span._attributes  # type: ignore[attr-defined]
         live: dict[str, Any] = attrs._dict
-        if attrs.max_value_len is None and (attrs.maxlen is None or len(live) + adding <= attrs.maxlen):
+        if _fits(attrs, live, adding):
             return live
     return None
