@@ -311,3 +311,56 @@ def test_decorators_sync_and_async(gateway: GatewayEmulator) -> None:
     coro = agent()
     assert current().agent_id is None
     assert asyncio.run(coro)[0] == "deco"
+
+
+async def test_async_with_scopes(gateway: GatewayEmulator) -> None:
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-test", max_retries=0)
+    async with session("sess_awith", name="Async with") as s, run(agent_id="async-agent") as r:
+        assert (s.session_id, r.agent_id) == ("sess_awith", "async-agent")
+        await client.chat.completions.create(**CHAT)
+    assert current().session_id is None
+    (req,) = gateway.requests
+    assert ids(req)["alephant-session-id"] == "sess_awith"
+    assert ids(req)["alephant-run-id"] == r.run_id
+    await client.close()
+
+
+async def test_one_scope_object_entered_by_concurrent_tasks(gateway: GatewayEmulator, spans, caplog) -> None:
+    # One run(...) object shared by tasks that exit in the order they entered: each task must
+    # exit its own run (a stack on the object would pop the newest task's run in the oldest).
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-test", max_retries=0)
+    shared = run(agent_id="pool-worker")
+    mine: dict[int, str | None] = {}
+
+    async def task(i: int) -> None:
+        async with shared as r:
+            mine[i] = r.run_id
+            await asyncio.sleep(0.02 * i)
+            await client.chat.completions.create(**CHAT, extra_headers={"x-task": str(i)})
+            assert current().run_id == r.run_id
+
+    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"), session("sess_shared_scope"):
+        await asyncio.gather(*(task(i) for i in range(6)))
+    assert not [r for r in caplog.records if "detach" in r.getMessage()]
+    assert len(set(mine.values())) == 6
+    sent = {int(req.headers["x-task"]): req.headers["alephant-run-id"] for req in gateway.requests}
+    assert sent == mine
+    requests = {s.attributes["alephant.run.id"]: s for s in spans.get_finished_spans()
+                if s.attributes.get("alephant.span.kind") == "request"}
+    runs = [s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "run"]
+    assert len(runs) == 6
+    for span in runs:  # each run span ends after its own request, not another task's
+        assert span.end_time >= requests[span.attributes["alephant.run.id"]].end_time
+    await client.close()
+
+
+async def test_a_scope_exited_in_another_task_still_ends(spans) -> None:
+    # An async fixture may set up in one task and tear down in another.
+    scope = session("sess_two_tasks")
+    entered = await asyncio.create_task(scope.__aenter__())
+    assert entered.session_id == "sess_two_tasks"
+    await asyncio.create_task(scope.__aexit__(None, None, None))
+    (span,) = spans.get_finished_spans()
+    assert span.attributes["alephant.session.id"] == "sess_two_tasks"
+    with pytest.raises(IndexError):
+        scope.__exit__(None, None, None)  # nothing left open

@@ -17,6 +17,7 @@ import logging
 import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
@@ -257,25 +258,50 @@ def current() -> Current:
 
 
 class _Scope:
-    """A context manager that is also a decorator for sync and async functions.
+    """A context manager (``with`` and ``async with``) that is also a decorator for sync and async functions.
 
     Each ``with`` (or each decorated call) opens a fresh scope from
-    ``self._open``; the attach token lives in that generator's frame, never on
-    ``self``, so nesting, re-entry and concurrent use cannot clobber it.
+    ``self._open``. One scope object entered by concurrent tasks or threads
+    must exit, in each, the scope that one entered: a context variable of this
+    object says which (a plain stack would pop another task's scope and detach
+    the wrong context). A ``with`` that exits in another context than it
+    entered (an async fixture set up and torn down in two tasks) exits the
+    newest scope still open, as a stack would.
     """
+
+    __slots__ = ("_open", "_open_all", "_open_here")
 
     def __init__(self, open_scope: Callable[[], contextlib.AbstractContextManager[Current]]) -> None:
         self._open = open_scope
-        self._active: list[contextlib.AbstractContextManager[Current]] = []
+        self._open_here: ContextVar[tuple[contextlib.AbstractContextManager[Current], ...]] | None = None
+        self._open_all: list[contextlib.AbstractContextManager[Current]] = []
 
     def __enter__(self) -> Current:
+        if self._open_here is None:
+            self._open_here = ContextVar("alephant_otel_open_scopes", default=())
         cm = self._open()
         value = cm.__enter__()
-        self._active.append(cm)
+        self._open_here.set((*self._open_here.get(), cm))
+        self._open_all.append(cm)
         return value
 
     def __exit__(self, *exc: Any) -> bool | None:
-        return self._active.pop().__exit__(*exc)
+        here = self._open_here.get() if self._open_here is not None else ()
+        if here and any(cm is here[-1] for cm in self._open_all):
+            cm = here[-1]
+            self._open_all.remove(cm)
+            self._open_here.set(here[:-1])  # type: ignore[union-attr]
+        else:
+            cm = self._open_all.pop()  # IndexError, as a stack: __exit__ without __enter__
+        return cm.__exit__(*exc)
+
+    async def __aenter__(self) -> Current:
+        # An awaited coroutine runs in its task's context, so what __enter__
+        # attaches stays attached in the task, as with ``with``.
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return self.__exit__(*exc)
 
     def __call__(self, func: F) -> F:
         if inspect.isasyncgenfunction(func):
@@ -369,8 +395,8 @@ def session(
 ) -> _Scope:
     """Open a session: its ids go into baggage and a ``session`` span starts.
 
-    Use it as ``with session(...):`` (also inside ``async def``) or as a
-    decorator on sync or async functions, where each call is one session.
+    Use it as ``with session(...):`` or ``async with session(...):`` or as
+    a decorator on sync or async functions, where each call is one session.
     Every gateway request inside carries ``alephant-session-id`` (and name
     and path when given); every span inside carries the ids as attributes.
 
