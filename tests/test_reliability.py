@@ -357,6 +357,7 @@ GATEWAY_FAULTS: dict[str, tuple[Fault, bool]] = {
     "timeout-stream": (Fault.timeout(CLIENT_TIMEOUT_S * 4), True),
     "reset-mid-stream": (Fault.reset_mid_stream(3), True),
     "truncated-stream": (Fault.truncated_stream(3), True),
+    "error-event-mid-stream": (Fault.stream_error(3, error_type="server_error", message="Server error"), True),
     "invalid-json": (Fault.invalid_json(), False),
     "big-body-50MB": (Fault.big_body(50), False),
     "html-content-type": (Fault.content_type("text/html"), False),
@@ -489,6 +490,14 @@ def check_fault_span(name: str, span: ReadableSpan) -> None:
         assert incomplete
         assert a[n.ATTR_STREAMING] is True
         assert span.status.status_code is StatusCode.ERROR
+        assert n.GEN_AI_USAGE_OUTPUT_TOKENS not in a
+    elif name == "error-event-mid-stream":
+        # A 200 whose stream carries the provider's error: the SDK raises, the span says so.
+        assert _status_code(span) == 200
+        assert a[n.ATTR_STREAMING] is True
+        assert span.status.status_code is StatusCode.ERROR
+        assert a[n.ATTR_ERROR_TYPE] == "server_error"
+        assert n.ATTR_INTERCEPTED not in a  # a provider failure is not a policy refusal
         assert n.GEN_AI_USAGE_OUTPUT_TOKENS not in a
     elif name == "invalid-json":
         assert _status_code(span) == 200

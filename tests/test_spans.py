@@ -261,3 +261,64 @@ def test_stream_dropped_unread_and_unclosed_still_ends_its_span(
     assert req.attributes["alephant.session.id"] == "sess_dropped"
     assert req.attributes["alephant.response.incomplete"] is True
     client.close()
+
+
+@pytest.mark.parametrize("api", ["anthropic", "responses"])
+def test_error_event_in_a_200_stream_fails_the_span(api: str, gateway: GatewayEmulator,
+                                                     spans: InMemorySpanExporter) -> None:
+    # Anthropic's mid-stream overloaded_error and a Responses "error" event arrive with HTTP 200.
+    gateway.add_fault(Fault.stream_error(2, error_type="overloaded_error", message="Overloaded"))
+    with session("sess_stream_error"):
+        if api == "anthropic":
+            client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0)
+            with pytest.raises(anthropic.APIStatusError, match="Overloaded"), client.messages.stream(
+                    model="anthropic/claude-3-5-haiku-latest", max_tokens=50, messages=MESSAGES) as s:
+                for _ in s:
+                    pass
+        else:
+            oc = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
+            kinds = [e.type for e in oc.responses.create(model=MODEL, input="hi", stream=True)]
+            assert kinds[-1] == "error"  # the SDK hands this one to the caller instead of raising
+    (req,) = by_kind(spans, "request")
+    assert req.status.status_code is StatusCode.ERROR
+    assert "overloaded_error" in (req.status.description or "")
+    assert req.attributes["error.type"] == "overloaded_error"
+    assert req.attributes["alephant.streaming"] is True
+    assert "alephant.intercepted" not in req.attributes
+
+
+@pytest.mark.parametrize("how", ["break and close", "context manager", "async break"])
+def test_a_stream_the_caller_stops_reading_is_incomplete_not_failed(
+    how: str, gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    import asyncio
+
+    kwargs = {"model": MODEL, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    with session("sess_stopped"):
+        if how == "async break":
+            async def stop_early() -> None:
+                client = openai.AsyncOpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
+                stream = await client.chat.completions.create(**kwargs)
+                async for _ in stream:
+                    break
+                await stream.close()
+                await client.close()
+
+            asyncio.run(stop_early())
+        else:
+            client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
+            if how == "context manager":
+                with client.chat.completions.create(**kwargs) as stream:
+                    next(iter(stream))
+            else:
+                stream = client.chat.completions.create(**kwargs)
+                for _ in stream:
+                    break
+                stream.close()
+    (req,) = by_kind(spans, "request")
+    # Usage never arrived, so the span says the body is incomplete; but the caller chose to
+    # stop ("stop generating"): that is not an error of the call.
+    assert req.attributes["alephant.response.incomplete"] is True
+    assert "gen_ai.usage.output_tokens" not in req.attributes
+    assert req.status.status_code is not StatusCode.ERROR
+    assert "error.type" not in req.attributes

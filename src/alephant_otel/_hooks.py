@@ -393,7 +393,14 @@ class Bridge:
             elif failed:
                 span.set_status(Status(StatusCode.ERROR, f"response body failed: {type(error).__name__}"))
                 attrs[n.ATTR_ERROR_TYPE] = type(error).__qualname__
-            elif not parsed.complete and status < 400:
+            elif status < 400 and parsed.error_type is not None:
+                # A 200 whose body reports an error: a stream's error event (Anthropic's
+                # overloaded_error, an OpenAI-style {"error": ...} chunk, response.failed).
+                span.set_status(Status(StatusCode.ERROR, f"the response body reports an error: {parsed.error_type}"))
+                attrs[n.ATTR_ERROR_TYPE] = parsed.error_type
+            elif not parsed.complete and status < 400 and complete:
+                # Only a body that reached its end: one the caller stopped reading (a
+                # break out of a stream, a close) is incomplete, but nothing failed.
                 span.set_status(Status(StatusCode.ERROR, "response body ended early or could not be read"))
             if status >= 400 and n.ATTR_ERROR_TYPE not in attrs:
                 # GenAI semconv: every failed operation says why; the HTTP instrumentation
@@ -421,5 +428,5 @@ class Bridge:
             output_tokens=parsed.output_tokens,
             cost_usd=cost,
             duration_s=time.perf_counter() - req.started,
-            error_type=None if status < 400 else str(status),
+            error_type=str(status) if status >= 400 else parsed.error_type,
         )

@@ -110,6 +110,17 @@ class Fault:
         return cls("truncated", after_chunks=after_chunks)
 
     @classmethod
+    def stream_error(
+        cls, after_chunks: int = 3, *, error_type: str = "overloaded_error", message: str = "Overloaded"
+    ) -> Fault:
+        """A 200 stream that sends a few chunks, then an error event in the API's own format, and ends.
+
+        Anthropic ``event: error``, an OpenAI chat ``{"error": {...}}`` chunk,
+        or a Responses ``error`` event, as providers send mid-stream failures.
+        """
+        return cls("stream_error", after_chunks=after_chunks, code=error_type, reason=message)
+
+    @classmethod
     def invalid_json(cls) -> Fault:
         """A 200 ``application/json`` answer whose body is not JSON."""
         return cls("invalid_json")
@@ -164,7 +175,8 @@ class _State:
 class GatewayEmulator(LoopbackServer):
     """The gateway emulator; a context manager that serves in a daemon thread.
 
-    ``url`` is its base URL (``http://127.0.0.1:PORT``); the OpenAI ``base_url`` is ``url + "/v1"``.
+    ``url`` is its base URL (``http://127.0.0.1:PORT``), also the Anthropic
+    ``base_url``; the OpenAI ``base_url`` is :attr:`openai_base_url`.
 
     Examples:
         >>> import httpx
@@ -195,6 +207,11 @@ class GatewayEmulator(LoopbackServer):
         server = _Server((host, port), _Handler)
         server.emulator = self
         super().__init__(server)
+
+    @property
+    def openai_base_url(self) -> str:
+        """``url + "/v1"``, for ``openai.OpenAI(base_url=...)`` (as the pytest fixture has it)."""
+        return self.url + "/v1"
 
     # -- records and scripts ----------------------------------------------------------
 
@@ -292,18 +309,34 @@ class _Handler(QuietHTTPHandler):
     def _stream(self, events: list[bytes], fault: Fault | None, extra: dict[str, str]) -> None:
         emu = self.server.emulator
         self._start_stream(extra)
-        limit = fault.after_chunks if fault is not None and fault.kind in ("reset", "truncated") else None
+        cut = fault is not None and fault.kind in ("reset", "truncated", "stream_error")
+        limit = fault.after_chunks if fault is not None and cut else None
         for i, event in enumerate(events):
             if limit is not None and i >= limit:
                 if fault is not None and fault.kind == "reset":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if fault is not None and fault.kind == "stream_error":
+                    self._chunk(self._error_event(fault))
                 break
             self._chunk(event)
             if emu.chunk_delay:
                 time.sleep(emu.chunk_delay)
         self._end_stream()
+
+    def _error_event(self, fault: Fault) -> bytes:
+        """A mid-stream error event in the format of the API this request called."""
+        path = urlsplit(self.path).path
+        payload: dict[str, Any]
+        if path.endswith("/messages"):
+            payload = {"type": "error", "error": {"type": fault.code, "message": fault.reason}}
+            return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
+        if path.endswith("/responses"):
+            payload = {"type": "error", "code": fault.code, "message": fault.reason, "param": None}
+            return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
+        payload = {"error": {"message": fault.reason, "type": fault.code, "param": None, "code": None}}
+        return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
     # -- routing ----------------------------------------------------------------------------
 

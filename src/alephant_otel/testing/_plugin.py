@@ -66,7 +66,7 @@ class AlephantGateway:
     @property
     def openai_base_url(self) -> str:
         """``url + "/v1"``, for ``openai.OpenAI(base_url=...)``."""
-        return self.emulator.url + "/v1"
+        return self.emulator.openai_base_url
 
     @property
     def requests(self) -> list[RecordedRequest]:
