@@ -643,3 +643,62 @@ def test_read_sessions_builds_with_the_gc_off_and_restores_it(tmp_path: Path, mo
     assert len(read_sessions(path).sessions) == 3
     assert states == [False]
     assert gc.isenabled()
+
+
+# --- spans an LLM SDK or another GenAI instrumentation writes around the gateway call --------
+
+
+def _sessions_of_exported(spans: Any, tmp_path: Path) -> dict[str, Session]:
+    from alephant_otel._tracefile import TraceFileExporter
+
+    path = tmp_path / "wrapped.otlp.jsonl"
+    exporter = TraceFileExporter(path)
+    exporter.export(spans.get_finished_spans())
+    exporter.shutdown()
+    return by_id(load_sessions(path, now_ns=LATER * 10))
+
+
+def test_a_genai_span_around_the_gateway_call_is_not_a_second_request(gateway: Any, spans: Any,
+                                                                       tmp_path: Path) -> None:
+    import openai
+    from opentelemetry import trace
+
+    from alephant_otel import session
+    from alephant_otel.testing import Fault
+
+    # What OpenLLMetry / openai-v2 instrumentation write: a GenAI span with usage around the
+    # HTTP call (here around two attempts, the first answered 429), plus one with no call beneath.
+    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=1)
+    tracer = trace.get_tracer("some.genai.instrumentation")
+    gateway.add_fault(Fault.status(429, retry_after=0.01))
+    with session("sess_wrapped"):
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=trace.SpanKind.CLIENT) as outer:
+            r = client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            outer.set_attribute("gen_ai.usage.input_tokens", r.usage.prompt_tokens)
+            outer.set_attribute("gen_ai.usage.output_tokens", r.usage.completion_tokens)
+        with tracer.start_as_current_span("chat direct-to-provider") as direct:
+            direct.set_attribute("gen_ai.usage.input_tokens", 7)  # an LLM call that did not go through the gateway
+    s = _sessions_of_exported(spans, tmp_path)["sess_wrapped"]
+    reqs = s.direct_requests
+    assert sorted(q.name for q in reqs) == ["chat direct-to-provider", "chat openai/gpt-4o-mini",
+                                             "chat openai/gpt-4o-mini"]
+    assert sum(q.retried for q in reqs) == 1
+    assert sum(q.input_tokens for q in reqs) == r.usage.prompt_tokens + 7
+
+
+def test_the_anthropic_sdks_own_span_is_not_a_second_request(gateway: Any, spans: Any, tmp_path: Path) -> None:
+    import anthropic
+
+    from alephant_otel import session
+
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0)
+    with session("sess_anthropic_native"):
+        msg = client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=20,
+                                     messages=[{"role": "user", "content": "hi"}])
+    native = [sp for sp in spans.get_finished_spans() if sp.name.startswith("anthropic.")]
+    if not native:
+        pytest.skip("this anthropic SDK writes no spans of its own")
+    s = _sessions_of_exported(spans, tmp_path)["sess_anthropic_native"]
+    reqs = s.direct_requests
+    assert [q.request_id is not None for q in reqs] == [True]
+    assert reqs[0].input_tokens == msg.usage.input_tokens

@@ -202,6 +202,23 @@ def _new_run(run_id: str, spans: list[SpanRecord]) -> Run:
     return run
 
 
+def _drop_wrappers(acc: _Acc) -> None:
+    """Drop inferred requests that are another request's parent span.
+
+    An LLM SDK's own span (``anthropic.messages.create`` from the anthropic
+    SDK's built-in tracing, an OpenLLMetry or openai-v2 span) carries GenAI
+    usage and, through the span processor, the session ids, so it reads as a
+    request. When a request span sits right beneath it, it wraps that call
+    (and its retries): counting both would count the call twice.
+    """
+    inferred = {r.span_id for r in acc.requests if r.request_id is None}
+    if not inferred:
+        return
+    wrappers = {r.parent_span_id for r in acc.requests if r.parent_span_id in inferred}
+    if wrappers:
+        acc.requests = [r for r in acc.requests if r.span_id not in wrappers]
+
+
 def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
     s = Session(session_id=acc.session_id, start_ns=acc.start_ns, last_activity_ns=acc.last_ns)
     s.trace_ids = list(acc.trace_ids)
@@ -227,6 +244,7 @@ def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
                     run.parent_run_id = parent
                     break
 
+    _drop_wrappers(acc)
     acc.requests.sort(key=lambda r: (r.start_ns, r.span_id))
     for req in acc.requests:
         req_run = req.run_id or _run_of(acc, req.parent_span_id)
