@@ -56,3 +56,22 @@ def test_token_duration_and_cost_metrics(gateway: GatewayEmulator, metrics: InMe
         # Never unbounded ids: one series for three sessions.
         unbounded = {"alephant.session.id", "alephant.run.id", "alephant.request.id", "gen_ai.conversation.id"}
         assert not unbounded & set(attrs)
+
+
+def test_failed_calls_carry_error_type_on_the_duration(gateway: GatewayEmulator, metrics: InMemoryMetricReader) -> None:
+    from alephant_otel.testing import Fault
+
+    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="sk-x", max_retries=0)
+    gateway.add_fault(Fault.status(503))
+    gateway.add_fault(Fault.stream_error(2, error_type="server_error"))
+    with session("sess_errors"):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+        with pytest.raises(openai.APIError):
+            for _ in client.chat.completions.create(model="openai/gpt-4o-mini", stream=True,
+                                                    messages=[{"role": "user", "content": "a"}]):
+                pass
+        client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+    durations = _points(metrics)["gen_ai.client.operation.duration"]
+    # The HTTP status when HTTP failed; the body's error type when a 200 stream reported one.
+    assert sorted(str(dict(p.attributes).get("error.type")) for p in durations) == ["503", "None", "server_error"]
