@@ -273,12 +273,13 @@ class _Scope:
 
     def __init__(self, open_scope: Callable[[], contextlib.AbstractContextManager[Current]]) -> None:
         self._open = open_scope
-        self._open_here: ContextVar[tuple[contextlib.AbstractContextManager[Current], ...]] | None = None
+        # Made here, not on first entry: two threads entering first at once would each make one.
+        self._open_here: ContextVar[tuple[contextlib.AbstractContextManager[Current], ...]] = ContextVar(
+            "alephant_otel_open_scopes", default=()
+        )
         self._open_all: list[contextlib.AbstractContextManager[Current]] = []
 
     def __enter__(self) -> Current:
-        if self._open_here is None:
-            self._open_here = ContextVar("alephant_otel_open_scopes", default=())
         cm = self._open()
         value = cm.__enter__()
         self._open_here.set((*self._open_here.get(), cm))
@@ -286,11 +287,11 @@ class _Scope:
         return value
 
     def __exit__(self, *exc: Any) -> bool | None:
-        here = self._open_here.get() if self._open_here is not None else ()
+        here = self._open_here.get()
         if here and any(cm is here[-1] for cm in self._open_all):
             cm = here[-1]
             self._open_all.remove(cm)
-            self._open_here.set(here[:-1])  # type: ignore[union-attr]
+            self._open_here.set(here[:-1])
         else:
             cm = self._open_all.pop()  # IndexError, as a stack: __exit__ without __enter__
         return cm.__exit__(*exc)
