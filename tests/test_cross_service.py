@@ -127,3 +127,43 @@ def test_carrier_through_a_job_queue_message(gateway: GatewayEmulator) -> None:
     assert req.headers["alephant-session-id"] == "sess_job"
     assert req.headers["alephant-session-name"] == "Nightly sync"
     assert req.headers["alephant-agent-id"] == "sync-worker"
+
+
+@pytest.mark.parametrize("other_entry", [False, True])
+@pytest.mark.parametrize("scoped", [False, True])
+def test_an_sdk_that_propagates_itself_sends_no_alephant_baggage_where_it_does_not_belong(
+    scoped: bool, other_entry: bool, gateway: GatewayEmulator, other_server: GatewayEmulator, tracer_provider
+) -> None:
+    """The anthropic SDK's own tracing injects baggage when it builds the request, before the hook runs."""
+    import anthropic
+    from opentelemetry import baggage
+    from opentelemetry import context as otel_context
+
+    def call(url: str) -> None:
+        client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+        assert client.open_telemetry["propagation"] is True  # the SDK's default: it injects by itself
+        client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=5,
+                               messages=[{"role": "user", "content": "hi"}])
+
+    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider,
+                            baggage_hosts=[] if scoped else None)
+    try:
+        with session("sess_sdk_propagates"), run("run_sdk", agent_id="a"):
+            token = otel_context.attach(baggage.set_baggage("tenant", "acme") if other_entry
+                                        else otel_context.get_current())
+            try:
+                call(gateway.url)
+                call(other_server.url)
+            finally:
+                otel_context.detach(token)
+    finally:
+        alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
+    others = "tenant=acme" if other_entry else None
+    (to_gateway,) = gateway.requests
+    assert to_gateway.headers["alephant-session-id"] == "sess_sdk_propagates"
+    assert to_gateway.headers.get("baggage") == others  # the ids go only as alephant-* headers
+    (to_other,) = other_server.requests
+    if scoped:
+        assert to_other.headers.get("baggage") == others  # no internal host listed: nobody gets them
+    else:
+        assert "alephant.session.id=sess_sdk_propagates" in to_other.headers["baggage"]  # OTel's default

@@ -112,6 +112,27 @@ def test_a_headers_class_with_another_layout_gets_the_public_api() -> None:
     assert not _hooks._has_list_layout(dict)
 
 
+@pytest.mark.parametrize("layout", ["list fast path", "public API"])
+def test_alephant_members_leave_a_baggage_header_set_before_the_hook(layout: str) -> None:
+    from alephant_otel import _context, _hooks
+
+    other = type("Other", (httpx.Headers,), {"raw": property(lambda s: [])})  # fails the layout probe
+    cls = httpx.Headers if layout == "list fast path" else other
+    assert _hooks._has_list_layout(cls) is (layout == "list fast path")
+    with session("sess_b"):
+        state = _context.active_state()
+        headers = cls({"baggage": "alephant.session.id=sess_b, tenant=acme,alephant.run.id=r;p=1"})
+        _hooks._add_headers(headers, state)
+        assert headers.get_list("baggage") == ["tenant=acme"]
+        assert headers["alephant-session-id"] == "sess_b"
+        only_ours = cls([("baggage", "alephant.session.id=sess_b"), ("baggage", "alephant.agent.id=a")])
+        _hooks._add_headers(only_ours, state)
+        assert "baggage" not in only_ours
+        untouched = cls({"baggage": "tenant=acme,k=v"})
+        _hooks._add_headers(untouched, state)
+        assert untouched.get_list("baggage") == ["tenant=acme,k=v"]
+
+
 @pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
 def test_plain_clients_sync(module, header_path, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
     with module.Client() as client, session("sess_p", path="/p"), run("run_p", agent_id="a1"):

@@ -29,7 +29,7 @@ from alephant_otel._cost import compute_cost, gateway_cost, load_prices
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
 from alephant_otel._metrics import Instruments
-from alephant_otel._scoping import mark_outgoing
+from alephant_otel._scoping import drop_alephant_baggage, mark_outgoing
 from alephant_otel._spanattrs import set_clean
 from alephant_otel._usage import (
     ParsedResponse,
@@ -49,6 +49,7 @@ _RETRY_LOWER: Final = n.HEADER_STAINLESS_RETRY.lower()
 _REQUEST_ID_RAW: Final = n.HEADER_REQUEST_ID.encode("ascii")
 _REQUEST_ID_KEY: Final = _REQUEST_ID_LOWER.encode("ascii")
 _RETRY_KEY: Final = _RETRY_LOWER.encode("ascii")
+_BAGGAGE_KEY: Final = b"baggage"
 
 
 class _Once:
@@ -147,7 +148,11 @@ def _has_list_layout(cls: type) -> bool:
 
 
 def _add_headers(headers: Any, state: Any) -> tuple[str, str | None]:
-    """Add the gateway headers the caller did not set; return (request id, retry count header)."""
+    """Add the gateway headers the caller did not set; return (request id, retry count header).
+
+    Also takes ``alephant.*`` entries out of a ``baggage`` header set before the
+    hook: the gateway gets the ids as alephant-* headers, never as baggage.
+    """
     if _has_list_layout(type(headers)):
         items: list[tuple[bytes, bytes, bytes]] = headers._list
         present = {item[1] for item in items}
@@ -159,11 +164,15 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None]:
         else:
             request_id = new_id("req_")
             items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
+        if _BAGGAGE_KEY in present:
+            drop_alephant_baggage(headers)
         return request_id, headers.get(_RETRY_LOWER) if _RETRY_KEY in present else None
     names = {key.lower() for key in headers}
     for name, value in state.headers:
         if name.lower() not in names:
             headers[name] = value
+    if "baggage" in names:
+        drop_alephant_baggage(headers)
     if _REQUEST_ID_LOWER in names:
         request_id = headers.get(_REQUEST_ID_LOWER)
     else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import baggage
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -32,7 +32,7 @@ from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
 
 from alephant_otel._gateway import _ascii_host
 
-__all__ = ["ScopedBaggagePropagator", "host_key", "mark_outgoing", "set_internal_hosts"]
+__all__ = ["ScopedBaggagePropagator", "drop_alephant_baggage", "host_key", "mark_outgoing", "set_internal_hosts"]
 
 _PREFIX: Final = "alephant."
 # (host key, is gateway) of the request about to be injected; None outside an httpx request.
@@ -98,6 +98,25 @@ def mark_outgoing(host: str, port: int | None, *, gateway: bool, scheme: str = "
         # A marker left by a request that failed before injection must not
         # apply to this one.
         _outgoing.set(None)
+
+
+def drop_alephant_baggage(headers: Any) -> None:
+    """Remove ``alephant.*`` members from ``baggage`` headers already on a gateway request.
+
+    An SDK that propagates trace context itself (the ``anthropic`` SDK's own
+    tracing does, by default) injects baggage when it builds the request,
+    before the httpx hook says where the request goes; the instrumentation's
+    later injection skips an empty header rather than replacing one. Other
+    members are kept, in order.
+    """
+    values = headers.get_list("baggage") if hasattr(headers, "get_list") else [headers.get("baggage")]
+    members = [m.strip() for value in values if value for m in value.split(",") if m.strip()]
+    kept = [m for m in members if not m.split("=", 1)[0].strip().startswith(_PREFIX)]
+    if len(kept) == len(members):
+        return
+    del headers["baggage"]
+    if kept:
+        headers["baggage"] = ",".join(kept)
 
 
 def _keep_alephant(target: tuple[str, bool] | None) -> bool:
