@@ -68,7 +68,13 @@ def _console(stream: TextIO) -> Console:
 def _money(x: float) -> str:
     if x == 0:
         return "$0"
+    if 0 < x < 0.0000005:  # would print as $0.000000, which reads as free
+        return "<$0.000001"
     return f"${x:,.4f}" if x >= 0.01 else f"${x:.6f}"
+
+
+def _retries(count: int) -> str:
+    return "1 retry" if count == 1 else f"{count} retries"
 
 
 def _dur(seconds: float) -> str:
@@ -222,7 +228,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
     status = ", ".join(f"{v} {k}" for k, v in vitals.by_status.items())
     out.print(
         f"[bold]{len(sessions)} sessions[/] ({status}) in {escape(result.source)}: "
-        f"{vitals.requests} requests, {vitals.retries} retries, {vitals.errors} errors, "
+        f"{vitals.requests} requests, {_retries(vitals.retries)}, {vitals.errors} errors, "
         f"{vitals.intercepted} intercepted, {vitals.input_tokens:,}/{vitals.output_tokens:,} tokens, "
         f"{_money(vitals.cost_usd)}; latency p50 {_dur(vitals.latency_p50_s)}, p95 {_dur(vitals.latency_p95_s)}"
     )
@@ -251,7 +257,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         s = sv.session
         out.print(
             f"  [bold]{escape(s.session_id)}[/] {escape(s.path or '-')}  {s.status}  p95 {_dur(sv.latency_p95_s)}  "
-            f"{s.retries} retries  {s.tokens:,} tok  {_money(s.cost_usd)}"
+            f"{_retries(s.retries)}  {s.tokens:,} tok  {_money(s.cost_usd)}"
         )
         for f in sv.flags:
             out.print(f"    [yellow]{f.kind}[/]: {escape(f.detail)}")
@@ -326,7 +332,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         head += f"  {escape(s.path)}"
     head += (
         f"  [{style}]{s.status}[/]  {_when(s.start_ns)}  {_dur(s.duration_s)}  "
-        f"{s.request_count} req  {s.retries} retries  {s.input_tokens:,}/{s.output_tokens:,} tok  {_money(total)}"
+        f"{s.request_count} req  {_retries(s.retries)}  {s.input_tokens:,}/{s.output_tokens:,} tok  {_money(total)}"
     )
     tree = Tree(head)
     steps: list[tuple[int, int, Run | Request]] = [(r.start_ns, 0, r) for r in s.runs]
