@@ -365,6 +365,7 @@ def _odd_line() -> str:
                 _kv("http.response.status_code", {"doubleValue": 429.0}),
                 _kv(n.ATTR_RETRY_ATTEMPT, {"intValue": "-1"}),
                 _kv(n.ATTR_STREAMING, {"boolValue": True}),
+                _kv(n.ATTR_BODY_INCOMPLETE, {"boolValue": True}),
                 _kv(n.ATTR_INTERCEPTED, {"stringValue": "true"}),
                 _kv(n.GEN_AI_REQUEST_MODEL, {"stringValue": "first"}),
                 _kv(n.GEN_AI_REQUEST_MODEL, {"stringValue": "second"}),  # repeated: the last wins

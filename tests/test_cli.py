@@ -223,3 +223,30 @@ def test_money_and_retry_counts_read_right() -> None:
 
     assert [_money(x) for x in (0, 4e-8, 0.0000042, 0.25)] == ["$0", "<$0.000001", "$0.000004", "$0.2500"]
     assert [_retries(k) for k in (0, 1, 2)] == ["0 retries", "1 retry", "2 retries"]
+
+
+def test_show_marks_a_request_whose_body_was_not_read_to_its_end(
+    gateway, spans, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import openai
+
+    from alephant_otel import session
+    from alephant_otel._tracefile import TraceFileExporter
+
+    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
+    with session("sess_cut"):
+        client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+        stream = client.chat.completions.create(model="openai/gpt-4o-mini", stream=True,
+                                                messages=[{"role": "user", "content": "a long story"}])
+        next(iter(stream))
+        stream.close()  # "stop generating"
+    path = tmp_path / "cut.otlp.jsonl"
+    exporter = TraceFileExporter(path)
+    exporter.export(spans.get_finished_spans())
+    exporter.shutdown()
+    doc = run_json(capsys, "sessions", "show", "sess_cut", "--source", str(path), "--json")
+    assert [(r["streaming"], r["incomplete"], r["error"]) for r in doc["session"]["requests"]] == [
+        (False, False, False), (True, True, False)]
+    assert main(["sessions", "show", "sess_cut", "--source", str(path)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "chat " in line]
+    assert ["incomplete" in line for line in lines] == [False, True]

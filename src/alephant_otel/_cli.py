@@ -280,6 +280,8 @@ def _request_label(r: Request, total: float) -> str:
     bits.append(f"{_money(r.cost_usd)} ({_share(r.cost_usd, total)})")
     if r.streaming:
         bits.append("[cyan]stream[/]")
+    if r.incomplete:
+        bits.append("[yellow]incomplete[/]")
     if r.retry_attempt:
         bits.append(f"[yellow]retry {r.retry_attempt}[/]")
     for e in r.policy_events:

@@ -119,6 +119,7 @@ _SPEC: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     n.ATTR_RETRY_ATTEMPT: ("retry_attempt", _as_int),
     n.ATTR_INTERCEPTED: ("intercepted", _as_bool),
     n.ATTR_STREAMING: ("streaming", _as_bool),
+    n.ATTR_BODY_INCOMPLETE: ("incomplete", _as_bool),
     "http.response.status_code": ("http_status", _as_int),
     # What the httpx instrumentation writes unless OTEL_SEMCONV_STABILITY_OPT_IN
     # has "http" (with "http/dup" both, with the same value).

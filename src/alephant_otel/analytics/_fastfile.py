@@ -116,6 +116,7 @@ _OPERATION, _PROVIDER, _REQ_MODEL, _RESP_MODEL = (
 )
 _IN, _OUT, _COST, _COST_SOURCE = _V["input_tokens"], _V["output_tokens"], _V["cost_usd"], _V["cost_source"]
 _RETRY, _INTERCEPTED, _STREAMING, _HTTP = _V["retry_attempt"], _V["intercepted"], _V["streaming"], _V["http_status"]
+_INCOMPLETE: Final = _V["incomplete"]
 
 _REQUEST: Final = n.SPAN_KIND_REQUEST
 _SESSION_NAME_SPAN: Final = n.SESSION_SPAN_NAME
@@ -311,6 +312,7 @@ def _emit(
                 message,
                 v[_HTTP],
                 policies,
+                v[_INCOMPLETE] or False,
             )
         )
         return
@@ -332,6 +334,8 @@ def _emit(
         fields["intercepted"] = False
     if fields["streaming"] is None:
         fields["streaming"] = False
+    if fields["incomplete"] is None:
+        fields["incomplete"] = False
     append((False, *(fields[slot] for slot in _SLOTS)))
 
 

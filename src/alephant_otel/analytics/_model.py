@@ -72,6 +72,7 @@ class SpanRecord:
         "end_ns",
         "error",
         "http_status",
+        "incomplete",
         "input_tokens",
         "intercepted",
         "kind",
@@ -127,6 +128,7 @@ class SpanRecord:
         self.retry_attempt = 0
         self.intercepted = False
         self.streaming = False
+        self.incomplete = False
         self.http_status: int | None = None
         self.policy_events: tuple[PolicyEvent, ...] = ()
         self.rollup: Rollup | None = None
@@ -177,6 +179,8 @@ class Request:
     status_message: str = ""
     http_status: int | None = None
     policy_events: tuple[PolicyEvent, ...] = ()
+    #: The body was not read to its end (the caller stopped early, or it was cut): usage may be missing.
+    incomplete: bool = False
 
     @classmethod
     def from_record(cls, r: SpanRecord) -> Request:
@@ -210,6 +214,7 @@ class Request:
             sys.intern(r.status_message),
             r.http_status,
             r.policy_events,
+            r.incomplete,
         )
 
     @property

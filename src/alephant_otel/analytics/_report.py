@@ -31,7 +31,7 @@ SESSION (also the top of ``show``)::
                "request_model", "response_model", "started_at", "latency_s",
                "input_tokens", "output_tokens", "cost_usd", "cost_source", "cost_share",
                "retry_attempt", "streaming", "error", "status_message",
-               "http_status", "intercepted", "policy_events": [POLICY]}
+               "http_status", "intercepted", "incomplete", "policy_events": [POLICY]}
     POLICY  = {"reason", "code", "status"}
     ROLLUP  = {"requests", "retries", "intercepted", "cost_usd", "input_tokens", "output_tokens"}
 
@@ -131,6 +131,7 @@ def _request_json(r: Request, total: float) -> dict[str, Any]:
         "status_message": r.status_message,
         "http_status": r.http_status,
         "intercepted": r.intercepted,
+        "incomplete": r.incomplete,
         "policy_events": [_policy(e) for e in r.policy_events],
     }
 
