@@ -225,6 +225,20 @@ def test_money_and_retry_counts_read_right() -> None:
     assert [_retries(k) for k in (0, 1, 2)] == ["0 retries", "1 retry", "2 retries"]
 
 
+def test_request_error_label_has_no_dangling_space() -> None:
+    from alephant_otel._cli import _request_label
+    from alephant_otel.analytics._model import Request
+
+    def label(status: int | None, message: str) -> str:
+        req = Request("req_1", "t" * 32, "s" * 16, None, "chat m", 0, 10**6, error=True, http_status=status,
+                      status_message=message)
+        return _request_label(req, 0.0)
+
+    assert label(429, "").endswith("[red]error 429[/]")
+    assert label(None, "boom").endswith("[red]error boom[/]")
+    assert label(None, "").endswith("[red]error[/]")
+
+
 def test_show_marks_a_request_whose_body_was_not_read_to_its_end(
     gateway, spans, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

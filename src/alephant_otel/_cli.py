@@ -289,7 +289,8 @@ def _request_label(r: Request, total: float) -> str:
             f"[bold red]intercepted: {escape(e.reason)}[/]" + (f" [dim]({escape(e.code)})[/]" if e.code else "")
         )
     if r.error and not r.policy_events:
-        bits.append(f"[red]error {r.http_status or ''} {escape(r.status_message)}[/]".rstrip())
+        detail = " ".join(x for x in (str(r.http_status or ""), escape(r.status_message)) if x)
+        bits.append(f"[red]error {detail}[/]" if detail else "[red]error[/]")
     return "  ".join(bits)
 
 
