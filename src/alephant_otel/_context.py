@@ -288,7 +288,7 @@ class _Scope:
 
     def __exit__(self, *exc: Any) -> bool | None:
         here = self._open_here.get()
-        if here and any(cm is here[-1] for cm in self._open_all):
+        if here and here[-1] in self._open_all:  # still open: not exited by the fallback below
             cm = here[-1]
             self._open_all.remove(cm)
             self._open_here.set(here[:-1])

@@ -309,8 +309,8 @@ class _Handler(QuietHTTPHandler):
     def _stream(self, events: list[bytes], fault: Fault | None, extra: dict[str, str]) -> None:
         emu = self.server.emulator
         self._start_stream(extra)
-        cut = fault is not None and fault.kind in ("reset", "truncated", "stream_error")
-        limit = fault.after_chunks if fault is not None and cut else None
+        cut = ("reset", "truncated", "stream_error")
+        limit = fault.after_chunks if fault is not None and fault.kind in cut else None
         for i, event in enumerate(events):
             if limit is not None and i >= limit:
                 if fault is not None and fault.kind == "reset":
@@ -331,12 +331,12 @@ class _Handler(QuietHTTPHandler):
         payload: dict[str, Any]
         if path.endswith("/messages"):
             payload = {"type": "error", "error": {"type": fault.code, "message": fault.reason}}
-            return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
-        if path.endswith("/responses"):
+        elif path.endswith("/responses"):
             payload = {"type": "error", "code": fault.code, "message": fault.reason, "param": None}
-            return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
-        payload = {"error": {"message": fault.reason, "type": fault.code, "param": None, "code": None}}
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+        else:  # OpenAI chat: a data-only chunk
+            payload = {"error": {"message": fault.reason, "type": fault.code, "param": None, "code": None}}
+        data = b"data: " + json.dumps(payload).encode() + b"\n\n"
+        return b"event: error\n" + data if "type" in payload else data
 
     # -- routing ----------------------------------------------------------------------------
 
