@@ -114,6 +114,33 @@ async def test_openai_async_responses_and_embeddings(gateway: GatewayEmulator, s
     assert reqs[2].attributes["gen_ai.usage.output_tokens"] == final.usage.output_tokens
 
 
+def test_openai_stream_helpers(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    """The SDK's ``.stream()`` helpers, which check the event order and build the final object."""
+    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="sk-x", max_retries=0)
+    with session("sess_helpers"), run("run_helpers", agent_id="a"):
+        with client.responses.stream(model=MODEL, input="Stream the summary") as rs:
+            deltas = [e.delta for e in rs if e.type == "response.output_text.delta"]
+            final = rs.get_final_response()
+        with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as cs:
+            for _ in cs:
+                pass
+            completion = cs.get_final_completion()
+    assert "".join(deltas) == final.output_text
+    assert final.usage is not None
+    responses_req, chat_req = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
+    a = responses_req.attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (
+        final.usage.input_tokens, final.usage.output_tokens)
+    assert a["gen_ai.response.id"] == final.id
+    assert "alephant.response.incomplete" not in a
+    # Without stream_options.include_usage the API sends no usage, so the span has none: not guessed.
+    b = chat_req.attributes
+    assert b["gen_ai.response.id"] == completion.id
+    assert b["gen_ai.response.finish_reasons"] == ("stop",)
+    assert "gen_ai.usage.output_tokens" not in b
+    assert "alephant.response.incomplete" not in b
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_anthropic_messages(stream: bool, gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-secret", max_retries=0)

@@ -564,19 +564,28 @@ class _Handler(QuietHTTPHandler):
             payload = json.dumps({"type": kind, "sequence_number": seq, **data})
             return f"event: {kind}\ndata: {payload}\n\n".encode()
 
-        events = [event("response.created", 0, response=response("in_progress", [], None))]
-        for i, w in enumerate(reply.split()):
-            events.append(
-                event(
-                    "response.output_text.delta",
-                    i + 1,
-                    item_id=msg["id"],
-                    output_index=0,
-                    content_index=0,
-                    delta=w + " ",
-                    logprobs=[],
-                )
-            )
+        # The event order of the real API: the SDK's ``responses.stream()`` helper
+        # refuses a text delta for an output item it was not told about.
+        part = {"type": "output_text", "text": "", "annotations": []}
+        item = {**msg, "status": "in_progress", "content": []}
+        where = {"item_id": msg["id"], "output_index": 0}
+        kinds: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": response("in_progress", [], None)}),
+            ("response.in_progress", {"response": response("in_progress", [], None)}),
+            ("response.output_item.added", {"output_index": 0, "item": item}),
+            ("response.content_part.added", {**where, "content_index": 0, "part": part}),
+        ]
+        words = reply.split()
+        for i, w in enumerate(words):
+            delta = w + " " if i < len(words) - 1 else w
+            kinds.append(("response.output_text.delta", {**where, "content_index": 0, "delta": delta, "logprobs": []}))
+        done_part = {**part, "text": reply}
+        kinds += [
+            ("response.output_text.done", {**where, "content_index": 0, "text": reply, "logprobs": []}),
+            ("response.content_part.done", {**where, "content_index": 0, "part": done_part}),
+            ("response.output_item.done", {"output_index": 0, "item": msg}),
+        ]
+        events = [event(kind, seq, **data) for seq, (kind, data) in enumerate(kinds)]
         events.append(event("response.completed", len(events), response=response("completed", [msg], usage)))
         self._stream(events, fault, extra)
 
