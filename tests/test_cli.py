@@ -225,7 +225,7 @@ def test_money_and_retry_counts_read_right() -> None:
     assert [_retries(k) for k in (0, 1, 2)] == ["0 retries", "1 retry", "2 retries"]
 
 
-def test_request_error_label_has_no_dangling_space() -> None:
+def test_request_error_label_has_no_dangling_space_and_no_success_status() -> None:
     from alephant_otel._cli import _request_label
     from alephant_otel.analytics._model import Request
 
@@ -237,6 +237,8 @@ def test_request_error_label_has_no_dangling_space() -> None:
     assert label(429, "").endswith("[red]error 429[/]")
     assert label(None, "boom").endswith("[red]error boom[/]")
     assert label(None, "").endswith("[red]error[/]")
+    # A 200 whose body reported the error (a stream's error event): the status says nothing.
+    assert label(200, "overloaded_error").endswith("[red]error overloaded_error[/]")
 
 
 def test_show_marks_a_request_whose_body_was_not_read_to_its_end(

@@ -289,7 +289,9 @@ def _request_label(r: Request, total: float) -> str:
             f"[bold red]intercepted: {escape(e.reason)}[/]" + (f" [dim]({escape(e.code)})[/]" if e.code else "")
         )
     if r.error and not r.policy_events:
-        detail = " ".join(x for x in (str(r.http_status or ""), escape(r.status_message)) if x)
+        # A 200 whose body reported the error says nothing by its status.
+        status = str(r.http_status) if r.http_status is not None and r.http_status >= 400 else ""
+        detail = " ".join(x for x in (status, escape(r.status_message)) if x)
         bits.append(f"[red]error {detail}[/]" if detail else "[red]error[/]")
     return "  ".join(bits)
 
