@@ -266,3 +266,51 @@ def test_show_marks_a_request_whose_body_was_not_read_to_its_end(
     assert main(["sessions", "show", "sess_cut", "--source", str(path)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "chat " in line]
     assert ["incomplete" in line for line in lines] == [False, True]
+
+
+def _compress(src: Path, dest: Path, how: str) -> Path:
+    import bz2
+    import gzip
+    import lzma
+
+    dest.write_bytes({"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[how](src.read_bytes()))
+    return dest
+
+
+@pytest.mark.parametrize("how", ["gzip", "bz2", "xz"])
+def test_a_rotated_compressed_trace_file_reads_like_the_plain_one(
+    how: str, trace_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # logrotate's "compress" leaves traces.jsonl.1.gz; told by its first bytes, not its name.
+    packed = _compress(trace_file, tmp_path / "traces.jsonl.1", how)
+    for command in (["list"], ["vitals"], ["show", "sess_a"]):
+        plain = run_json(capsys, "sessions", *command, "--source", str(trace_file), "--json")
+        rotated = run_json(capsys, "sessions", *command, "--source", str(packed), "--json")
+        assert rotated.pop("source") == str(packed)
+        plain.pop("source")
+        assert rotated == plain
+        assert rotated["corrupt_lines"] == 0
+
+
+@pytest.mark.parametrize("how", ["gzip", "bz2", "xz"])
+def test_a_cut_or_damaged_compressed_file_keeps_what_came_before_with_one_warning(
+    how: str, trace_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = trace_file.read_bytes()
+    # Big enough that the cut falls well after the first sessions' lines.
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(text * 200)
+    packed = _compress(big, tmp_path / "big.jsonl.gz", how).read_bytes()
+    cut = tmp_path / "cut"
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    damaged = tmp_path / "damaged"
+    damaged.write_bytes(packed[:200] + bytes(b ^ 0x5A for b in packed[200:400]) + packed[400:])
+    for path in (cut, damaged):
+        assert main(["sessions", "list", "--source", str(path), "--json"]) == 0
+        captured = capsys.readouterr()
+        doc = json.loads(captured.out)
+        assert doc["corrupt_lines"] == 1
+        assert captured.err == f"warning: skipped 1 corrupt line(s) in {path}\n"
+    # The cut file still gives the sessions whose lines came before the cut.
+    assert main(["sessions", "list", "--source", str(cut), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sessions_seen"] == 3

@@ -590,3 +590,19 @@ def test_default_trace_file_follows_xdg(tmp_path: Path, monkeypatch: pytest.Monk
     assert default_trace_file() == expected
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_trace_file() == expected
+
+
+def test_reader_takes_a_gzipped_file_and_counts_a_cut_one(tmp_path: Path) -> None:
+    import gzip
+
+    line = encode_request_line([_one_span()])
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(gzip.compress(line * 3))
+    reader = iter_trace_file(path)
+    assert len(list(reader)) == 3
+    assert reader.corrupt == 0
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(gzip.compress(line * 3)[:-10])  # the stream's end marker is lost
+    reader = iter_trace_file(cut)
+    list(reader)
+    assert reader.corrupt == 1

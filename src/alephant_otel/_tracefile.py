@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import base64
 import errno
+import io
 import json
 import logging
+import lzma
 import os
 import sys
 import threading
 import weakref
+import zlib
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 # No stubs ship with protobuf; ``types-protobuf`` would make the ignore unused.
 from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
@@ -48,9 +51,11 @@ if sys.platform != "win32":
 __all__ = [
     "TraceFileExporter",
     "TraceFileReader",
+    "compression_of",
     "default_trace_file",
     "encode_request_line",
     "iter_trace_file",
+    "open_trace_file",
 ]
 
 _log = logging.getLogger(__name__)
@@ -405,6 +410,49 @@ def _parse_request(raw: bytes) -> dict[str, Any] | None:
     return doc
 
 
+#: Leading bytes of the compressed forms a rotated trace file takes (logrotate's ``compress``).
+_COMPRESSED_MAGIC: Final = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def compression_of(path: str | os.PathLike[str]) -> str | None:
+    """The stdlib module that reads ``path`` (``gzip``, ``bz2``, ``lzma``), or None for plain text.
+
+    Judged by the file's first bytes, not its name: logrotate and hand-made
+    archives do not always name them ``.gz``.
+
+    Raises:
+        OSError: The file cannot be opened.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    for magic, module in _COMPRESSED_MAGIC:
+        if head.startswith(magic):
+            return module
+    return None
+
+
+def open_trace_file(path: str | os.PathLike[str]) -> io.BufferedIOBase:
+    """Open a trace file for reading lines, decompressing a gzip, bzip2 or xz file on the fly.
+
+    Raises:
+        OSError: The file cannot be opened.
+    """
+    module = compression_of(path)
+    if module == "gzip":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if module == "bz2":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if module == "lzma":
+        import lzma
+
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
 class TraceFileReader(Iterator[dict[str, Any]]):
     """Iterates the ``ExportTraceServiceRequest`` objects of an OTLP/JSON lines file.
 
@@ -479,8 +527,20 @@ class TraceFileReader(Iterator[dict[str, Any]]):
         self.close()
 
     def _read(self) -> Generator[dict[str, Any], None, None]:
-        with self.path.open("rb") as fh:
-            for raw in fh:
+        compressed = compression_of(self.path) is not None
+        with open_trace_file(self.path) as fh:
+            lines = iter(fh)
+            while True:
+                try:
+                    raw = next(lines)
+                except StopIteration:
+                    return
+                except (EOFError, OSError, zlib.error, lzma.LZMAError):
+                    if not compressed:
+                        raise
+                    # A compressed file cut short or damaged: the line it broke is lost.
+                    self.corrupt += 1
+                    return
                 if not raw.strip():
                     continue
                 doc = _parse_request(raw)

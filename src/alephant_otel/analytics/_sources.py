@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import os
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
 from alephant_otel import _names as n
-from alephant_otel._tracefile import default_trace_file
+from alephant_otel._tracefile import compression_of, default_trace_file, open_trace_file
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._convert import record_from_flat, records_from_otlp
 from alephant_otel.analytics._model import SpanRecord
@@ -128,7 +130,9 @@ class FileSource:
     at once instead of keeping its dict. :meth:`read_into` (what
     ``read_sessions`` uses) is the fast path: rows instead of records, and a
     big file parsed in worker processes (see ``_fastfile``). Both parse with
-    ``orjson`` when installed (``alephant-otel[fast]``), else ``json``.
+    ``orjson`` when installed (``alephant-otel[fast]``), else ``json``. A file
+    compressed with gzip, bzip2 or xz (a rotated trace file) is read as well,
+    in one pass and one process.
 
     Args:
         path: The file.
@@ -146,7 +150,7 @@ class FileSource:
 
     def _open(self) -> Any:
         try:
-            return self.path.open("rb")
+            return open_trace_file(self.path)
         except FileNotFoundError:
             raise SourceError(f"no trace file at {self.path} (set {n.ENV_TRACE_FILE} or pass --source)") from None
         except OSError as exc:
@@ -156,6 +160,11 @@ class FileSource:
         """Feed every span of the file into ``builder`` (the sessions :meth:`spans` would give, faster)."""
         with self._open() as fh:
             size = os.fstat(fh.fileno()).st_size
+        if compression_of(self.path) is not None:
+            # A compressed file (a rotated one) cannot be split by byte range: one pass, record by record.
+            for rec in self._records(progress):
+                builder.add(rec)
+            return
         stats = _fastfile.read_into(self.path, size, builder, progress, workers=self.workers)
         self.lines += stats.lines
         self.corrupt += stats.corrupt
@@ -163,14 +172,31 @@ class FileSource:
 
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Every span in the file, streamed line by line."""
+        return self._records(progress)
+
+    def _records(self, progress: Progress | None) -> Iterator[SpanRecord]:
         fh = self._open()
         with fh:
-            total = os.fstat(fh.fileno()).st_size
+            # Progress counts bytes of text: the size of a compressed file is not its total.
+            compressed = compression_of(self.path) is not None
+            total = None if compressed else os.fstat(fh.fileno()).st_size
             done = 0
-            step = max(total // 200, 1 << 20)
+            step = max((total or 0) // 200, 1 << 20)
             next_report = step
             loads = _fastfile.decoder[1]
-            for line in fh:
+            lines = iter(fh)
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except (EOFError, OSError, zlib.error, lzma.LZMAError):
+                    if not compressed:
+                        raise
+                    # A compressed file cut short (copied mid-rotation) or damaged: what
+                    # came before is kept, the line it broke counts as corrupt.
+                    self.corrupt += 1
+                    break
                 done += len(line)
                 if progress is not None and done >= next_report:
                     progress(done, total)
