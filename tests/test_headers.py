@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -385,3 +386,134 @@ async def test_a_scope_exited_in_another_task_still_ends(spans) -> None:
     assert span.attributes["alephant.session.id"] == "sess_two_tasks"
     with pytest.raises(IndexError):
         scope.__exit__(None, None, None)  # nothing left open
+
+
+def test_decorated_generator_keeps_its_run_to_itself(gateway: GatewayEmulator, spans, caplog) -> None:
+    # A generator's body runs each time the consumer resumes it, and the consumer runs between
+    # its yields: the generator's calls belong to its run, the consumer's to the consumer's scope.
+    client = _openai(gateway)
+
+    @run(agent_id="producer")
+    def produce(n: int):
+        for i in range(n):
+            client.chat.completions.create(**CHAT, extra_headers={"x-who": f"producer-{i}"})
+            got = yield current().agent_id
+            assert got in (None, "ack")
+        return "done"
+
+    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
+        with session("sess_consumer"):
+            gen = produce(2)
+            assert next(gen) == "producer"
+            assert current().agent_id is None  # nothing leaks to the consumer between steps
+            client.chat.completions.create(**CHAT, extra_headers={"x-who": "consumer"})
+            with session("sess_interleaved"):
+                assert gen.send("ack") == "producer"
+                with pytest.raises(StopIteration) as stop:
+                    gen.send(None)  # the generator finishes inside another scope...
+                assert stop.value.value == "done"
+                assert current().session_id == "sess_interleaved"  # ...which is still in place
+            assert current().session_id == "sess_consumer"
+        assert current() == alephant_otel.Current()
+    assert not [r for r in caplog.records if "detach" in r.getMessage()]
+    sent = {req.headers["x-who"]: ids(req) for req in gateway.requests}
+    assert sent["consumer"]["alephant-session-id"] == "sess_consumer"
+    assert sent["consumer"]["alephant-run-id"] is None
+    producer_runs = {sent[f"producer-{i}"]["alephant-run-id"] for i in range(2)}
+    assert len(producer_runs) == 1 and None not in producer_runs
+    # The generator's run belongs to the session it started in, whoever resumed it later.
+    assert {sent[f"producer-{i}"]["alephant-session-id"] for i in range(2)} == {"sess_consumer"}
+    (run_span,) = [s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "run"]
+    assert run_span.attributes["alephant.total.requests"] == 2
+    assert run_span.status.is_ok
+
+
+def test_decorated_generator_closed_early_or_failing(gateway: GatewayEmulator, spans) -> None:
+    @run(agent_id="gen")
+    def items():
+        yield 1
+        yield 2
+        raise RuntimeError("boom")
+
+    for _ in items():
+        break  # a consumer that stops early: the run ends, and did not fail
+    with pytest.raises(RuntimeError, match="boom"):
+        list(items())
+    gen = items()
+    next(gen)
+    with pytest.raises(KeyError):
+        gen.throw(KeyError("thrown in"))  # goes into the generator's body, at its yield
+    assert current() == alephant_otel.Current()
+    runs = sorted((s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "run"),
+                  key=lambda s: s.start_time)
+    assert [s.status.status_code.name for s in runs] == ["UNSET", "ERROR", "ERROR"]
+    assert "boom" in (runs[1].status.description or "")
+    assert "KeyError" in (runs[2].status.description or "")
+
+
+async def test_decorated_async_generator_keeps_its_run_to_itself(gateway: GatewayEmulator, spans, caplog) -> None:
+    # The streaming-agent shape: an async generator that streams a model's answer, consumed by
+    # code (a web framework's streaming response) that makes calls of its own between chunks.
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-test", max_retries=0)
+
+    @run(agent_id="writer")
+    async def answer():
+        stream = await client.chat.completions.create(
+            **CHAT, stream=True, extra_headers={"x-who": "writer"})
+        async for chunk in stream:
+            assert current().agent_id == "writer"
+            yield chunk
+
+    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
+        async with session("sess_web"):
+            chunks = 0
+            async for _ in answer():
+                chunks += 1
+                assert current().agent_id is None
+                if chunks == 2:
+                    await client.embeddings.create(
+                        model="openai/text-embedding-3-small", input="x", extra_headers={"x-who": "handler"})
+            assert chunks > 2
+        # Stopped early, abandoned by a cancelled consumer, cancelled inside: each ends its run.
+        @run(agent_id="sleeper")
+        async def slow():
+            yield 1
+            await asyncio.sleep(10)
+            yield 2
+
+        async with session("sess_stopped"):
+            gen = answer()
+            await gen.__anext__()
+            await gen.aclose()
+
+            async def consume(items, pause: bool) -> None:
+                async for _ in items:
+                    if pause:  # cancelled here, the generator waits at its yield
+                        await asyncio.sleep(10)
+
+            for make, pause in ((answer, True), (slow, False)):
+                task = asyncio.create_task(consume(make(), pause))
+                await asyncio.sleep(0.2)
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+                else:
+                    pytest.fail("not cancelled")
+                del task
+                gc.collect()  # the event loop then closes the abandoned async generator
+                await asyncio.sleep(0.05)
+        assert current() == alephant_otel.Current()
+    assert not [r for r in caplog.records if "detach" in r.getMessage()]
+    sent = {req.headers["x-who"]: ids(req) for req in gateway.requests[:2]}
+    assert sent["writer"]["alephant-agent-id"] == "writer"
+    assert sent["handler"]["alephant-session-id"] == "sess_web"
+    assert sent["handler"]["alephant-run-id"] is None
+    runs = sorted((s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "run"),
+                  key=lambda s: s.start_time)
+    assert [s.attributes["alephant.session.id"] for s in runs] == ["sess_web"] + ["sess_stopped"] * 3
+    # Closed at a yield: stopped, not failed. Cancelled in its own body: an error, as OTel's use_span has it.
+    assert [s.status.status_code.name for s in runs] == ["UNSET", "UNSET", "UNSET", "ERROR"]
+    assert "CancelledError" in (runs[-1].status.description or "")
+    await client.close()

@@ -11,12 +11,13 @@ by those ids, because the hook runs on every request.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
 import threading
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -308,10 +309,8 @@ class _Scope:
         if inspect.isasyncgenfunction(func):
 
             @functools.wraps(func)
-            async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-                with self._open():
-                    async for item in func(*args, **kwargs):
-                        yield item
+            def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                return _scoped_async_generator(self._open, func, args, kwargs)
 
             return cast(F, agen_wrapper)
         if inspect.iscoroutinefunction(func):
@@ -327,8 +326,7 @@ class _Scope:
 
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                with self._open():
-                    yield from func(*args, **kwargs)
+                return _scoped_generator(self._open, func, args, kwargs)
 
             return cast(F, gen_wrapper)
 
@@ -338,6 +336,131 @@ class _Scope:
                 return func(*args, **kwargs)
 
         return cast(F, wrapper)
+
+
+# --- decorated generators ----------------------------------------------------------
+#
+# A generator runs in the context of whoever resumes it, between its yields the
+# consumer runs, and a ``with`` around ``yield`` stays attached across them: the
+# consumer would make its calls inside the generator's run, and a generator
+# finished inside another scope would detach that scope's context. So a
+# decorated generator gets a context of its own (a copy of the caller's at its
+# first step, as an asyncio task does), with the scope attached in it, and each
+# step of its body runs in that context; the consumer's context never changes.
+
+
+def _exit_scope(
+    ctx: contextvars.Context, cm: contextlib.AbstractContextManager[Current], exc: BaseException | None
+) -> None:
+    if exc is None or isinstance(exc, GeneratorExit):
+        # Closed early (a consumer's break, garbage collection): stopped, not failed.
+        ctx.run(cm.__exit__, None, None, None)
+    else:
+        ctx.run(cm.__exit__, type(exc), exc, exc.__traceback__)
+
+
+def _scoped_generator(
+    open_scope: Callable[[], contextlib.AbstractContextManager[Current]],
+    func: Callable[..., Iterator[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Generator[Any, Any, Any]:
+    ctx = contextvars.copy_context()
+    cm = open_scope()
+    ctx.run(cm.__enter__)
+    try:
+        inner: Any = ctx.run(func, *args, **kwargs)
+        # PEP 380's expansion of ``yield from``, with each step of ``inner`` in ``ctx``.
+        try:
+            item = ctx.run(next, inner)
+        except StopIteration as stop:
+            result = stop.value
+        else:
+            while True:
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    ctx.run(inner.close)
+                    raise
+                except BaseException as exc:
+                    try:
+                        item = ctx.run(inner.throw, exc)
+                    except StopIteration as stop:
+                        result = stop.value
+                        break
+                else:
+                    try:
+                        item = ctx.run(inner.send, sent)
+                    except StopIteration as stop:
+                        result = stop.value
+                        break
+    except BaseException as exc:
+        _exit_scope(ctx, cm, exc)
+        raise
+    _exit_scope(ctx, cm, None)
+    return result
+
+
+class _InContext:
+    """Await ``awaitable`` with each of its steps run in ``ctx`` (what an asyncio task does for its coroutine)."""
+
+    __slots__ = ("_awaitable", "_ctx")
+
+    def __init__(self, ctx: contextvars.Context, awaitable: Any) -> None:
+        self._ctx = ctx
+        self._awaitable = awaitable
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self._awaitable.__await__()
+        step, value = steps.send, None
+        while True:
+            try:
+                suspended = self._ctx.run(step, value)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value = yield suspended
+                step = steps.send
+            except BaseException as exc:  # CancelledError from the task, or a throw()
+                step, value = steps.throw, exc
+
+
+async def _scoped_async_generator(
+    open_scope: Callable[[], contextlib.AbstractContextManager[Current]],
+    func: Callable[..., AsyncIterator[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> AsyncIterator[Any]:
+    ctx = contextvars.copy_context()
+    cm = open_scope()
+    ctx.run(cm.__enter__)
+    try:
+        inner: Any = ctx.run(func, *args, **kwargs)
+        try:
+            item = await _InContext(ctx, inner.__anext__())
+        except StopAsyncIteration:
+            pass
+        else:
+            while True:
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await _InContext(ctx, inner.aclose())
+                    raise
+                except BaseException as exc:
+                    try:
+                        item = await _InContext(ctx, inner.athrow(exc))
+                    except StopAsyncIteration:
+                        break
+                else:
+                    try:
+                        item = await _InContext(ctx, inner.asend(sent))
+                    except StopAsyncIteration:
+                        break
+    except BaseException as exc:
+        _exit_scope(ctx, cm, exc)
+        raise
+    _exit_scope(ctx, cm, None)
 
 
 _provider: trace.TracerProvider | None = None
