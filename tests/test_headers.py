@@ -517,3 +517,15 @@ async def test_decorated_async_generator_keeps_its_run_to_itself(gateway: Gatewa
     assert [s.status.status_code.name for s in runs] == ["UNSET", "UNSET", "UNSET", "ERROR"]
     assert "CancelledError" in (runs[-1].status.description or "")
     await client.close()
+
+
+def test_scopes_leave_nothing_behind_in_the_context(gateway: GatewayEmulator) -> None:
+    # A context keeps every variable ever set in it, for as long as it lives: the main
+    # thread's, for the life of the process. Scopes must not add one per session.
+    with session("warm-up"), run(agent_id="a"):
+        pass
+    before = len(contextvars.copy_context())
+    for _ in range(200):
+        with session(name="s"), run(agent_id="a"):
+            pass
+    assert len(contextvars.copy_context()) == before

@@ -258,41 +258,48 @@ def current() -> Current:
 # --- scopes ----------------------------------------------------------------------
 
 
+#: The scopes open in this context, oldest first, as (scope object, what it opened).
+#: One variable for all scopes: a context keeps every variable ever set in it, so one
+#: variable per scope object grew the main thread's context by ~200 bytes per session.
+_OPEN_SCOPES: Final[ContextVar[tuple[tuple[_Scope, contextlib.AbstractContextManager[Current]], ...]]] = ContextVar(
+    "alephant_otel_open_scopes", default=()
+)
+
+
 class _Scope:
     """A context manager (``with`` and ``async with``) that is also a decorator for sync and async functions.
 
     Each ``with`` (or each decorated call) opens a fresh scope from
     ``self._open``. One scope object entered by concurrent tasks or threads
-    must exit, in each, the scope that one entered: a context variable of this
-    object says which (a plain stack would pop another task's scope and detach
-    the wrong context). A ``with`` that exits in another context than it
-    entered (an async fixture set up and torn down in two tasks) exits the
-    newest scope still open, as a stack would.
+    must exit, in each, the scope that one entered: a context variable says
+    which (a plain stack on the object would pop another task's scope and
+    detach the wrong context). A ``with`` that exits in another context than
+    it entered (an async fixture set up and torn down in two tasks) exits the
+    newest scope of this object still open, as a stack would.
     """
 
-    __slots__ = ("_open", "_open_all", "_open_here")
+    __slots__ = ("_open", "_open_all")
 
     def __init__(self, open_scope: Callable[[], contextlib.AbstractContextManager[Current]]) -> None:
         self._open = open_scope
-        # Made here, not on first entry: two threads entering first at once would each make one.
-        self._open_here: ContextVar[tuple[contextlib.AbstractContextManager[Current], ...]] = ContextVar(
-            "alephant_otel_open_scopes", default=()
-        )
         self._open_all: list[contextlib.AbstractContextManager[Current]] = []
 
     def __enter__(self) -> Current:
         cm = self._open()
         value = cm.__enter__()
-        self._open_here.set((*self._open_here.get(), cm))
+        _OPEN_SCOPES.set((*_OPEN_SCOPES.get(), (self, cm)))
         self._open_all.append(cm)
         return value
 
     def __exit__(self, *exc: Any) -> bool | None:
-        here = self._open_here.get()
-        if here and here[-1] in self._open_all:  # still open: not exited by the fallback below
-            cm = here[-1]
-            self._open_all.remove(cm)
-            self._open_here.set(here[:-1])
+        here = _OPEN_SCOPES.get()
+        for i in range(len(here) - 1, -1, -1):
+            scope, cm = here[i]
+            # Still open, and not exited by the fallback below from another context.
+            if scope is self and cm in self._open_all:
+                self._open_all.remove(cm)
+                _OPEN_SCOPES.set(here[:i] + here[i + 1 :])
+                break
         else:
             cm = self._open_all.pop()  # IndexError, as a stack: __exit__ without __enter__
         return cm.__exit__(*exc)
