@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -160,7 +160,7 @@ def _price_of(provider_id: str | None, model_ref: str, snapshot: Any) -> _Entry:
     except LookupError:
         return None
     gp = load_prices()
-    prices = info.get_prices(datetime.now(tz=timezone.utc))
+    prices = info.get_prices(datetime.now(tz=UTC))
     if any(isinstance(v, gp.types.TieredPrices) for v in vars(prices).values()):
         return _Tiered(model_ref, provider_id)
 

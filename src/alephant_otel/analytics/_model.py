@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 __all__ = ["PolicyEvent", "Request", "Rollup", "Run", "Session", "SessionStatus", "SpanRecord"]
@@ -146,7 +146,7 @@ def iso(ns: int | None) -> str | None:
     """Unix nanoseconds as an ISO 8601 UTC timestamp (microsecond precision)."""
     if not ns:
         return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(slots=True, eq=False)

@@ -27,7 +27,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
@@ -417,9 +417,9 @@ def _iso_ns(value: Any) -> int:
     text = value.replace("Z", "+00:00") if value.endswith("Z") else value
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     # Integer arithmetic: a float timestamp loses nanoseconds (and microseconds at this magnitude).
-    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
@@ -514,7 +514,7 @@ class PhoenixSource(_Http):
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat()
 
 
 def open_source(spec: str | Path | None) -> SpanSource:
