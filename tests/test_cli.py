@@ -314,3 +314,25 @@ def test_a_cut_or_damaged_compressed_file_keeps_what_came_before_with_one_warnin
     # The cut file still gives the sessions whose lines came before the cut.
     assert main(["sessions", "list", "--source", str(cut), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sessions_seen"] == 3
+
+
+def test_control_characters_in_span_data_never_reach_the_terminal(
+    trace_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Spans come from other processes and backends. An ESC in a name would otherwise be an
+    # escape sequence on the reader's terminal: clear the screen, retitle it, hide what follows.
+    evil = "\x1b[2J\x1b]0;owned\x07\rhidden\x9b31m"
+    text = trace_file.read_text()
+    for plain in ('"triage"', '"/support/triage"', '"Refund case"', '"PII detected in prompt"'):
+        assert plain in text
+        text = text.replace(plain, json.dumps(plain.strip('"') + evil))
+    trace_file.write_text(text)
+    for command in (["list"], ["vitals"], ["show", "sess_a"]):
+        assert main(["sessions", *command, "--source", str(trace_file)]) == 0
+        out = capsys.readouterr().out
+        assert not any(ch in out for ch in "\x1b\x07\r\x9b"), command
+        assert "\\x1b[2J" in out, command  # shown, as text (table cells may cut the rest)
+    assert "\\x1b[2J\\x1b]0;owned\\x07\\x0dhidden\\x9b31m" in out  # the show tree has room for all of it
+    # --json keeps the data as it is (JSON escapes it).
+    doc = run_json(capsys, "sessions", "list", "--source", str(trace_file), "--json")
+    assert doc["sessions"][0]["path"].endswith(evil) or any(r["path"].endswith(evil) for r in doc["sessions"])

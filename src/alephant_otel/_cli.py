@@ -18,10 +18,10 @@ import gc
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -56,6 +56,17 @@ class CliError(Exception):
 
 
 # --- output helpers ---------------------------------------------------------------
+
+#: C0 and C1 control characters, shown as ``\\xNN``. Span data comes from other
+#: processes and backends: an ESC in a name must not reach the terminal as an escape
+#: sequence (clear the screen, set the title, hide what follows), nor a CR or a newline
+#: redraw the table.
+_CONTROLS: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def escape(text: str) -> str:
+    """``text`` for rich markup: markup escaped and control characters made visible."""
+    return _markup_escape(text.translate(_CONTROLS))
 
 
 def _console(stream: TextIO) -> Console:
@@ -332,7 +343,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     style = _STATUS_STYLE.get(s.status, "")
     head = f"[bold]session {escape(s.session_id)}[/]"
     if s.name:
-        head += f" {escape(s.name)!r}"
+        head += f" '{escape(s.name)}'"
     if s.path:
         head += f"  {escape(s.path)}"
     head += (
@@ -466,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (CliError, SourceError) as exc:
-        sys.stderr.write(f"alephant-otel: {exc}\n")
+        sys.stderr.write(f"alephant-otel: {str(exc).translate(_CONTROLS)}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("alephant-otel: interrupted\n")
