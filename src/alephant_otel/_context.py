@@ -356,6 +356,16 @@ class _Scope:
 # step of its body runs in that context; the consumer's context never changes.
 
 
+def _enter_own_context(
+    open_scope: Callable[[], contextlib.AbstractContextManager[Current]],
+) -> tuple[contextvars.Context, contextlib.AbstractContextManager[Current]]:
+    """A copy of the current context, with a new scope entered in it (and only in it)."""
+    ctx = contextvars.copy_context()
+    cm = open_scope()
+    ctx.run(cm.__enter__)
+    return ctx, cm
+
+
 def _exit_scope(
     ctx: contextvars.Context, cm: contextlib.AbstractContextManager[Current], exc: BaseException | None
 ) -> None:
@@ -372,9 +382,7 @@ def _scoped_generator(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Generator[Any, Any, Any]:
-    ctx = contextvars.copy_context()
-    cm = open_scope()
-    ctx.run(cm.__enter__)
+    ctx, cm = _enter_own_context(open_scope)
     try:
         inner: Any = ctx.run(func, *args, **kwargs)
         # PEP 380's expansion of ``yield from``, with each step of ``inner`` in ``ctx``.
@@ -438,9 +446,7 @@ async def _scoped_async_generator(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> AsyncIterator[Any]:
-    ctx = contextvars.copy_context()
-    cm = open_scope()
-    ctx.run(cm.__enter__)
+    ctx, cm = _enter_own_context(open_scope)
     try:
         inner: Any = ctx.run(func, *args, **kwargs)
         try:

@@ -34,7 +34,7 @@ import sys
 import threading
 import weakref
 import zlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -56,6 +56,7 @@ __all__ = [
     "encode_request_line",
     "iter_trace_file",
     "open_trace_file",
+    "read_lines",
 ]
 
 _log = logging.getLogger(__name__)
@@ -453,6 +454,27 @@ def open_trace_file(path: str | os.PathLike[str]) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
+def read_lines(fh: io.BufferedIOBase, *, compressed: bool, on_cut: Callable[[], None]) -> Iterator[bytes]:
+    """The lines of an open trace file.
+
+    A compressed file cut short (copied mid-rotation) or damaged ends at the
+    break: what came before is read, ``on_cut`` is called, no error is raised.
+    A read error in a plain file is raised.
+    """
+    lines = iter(fh)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except (EOFError, OSError, zlib.error, lzma.LZMAError):
+            if not compressed:
+                raise
+            on_cut()
+            return
+        yield line
+
+
 class TraceFileReader(Iterator[dict[str, Any]]):
     """Iterates the ``ExportTraceServiceRequest`` objects of an OTLP/JSON lines file.
 
@@ -526,21 +548,12 @@ class TraceFileReader(Iterator[dict[str, Any]]):
         """Close the file."""
         self.close()
 
+    def _cut(self) -> None:
+        self.corrupt += 1  # the line a cut or damaged compressed stream broke
+
     def _read(self) -> Generator[dict[str, Any], None, None]:
-        compressed = compression_of(self.path) is not None
         with open_trace_file(self.path) as fh:
-            lines = iter(fh)
-            while True:
-                try:
-                    raw = next(lines)
-                except StopIteration:
-                    return
-                except (EOFError, OSError, zlib.error, lzma.LZMAError):
-                    if not compressed:
-                        raise
-                    # A compressed file cut short or damaged: the line it broke is lost.
-                    self.corrupt += 1
-                    return
+            for raw in read_lines(fh, compressed=compression_of(self.path) is not None, on_cut=self._cut):
                 if not raw.strip():
                     continue
                 doc = _parse_request(raw)

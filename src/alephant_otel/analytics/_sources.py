@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-import lzma
 import os
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
 from alephant_otel import _names as n
-from alephant_otel._tracefile import compression_of, default_trace_file, open_trace_file
+from alephant_otel._tracefile import compression_of, default_trace_file, open_trace_file, read_lines
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._convert import record_from_flat, records_from_otlp
 from alephant_otel.analytics._model import SpanRecord
@@ -174,6 +172,9 @@ class FileSource:
         """Every span in the file, streamed line by line."""
         return self._records(progress)
 
+    def _cut(self) -> None:
+        self.corrupt += 1  # the line a cut or damaged compressed stream broke
+
     def _records(self, progress: Progress | None) -> Iterator[SpanRecord]:
         fh = self._open()
         with fh:
@@ -184,19 +185,7 @@ class FileSource:
             step = max((total or 0) // 200, 1 << 20)
             next_report = step
             loads = _fastfile.decoder[1]
-            lines = iter(fh)
-            while True:
-                try:
-                    line = next(lines)
-                except StopIteration:
-                    break
-                except (EOFError, OSError, zlib.error, lzma.LZMAError):
-                    if not compressed:
-                        raise
-                    # A compressed file cut short (copied mid-rotation) or damaged: what
-                    # came before is kept, the line it broke counts as corrupt.
-                    self.corrupt += 1
-                    break
+            for line in read_lines(fh, compressed=compressed, on_cut=self._cut):
                 done += len(line)
                 if progress is not None and done >= next_report:
                     progress(done, total)
