@@ -448,8 +448,6 @@ def open_trace_file(path: str | os.PathLike[str]) -> io.BufferedIOBase:
 
         return bz2.open(path, "rb")
     if module == "lzma":
-        import lzma
-
         return lzma.open(path, "rb")
     return open(path, "rb")
 
