@@ -51,9 +51,9 @@ if sys.platform != "win32":
 __all__ = [
     "TraceFileExporter",
     "TraceFileReader",
-    "compression_of",
     "default_trace_file",
     "encode_request_line",
+    "is_compressed",
     "iter_trace_file",
     "open_trace_file",
     "read_lines",
@@ -415,7 +415,7 @@ def _parse_request(raw: bytes) -> dict[str, Any] | None:
 _COMPRESSED_MAGIC: Final = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
 
 
-def compression_of(path: str | os.PathLike[str]) -> str | None:
+def _compression_of(path: str | os.PathLike[str]) -> str | None:
     """The stdlib module that reads ``path`` (``gzip``, ``bz2``, ``lzma``), or None for plain text.
 
     Judged by the file's first bytes, not its name: logrotate and hand-made
@@ -438,7 +438,7 @@ def open_trace_file(path: str | os.PathLike[str]) -> io.BufferedIOBase:
     Raises:
         OSError: The file cannot be opened.
     """
-    module = compression_of(path)
+    module = _compression_of(path)
     if module == "gzip":
         import gzip
 
@@ -452,13 +452,19 @@ def open_trace_file(path: str | os.PathLike[str]) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
-def read_lines(fh: io.BufferedIOBase, *, compressed: bool, on_cut: Callable[[], None]) -> Iterator[bytes]:
-    """The lines of an open trace file.
+def is_compressed(fh: io.BufferedIOBase) -> bool:
+    """Whether ``fh``, from :func:`open_trace_file`, decompresses (a plain file is a ``BufferedReader``)."""
+    return not isinstance(fh, io.BufferedReader)
+
+
+def read_lines(fh: io.BufferedIOBase, *, on_cut: Callable[[], None]) -> Iterator[bytes]:
+    """The lines of a trace file opened with :func:`open_trace_file`.
 
     A compressed file cut short (copied mid-rotation) or damaged ends at the
     break: what came before is read, ``on_cut`` is called, no error is raised.
     A read error in a plain file is raised.
     """
+    compressed = is_compressed(fh)
     lines = iter(fh)
     while True:
         try:
@@ -551,7 +557,7 @@ class TraceFileReader(Iterator[dict[str, Any]]):
 
     def _read(self) -> Generator[dict[str, Any], None, None]:
         with open_trace_file(self.path) as fh:
-            for raw in read_lines(fh, compressed=compression_of(self.path) is not None, on_cut=self._cut):
+            for raw in read_lines(fh, on_cut=self._cut):
                 if not raw.strip():
                     continue
                 doc = _parse_request(raw)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
 from alephant_otel import _names as n
-from alephant_otel._tracefile import compression_of, default_trace_file, open_trace_file, read_lines
+from alephant_otel._tracefile import default_trace_file, is_compressed, open_trace_file, read_lines
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._convert import record_from_flat, records_from_otlp
 from alephant_otel.analytics._model import SpanRecord
@@ -158,7 +158,8 @@ class FileSource:
         """Feed every span of the file into ``builder`` (the sessions :meth:`spans` would give, faster)."""
         with self._open() as fh:
             size = os.fstat(fh.fileno()).st_size
-        if compression_of(self.path) is not None:
+            compressed = is_compressed(fh)
+        if compressed:
             # A compressed file (a rotated one) cannot be split by byte range: one pass, record by record.
             for rec in self._records(progress):
                 builder.add(rec)
@@ -179,13 +180,12 @@ class FileSource:
         fh = self._open()
         with fh:
             # Progress counts bytes of text: the size of a compressed file is not its total.
-            compressed = compression_of(self.path) is not None
-            total = None if compressed else os.fstat(fh.fileno()).st_size
+            total = None if is_compressed(fh) else os.fstat(fh.fileno()).st_size
             done = 0
             step = max((total or 0) // 200, 1 << 20)
             next_report = step
             loads = _fastfile.decoder[1]
-            for line in read_lines(fh, compressed=compressed, on_cut=self._cut):
+            for line in read_lines(fh, on_cut=self._cut):
                 done += len(line)
                 if progress is not None and done >= next_report:
                     progress(done, total)

@@ -568,21 +568,20 @@ class _Handler(QuietHTTPHandler):
         # refuses a text delta for an output item it was not told about.
         part = {"type": "output_text", "text": "", "annotations": []}
         item = {**msg, "status": "in_progress", "content": []}
-        where = {"item_id": msg["id"], "output_index": 0}
+        at = {"item_id": msg["id"], "output_index": 0, "content_index": 0}
         kinds: list[tuple[str, dict[str, Any]]] = [
             ("response.created", {"response": response("in_progress", [], None)}),
             ("response.in_progress", {"response": response("in_progress", [], None)}),
             ("response.output_item.added", {"output_index": 0, "item": item}),
-            ("response.content_part.added", {**where, "content_index": 0, "part": part}),
+            ("response.content_part.added", {**at, "part": part}),
         ]
         words = reply.split()
         for i, w in enumerate(words):
             delta = w + " " if i < len(words) - 1 else w
-            kinds.append(("response.output_text.delta", {**where, "content_index": 0, "delta": delta, "logprobs": []}))
-        done_part = {**part, "text": reply}
+            kinds.append(("response.output_text.delta", {**at, "delta": delta, "logprobs": []}))
         kinds += [
-            ("response.output_text.done", {**where, "content_index": 0, "text": reply, "logprobs": []}),
-            ("response.content_part.done", {**where, "content_index": 0, "part": done_part}),
+            ("response.output_text.done", {**at, "text": reply, "logprobs": []}),
+            ("response.content_part.done", {**at, "part": {**part, "text": reply}}),
             ("response.output_item.done", {"output_index": 0, "item": msg}),
         ]
         events = [event(kind, seq, **data) for seq, (kind, data) in enumerate(kinds)]
