@@ -7,6 +7,7 @@ clears the exporter and points ``configure()`` at its own emulator.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,19 @@ def _fresh_warnings_and_caches() -> None:
 
     _context._warned_keys.clear()
     _context.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Let a test that leaves an open socket in a reference cycle fail itself, not a later test.
+
+    An SDK client caught in a cycle (an exception's traceback holds its frame)
+    is freed whenever the collector next runs, which can be in any later test;
+    its unclosed socket's ResourceWarning, an error under ``filterwarnings``,
+    then fails that unrelated test. Collecting here pins it to the test at fault.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture

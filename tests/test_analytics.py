@@ -672,7 +672,7 @@ def test_a_genai_span_around_the_gateway_call_is_not_a_second_request(gateway: A
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=1)
     tracer = trace.get_tracer("some.genai.instrumentation")
     gateway.add_fault(Fault.status(429, retry_after=0.01))
-    with session("sess_wrapped"):
+    with client, session("sess_wrapped"):
         with tracer.start_as_current_span("chat gpt-4o-mini", kind=trace.SpanKind.CLIENT) as outer:
             r = client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
             outer.set_attribute("gen_ai.usage.input_tokens", r.usage.prompt_tokens)
@@ -693,7 +693,7 @@ def test_the_anthropic_sdks_own_span_is_not_a_second_request(gateway: Any, spans
     from alephant_otel import session
 
     client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0)
-    with session("sess_anthropic_native"):
+    with client, session("sess_anthropic_native"):
         msg = client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=20,
                                      messages=[{"role": "user", "content": "hi"}])
     native = [sp for sp in spans.get_finished_spans() if sp.name.startswith("anthropic.")]

@@ -250,7 +250,7 @@ def test_show_marks_a_request_whose_body_was_not_read_to_its_end(
     from alephant_otel._tracefile import TraceFileExporter
 
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
-    with session("sess_cut"):
+    with client, session("sess_cut"):
         client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
         stream = client.chat.completions.create(model="openai/gpt-4o-mini", stream=True,
                                                 messages=[{"role": "user", "content": "a long story"}])

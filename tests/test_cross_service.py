@@ -140,10 +140,10 @@ def test_an_sdk_that_propagates_itself_sends_no_alephant_baggage_where_it_does_n
     from opentelemetry import context as otel_context
 
     def call(url: str) -> None:
-        client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
-        assert client.open_telemetry["propagation"] is True  # the SDK's default: it injects by itself
-        client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=5,
-                               messages=[{"role": "user", "content": "hi"}])
+        with anthropic.Anthropic(base_url=url, api_key="k", max_retries=0) as client:
+            assert client.open_telemetry["propagation"] is True  # the SDK's default: it injects by itself
+            client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=5,
+                                   messages=[{"role": "user", "content": "hi"}])
 
     alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider,
                             baggage_hosts=[] if scoped else None)

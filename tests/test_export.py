@@ -22,7 +22,7 @@ SECRET = "sk-live-secret-abcdef0123456789"
 def _traffic(gw: GatewayEmulator) -> None:
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=SECRET, max_retries=1)
     gw.add_fault(Fault.status(429, retry_after=0.01), times=1)
-    with session("sess_exp", name="Export", path="/export"), run("run_exp", agent_id="exporter"):
+    with client, session("sess_exp", name="Export", path="/export"), run("run_exp", agent_id="exporter"):
         client.chat.completions.create(model="openai/gpt-4o-mini",
                                        messages=[{"role": "user", "content": "count these five words"}])
         stream = client.chat.completions.create(model="openai/gpt-4o-mini", stream=True,

@@ -41,7 +41,7 @@ def _openai(gw: GatewayEmulator) -> openai.OpenAI:
 
 def test_openai_sync_nested_runs(gateway: GatewayEmulator) -> None:
     client = _openai(gateway)
-    with session("sess_1", name="Refund case", path="/support/refund"):
+    with client, session("sess_1", name="Refund case", path="/support/refund"):
         with run("run_outer", agent_id="triage"):
             client.chat.completions.create(**CHAT)
             with run("run_inner", agent_id="search"):
@@ -80,7 +80,7 @@ async def test_openai_async(gateway: GatewayEmulator) -> None:
 
 def test_anthropic_sdk(gateway: GatewayEmulator) -> None:
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-test", max_retries=0)
-    with session("sess_claude"), run("run_c", agent_id="critic"):
+    with client, session("sess_claude"), run("run_c", agent_id="critic"):
         client.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=64,
                                messages=[{"role": "user", "content": "hi"}])
     (req,) = gateway.requests
@@ -191,7 +191,7 @@ def test_manual_baggage_equals_session(gateway: GatewayEmulator) -> None:
 
 def test_explicit_headers_are_never_overwritten(header_path, gateway: GatewayEmulator) -> None:
     client = _openai(gateway)
-    with session("sess_auto"), run("run_auto", agent_id="auto"):
+    with client, session("sess_auto"), run("run_auto", agent_id="auto"):
         client.chat.completions.create(
             **CHAT, extra_headers={"alephant-session-id": "sess_mine", "X-Request-Id": "req-mine"})
     (req,) = gateway.requests
@@ -401,7 +401,7 @@ def test_decorated_generator_keeps_its_run_to_itself(gateway: GatewayEmulator, s
             assert got in (None, "ack")
         return "done"
 
-    with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
+    with client, caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
         with session("sess_consumer"):
             gen = produce(2)
             assert next(gen) == "producer"

@@ -33,11 +33,11 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list]:
 
 
 def test_token_duration_and_cost_metrics(gateway: GatewayEmulator, metrics: InMemoryMetricReader, spans) -> None:
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
-    for i in range(3):
-        with session(f"sess_m{i}", path="/support"), run(f"run_m{i}", agent_id="triage"):
-            resp = client.chat.completions.create(model="openai/gpt-4o-mini",
-                                                  messages=[{"role": "user", "content": "a b c d"}])
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0) as client:
+        for i in range(3):
+            with session(f"sess_m{i}", path="/support"), run(f"run_m{i}", agent_id="triage"):
+                resp = client.chat.completions.create(model="openai/gpt-4o-mini",
+                                                      messages=[{"role": "user", "content": "a b c d"}])
     points = _points(metrics)
     tokens = points["gen_ai.client.token.usage"]
     by_type = {p.attributes["gen_ai.token.type"]: p for p in tokens}
@@ -64,7 +64,7 @@ def test_failed_calls_carry_error_type_on_the_duration(gateway: GatewayEmulator,
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="sk-x", max_retries=0)
     gateway.add_fault(Fault.status(503))
     gateway.add_fault(Fault.stream_error(2, error_type="server_error"))
-    with session("sess_errors"):
+    with client, session("sess_errors"):
         with pytest.raises(openai.InternalServerError):
             client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
         with pytest.raises(openai.APIError):

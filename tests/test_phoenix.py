@@ -166,32 +166,33 @@ def _traffic(gw: GatewayEmulator) -> None:
     def chat(text: str) -> None:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}])
 
-    with session(SUPPORT, name="Refund for order 1042", path="/support/refund"):
-        with run(agent_id="triage"):
-            chat("Classify this ticket: refund for order 1042 has not arrived")
-            with run(agent_id="kb-search"):  # 429, then the SDK's retry
-                client.embeddings.create(model="openai/text-embedding-3-small", input="refund order 1042 policy")
-            with run(agent_id="writer"):
-                stream = client.chat.completions.create(
-                    model=MODEL,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    messages=[{"role": "user", "content": "Write the reply for the refund of order 1042"}],
-                )
-                for _ in stream:
-                    pass
-        with run(agent_id="responder"), pytest.raises(openai.PermissionDeniedError):
-            client.responses.create(model=MODEL, input="Share the customer's home address")
-    with session(BILLING, name="Invoice copy", path="/billing/invoice"):
-        chat("Which invoice does the customer mean?")  # outside any run
-        with run(agent_id="billing"):
-            chat("Find invoice 2024-117 for account 88")
-            with run(agent_id="ledger"):
-                claude.messages.create(
-                    model="anthropic/claude-3-5-haiku-latest",
-                    max_tokens=64,
-                    messages=[{"role": "user", "content": "Summarise the ledger entries of invoice 2024-117"}],
-                )
+    with client, claude:
+        with session(SUPPORT, name="Refund for order 1042", path="/support/refund"):
+            with run(agent_id="triage"):
+                chat("Classify this ticket: refund for order 1042 has not arrived")
+                with run(agent_id="kb-search"):  # 429, then the SDK's retry
+                    client.embeddings.create(model="openai/text-embedding-3-small", input="refund order 1042 policy")
+                with run(agent_id="writer"):
+                    stream = client.chat.completions.create(
+                        model=MODEL,
+                        stream=True,
+                        stream_options={"include_usage": True},
+                        messages=[{"role": "user", "content": "Write the reply for the refund of order 1042"}],
+                    )
+                    for _ in stream:
+                        pass
+            with run(agent_id="responder"), pytest.raises(openai.PermissionDeniedError):
+                client.responses.create(model=MODEL, input="Share the customer's home address")
+        with session(BILLING, name="Invoice copy", path="/billing/invoice"):
+            chat("Which invoice does the customer mean?")  # outside any run
+            with run(agent_id="billing"):
+                chat("Find invoice 2024-117 for account 88")
+                with run(agent_id="ledger"):
+                    claude.messages.create(
+                        model="anthropic/claude-3-5-haiku-latest",
+                        max_tokens=64,
+                        messages=[{"role": "user", "content": "Summarise the ledger entries of invoice 2024-117"}],
+                    )
 
 
 @dataclass(frozen=True)

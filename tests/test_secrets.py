@@ -174,7 +174,7 @@ def test_openai_sdk_bearer_token(pipeline: Pipeline) -> None:
     gw = pipeline.gateway
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret, max_retries=1)
     gw.add_fault(Fault.status(429, retry_after=0.01), times=1)
-    with session("sess_sec_openai"), run("run_sec", agent_id="leaky"):
+    with client, session("sess_sec_openai"), run("run_sec", agent_id="leaky"):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)  # 429, then the retry
         stream = client.chat.completions.create(
             model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
@@ -285,7 +285,7 @@ def test_openai_sdk_with_the_key_in_the_gateway_url(pipeline: Pipeline) -> None:
     gw = pipeline.gateway
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", default_query={"api_key": secret}, max_retries=1)
     gw.add_fault(Fault.status(429, retry_after=0.01), times=1)
-    with session("sess_sec_query"):
+    with client, session("sess_sec_query"):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
         for _ in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
             pass

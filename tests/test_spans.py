@@ -30,7 +30,7 @@ def expected_cost(model: str, provider: str, inp: int, out: int, cache_read: int
 
 def test_openai_chat_non_streaming(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-secret-value", max_retries=0)
-    with session("sess_s1", path="/support"), run("run_s1", agent_id="triage"):
+    with client, session("sess_s1", path="/support"), run("run_s1", agent_id="triage"):
         resp = client.chat.completions.create(model=MODEL, messages=MESSAGES)
     (req,) = by_kind(spans, "request")
     a = req.attributes
@@ -53,7 +53,7 @@ def test_openai_chat_non_streaming(gateway: GatewayEmulator, spans: InMemorySpan
 
 def test_openai_chat_streaming_usage_from_the_stream(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
-    with session("sess_s2"), run("run_s2", agent_id="writer"):
+    with client, session("sess_s2"), run("run_s2", agent_id="writer"):
         stream = client.chat.completions.create(
             model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True})
         chunks = list(stream)
@@ -80,7 +80,7 @@ def test_openai_chat_stream_of_several_choices_keeps_every_finish_reason(
     assert len(raw) - raw.index(b'"finish_reason": "stop"') > 4 * _usage._TAIL_SCAN
     spans.clear()
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
-    with session("sess_n3"):
+    with client, session("sess_n3"):
         stream = client.chat.completions.create(
             model=MODEL, messages=MESSAGES, n=3, stream=True, stream_options={"include_usage": True})
         chunks = list(stream)
@@ -117,7 +117,7 @@ async def test_openai_async_responses_and_embeddings(gateway: GatewayEmulator, s
 def test_openai_stream_helpers(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     """The SDK's ``.stream()`` helpers, which check the event order and build the final object."""
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="sk-x", max_retries=0)
-    with session("sess_helpers"), run("run_helpers", agent_id="a"):
+    with client, session("sess_helpers"), run("run_helpers", agent_id="a"):
         with client.responses.stream(model=MODEL, input="Stream the summary") as rs:
             deltas = [e.delta for e in rs if e.type == "response.output_text.delta"]
             final = rs.get_final_response()
@@ -145,7 +145,7 @@ def test_openai_stream_helpers(gateway: GatewayEmulator, spans: InMemorySpanExpo
 def test_anthropic_messages(stream: bool, gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-secret", max_retries=0)
     model = "anthropic/claude-3-5-haiku-latest"
-    with session("sess_s4"), run("run_s4", agent_id="critic"):
+    with client, session("sess_s4"), run("run_s4", agent_id="critic"):
         if stream:
             with client.messages.stream(model=model, max_tokens=100, messages=MESSAGES) as s:
                 for _ in s:
@@ -166,7 +166,7 @@ def test_anthropic_messages(stream: bool, gateway: GatewayEmulator, spans: InMem
 
 def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
-    with session("sess_r"):
+    with client, session("sess_r"):
         with run("run_a", agent_id="a"):
             client.chat.completions.create(model=MODEL, messages=MESSAGES)
             with run("run_b", agent_id="b"):
@@ -213,7 +213,7 @@ def test_gateway_reported_cost_wins(spans: InMemorySpanExporter, tracer_provider
 def test_retry_then_success(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     gateway.add_fault(Fault.status(429, retry_after=0.01), times=1)
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=2)
-    with session("sess_retry"), run("run_retry", agent_id="r"):
+    with client, session("sess_retry"), run("run_retry", agent_id="r"):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
     reqs = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
     assert len(reqs) == 2
@@ -230,7 +230,7 @@ def test_retry_then_success(gateway: GatewayEmulator, spans: InMemorySpanExporte
 def test_policy_interception(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     gateway.add_fault(Fault.policy("PII detected in prompt", code="pii_guardrail"))
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
-    with session("sess_pol"), run("run_pol", agent_id="p"), pytest.raises(openai.PermissionDeniedError):
+    with client, session("sess_pol"), run("run_pol", agent_id="p"), pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
     (req,) = by_kind(spans, "request")
     assert req.attributes["alephant.intercepted"] is True
@@ -246,7 +246,7 @@ def test_secrets_never_reach_spans(gateway: GatewayEmulator, spans: InMemorySpan
     secret = "sk-very-secret-key-0123456789"
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=secret, max_retries=0)
     ant = anthropic.Anthropic(base_url=gateway.url, api_key=secret + "-ant", max_retries=0)
-    with session("sess_sec"):
+    with client, ant, session("sess_sec"):
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
         ant.messages.create(model="anthropic/claude-3-5-haiku-latest", max_tokens=10, messages=MESSAGES)
         with httpx.Client() as h:
@@ -298,13 +298,13 @@ def test_error_event_in_a_200_stream_fails_the_span(api: str, gateway: GatewayEm
     with session("sess_stream_error"):
         if api == "anthropic":
             client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0)
-            with pytest.raises(anthropic.APIStatusError, match="Overloaded"), client.messages.stream(
+            with client, pytest.raises(anthropic.APIStatusError, match="Overloaded"), client.messages.stream(
                     model="anthropic/claude-3-5-haiku-latest", max_tokens=50, messages=MESSAGES) as s:
                 for _ in s:
                     pass
         else:
-            oc = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
-            kinds = [e.type for e in oc.responses.create(model=MODEL, input="hi", stream=True)]
+            with openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0) as oc:
+                kinds = [e.type for e in oc.responses.create(model=MODEL, input="hi", stream=True)]
             assert kinds[-1] == "error"  # the SDK hands this one to the caller instead of raising
     (req,) = by_kind(spans, "request")
     assert req.status.status_code is StatusCode.ERROR
@@ -333,15 +333,15 @@ def test_a_stream_the_caller_stops_reading_is_incomplete_not_failed(
 
             asyncio.run(stop_early())
         else:
-            client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
-            if how == "context manager":
-                with client.chat.completions.create(**kwargs) as stream:
-                    next(iter(stream))
-            else:
-                stream = client.chat.completions.create(**kwargs)
-                for _ in stream:
-                    break
-                stream.close()
+            with openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0) as client:
+                if how == "context manager":
+                    with client.chat.completions.create(**kwargs) as stream:
+                        next(iter(stream))
+                else:
+                    stream = client.chat.completions.create(**kwargs)
+                    for _ in stream:
+                        break
+                    stream.close()
     (req,) = by_kind(spans, "request")
     # Usage never arrived, so the span says the body is incomplete; but the caller chose to
     # stop ("stop generating"): that is not an error of the call.
