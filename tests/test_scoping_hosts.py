@@ -160,9 +160,10 @@ def test_scoped_openai_sdk_straight_to_a_third_party(scoped: Hosts) -> None:
     }
     with session("sess_scope"), run("run_scope", agent_id="scoper"), tenant_baggage():
         for client in clients.values():
-            client.chat.completions.create(**CHAT)
-            for _ in client.chat.completions.create(**CHAT, stream=True):
-                pass
+            with client:
+                client.chat.completions.create(**CHAT)
+                for _ in client.chat.completions.create(**CHAT, stream=True):
+                    pass
     check_scoped(scoped, per_host=2)
 
 
