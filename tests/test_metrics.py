@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anthropic
+import httpx
 import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -75,3 +77,21 @@ def test_failed_calls_carry_error_type_on_the_duration(gateway: GatewayEmulator,
     durations = _points(metrics)["gen_ai.client.operation.duration"]
     # The HTTP status when HTTP failed; the body's error type when a 200 stream reported one.
     assert sorted(str(dict(p.attributes).get("error.type")) for p in durations) == ["503", "None", "server_error"]
+
+
+def test_gateway_requests_that_are_no_model_call_stay_out_of_the_genai_histograms(
+    gateway: GatewayEmulator, metrics: InMemoryMetricReader, spans
+) -> None:
+    # The semantic conventions require gen_ai.operation.name on both histograms: a model list or a
+    # token count has none, so it would be a series no GenAI dashboard can place.
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-x", max_retries=0)
+    with client, httpx.Client() as plain, session("sess_no_op"):
+        plain.get(gateway.url + "/v1/models")
+        client.messages.count_tokens(model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": "a"}])
+        client.messages.create(model="claude-3-5-haiku-latest", max_tokens=10,
+                               messages=[{"role": "user", "content": "a"}])
+    assert len([s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "request"]) == 3
+    points = _points(metrics)
+    (duration,) = points["gen_ai.client.operation.duration"]
+    assert duration.count == 1 and dict(duration.attributes)["gen_ai.operation.name"] == "chat"
+    assert {dict(p.attributes)["gen_ai.operation.name"] for p in points["gen_ai.client.token.usage"]} == {"chat"}

@@ -164,6 +164,60 @@ def test_anthropic_messages(stream: bool, gateway: GatewayEmulator, spans: InMem
                       msg.usage.cache_read_input_tokens or 0))
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_legacy_completions(stream: bool, gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    model = "openai/gpt-3.5-turbo-instruct"
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with client, session("sess_lc"), run("run_lc", agent_id="legacy"):
+        if stream:
+            chunks = list(client.completions.create(model=model, prompt="Where is my refund?", n=2, stream=True,
+                                                    stream_options={"include_usage": True}))
+            usage, rid = chunks[-1].usage, chunks[0].id
+        else:
+            resp = client.completions.create(model=model, prompt="Where is my refund?", n=2)
+            usage, rid = resp.usage, resp.id
+    assert usage is not None and usage.completion_tokens > 0
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert req.name == f"text_completion {model}"
+    assert a["gen_ai.operation.name"] == "text_completion"
+    assert a["gen_ai.provider.name"] == "openai"
+    assert a["alephant.session.id"] == "sess_lc" and a["alephant.run.id"] == "run_lc"
+    assert a["gen_ai.response.id"] == rid
+    assert a["gen_ai.usage.input_tokens"] == usage.prompt_tokens
+    assert a["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    assert a["gen_ai.response.finish_reasons"] == ("stop", "stop")
+    assert a["alephant.cost.usd"] == pytest.approx(
+        expected_cost("gpt-3.5-turbo-instruct", "openai", usage.prompt_tokens, usage.completion_tokens))
+    assert a.get("alephant.streaming", False) is stream
+    assert "alephant.response.incomplete" not in a
+
+
+def test_a_token_count_is_a_gateway_request_that_spends_nothing(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    # count_tokens answers {"input_tokens": n}: a count of what a call would use, not usage.
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-x", max_retries=0)
+    with client, session("sess_ct"), run("run_ct"):
+        count = client.messages.count_tokens(model="claude-3-5-haiku-latest", messages=MESSAGES)
+        msg = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, messages=MESSAGES)
+    assert count.input_tokens == msg.usage.input_tokens > 0
+    (sent, _) = gateway.requests
+    assert sent.path == "/v1/messages/count_tokens"
+    assert sent.headers["alephant-session-id"] == "sess_ct" and sent.headers["alephant-run-id"] == "run_ct"
+    counted, called = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
+    a = counted.attributes
+    assert a["alephant.session.id"] == "sess_ct"
+    assert a["gen_ai.request.model"] == "claude-3-5-haiku-latest"
+    assert not {k for k in a if k.startswith("gen_ai.usage.") or k.startswith("alephant.cost.")}
+    assert "gen_ai.operation.name" not in a
+    assert called.attributes["gen_ai.operation.name"] == "chat"
+    (sess,) = by_kind(spans, "session")
+    assert sess.attributes["alephant.total.requests"] == 2
+    assert sess.attributes["alephant.total.input_tokens"] == msg.usage.input_tokens
+    assert sess.attributes["alephant.total.cost.usd"] == pytest.approx(called.attributes["alephant.cost.usd"])
+
+
 def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
     with client, session("sess_r"):

@@ -31,13 +31,13 @@ class Instruments:
         self.token_usage = meter.create_histogram(
             n.METRIC_TOKEN_USAGE,
             unit="{token}",
-            description="Number of input and output tokens used per gateway request.",
+            description="Number of input and output tokens used per GenAI operation through the gateway.",
             explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
         )
         self.duration = meter.create_histogram(
             n.METRIC_OPERATION_DURATION,
             unit="s",
-            description="Duration of gateway requests, to the end of the response body.",
+            description="Duration of GenAI operations through the gateway, to the end of the response body.",
             explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS),
         )
         self.cost = meter.create_counter(
@@ -59,7 +59,13 @@ class Instruments:
         duration_s: float,
         error_type: str | None,
     ) -> None:
-        """Record one finished request."""
+        """Record one finished request.
+
+        The GenAI histograms get only GenAI operations: the semantic conventions
+        require ``gen_ai.operation.name`` on them, and a model list or a token
+        count is a gateway request but no model call. The cost counter gets any
+        request that cost something.
+        """
         attrs: dict[str, AttributeValue] = {}
         for key, value in (
             (n.GEN_AI_OPERATION_NAME, operation),
@@ -71,6 +77,10 @@ class Instruments:
         ):
             if value is not None:
                 attrs[key] = value
+        if operation is None:
+            if cost_usd is not None:
+                self.cost.add(cost_usd, attrs)
+            return
         if error_type is not None:
             self.duration.record(duration_s, {**attrs, "error.type": error_type})
         else:

@@ -1,8 +1,9 @@
 """A local stand-in for the Alephant gateway, over real HTTP on loopback.
 
-OpenAI-compatible ``/v1/chat/completions``, ``/v1/responses``,
-``/v1/embeddings`` and Anthropic-style ``/v1/messages``, streaming (SSE) and
-not, in the shapes the real ``openai`` and ``anthropic`` SDKs parse. It
+OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions`` (legacy),
+``/v1/responses``, ``/v1/embeddings`` and ``/v1/models``, and Anthropic-style
+``/v1/messages`` and ``/v1/messages/count_tokens``, streaming (SSE) and not,
+in the shapes the real ``openai`` and ``anthropic`` SDKs parse. It
 records every request (method, path, query, headers, body) before answering,
 and can be scripted to fail: rate limits with ``retry-after``, 5xx, policy
 refusals, slow answers, resets mid-stream, truncated streams, broken or huge
@@ -12,7 +13,8 @@ dependency; it binds to 127.0.0.1 unless told otherwise.
 Token usage is deterministic and depends on the input: input tokens are the
 whitespace-separated words of every text in the request (at least 1); the
 reply echoes the start of the last user message, and output tokens are its
-words (see :meth:`GatewayEmulator.expected_usage`). A chat completion asking
+words (see :meth:`GatewayEmulator.expected_usage`). A legacy completion's
+``prompt`` counts as the user message. A chat or legacy completion asking
 for ``n`` choices (at most 8) gets them: choice ``i`` says the reply
 ``4 * i + 1`` times, so in a stream the first choice finishes well before
 the others, and output tokens count every choice's words.
@@ -24,7 +26,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -154,7 +156,7 @@ def _last_user_text(req: dict[str, Any]) -> str:
         for msg in reversed(messages):
             if isinstance(msg, dict) and msg.get("role") == "user":
                 return " ".join(_texts(msg.get("content")))
-    return " ".join(_texts(req.get("input")))
+    return " ".join(_texts(req.get("input"))) or " ".join(_texts(req.get("prompt")))
 
 
 @dataclass
@@ -271,9 +273,30 @@ def _choices(req: dict[str, Any]) -> list[str]:
 
 def _usage(req: dict[str, Any]) -> tuple[int, int]:
     text = " ".join(_texts(req.get("messages"))) + " " + " ".join(_texts(req.get("input")))
-    text += " " + " ".join(_texts(req.get("system")))
+    text += " " + " ".join(_texts(req.get("system"))) + " " + " ".join(_texts(req.get("prompt")))
     inp = max(1, len(text.split()))
     return inp, sum(len(reply.split()) for reply in _choices(req))
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def _interleaved(replies: list[str], word: Callable[[int, str], bytes], stop: Callable[[int], bytes]) -> list[bytes]:
+    """Stream events for several choices taking turns, a word each, as OpenAI interleaves them.
+
+    Each choice ends (``stop(i)``) right after its last word, so a short one
+    finishes long before the stream does.
+    """
+    words = [reply.split() for reply in replies]
+    events: list[bytes] = []
+    for step in range(max(len(w) for w in words)):
+        for i, choice in enumerate(words):
+            if step < len(choice):
+                events.append(word(i, choice[step] + " "))
+            if step == len(choice) - 1:
+                events.append(stop(i))
+    return events
 
 
 class _Server(QuietHTTPServer):
@@ -376,12 +399,17 @@ class _Handler(QuietHTTPHandler):
             )
         elif method == "POST" and path.endswith("/v1/chat/completions"):
             self._chat(req, n, fault)
+        elif method == "POST" and path.endswith("/v1/completions"):
+            self._completions(req, n, fault)
         elif method == "POST" and path.endswith("/v1/responses"):
             self._responses(req, n, fault)
         elif method == "POST" and path.endswith("/v1/embeddings"):
             self._embeddings(req, n)
         elif method == "POST" and path.endswith("/v1/messages"):
             self._messages(req, n, fault)
+        elif method == "POST" and path.endswith("/v1/messages/count_tokens"):
+            # Counting is free and reports no usage object: what it returns is not spent.
+            self._json(200, {"input_tokens": _usage(req)[0]})
         else:
             self._json(404, {"error": {"message": f"no route for {method} {path}", "type": "not_found"}})
 
@@ -486,32 +514,46 @@ class _Handler(QuietHTTPHandler):
             }
             if include_usage:
                 obj["usage"] = None
-            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+            return _sse(obj)
 
         events = [chunk({"role": "assistant", "content": ""}, index=i) for i in range(len(replies))]
-        # Choices take turns, a word each, as OpenAI interleaves them; each ends after its last word.
-        words = [reply.split() for reply in replies]
-        for step in range(max(len(w) for w in words)):
-            for i, choice in enumerate(words):
-                if step < len(choice):
-                    events.append(chunk({"content": choice[step] + " "}, index=i))
-                if step == len(choice) - 1:
-                    events.append(chunk({}, "stop", index=i))
+        events += _interleaved(
+            replies, lambda i, word: chunk({"content": word}, index=i), lambda i: chunk({}, "stop", index=i)
+        )
         if include_usage:
-            events.append(
-                b"data: "
-                + json.dumps(
-                    {
-                        "id": rid,
-                        "object": "chat.completion.chunk",
-                        "created": 0,
-                        "model": model,
-                        "choices": [],
-                        "usage": usage,
-                    }
-                ).encode()
-                + b"\n\n"
-            )
+            events.append(_sse({"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model,
+                                "choices": [], "usage": usage}))  # fmt: skip
+        events.append(b"data: [DONE]\n\n")
+        self._stream(events, fault, extra)
+
+    def _completions(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
+        """The legacy text completions API (``client.completions.create``)."""
+        model = str(req.get("model") or "openai/gpt-3.5-turbo-instruct")
+        inp, out = _usage(req)
+        replies = _choices(req)
+        rid = f"cmpl-emu{n:06d}"
+        usage = {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out}
+        extra = self._cost_headers(inp, out)
+
+        def body(choices: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+            return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
+                    "choices": choices, **more}  # fmt: skip
+
+        def choice(i: int, text: str, finish: str | None) -> dict[str, Any]:
+            return {"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+
+        if not req.get("stream"):
+            self._json(200, body([choice(i, text, "stop") for i, text in enumerate(replies)], usage=usage), extra)
+            return
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        nothing: dict[str, Any] = {"usage": None} if include_usage else {}
+        events = _interleaved(
+            replies,
+            lambda i, word: _sse(body([choice(i, word, None)], **nothing)),
+            lambda i: _sse(body([choice(i, "", "stop")], **nothing)),
+        )
+        if include_usage:
+            events.append(_sse(body([], usage=usage)))
         events.append(b"data: [DONE]\n\n")
         self._stream(events, fault, extra)
 
