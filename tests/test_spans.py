@@ -218,6 +218,28 @@ def test_a_token_count_is_a_gateway_request_that_spends_nothing(
     assert sess.attributes["alephant.total.cost.usd"] == pytest.approx(called.attributes["alephant.cost.usd"])
 
 
+def test_a_retrieved_response_is_not_counted_or_priced_again(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with client, session("sess_get"):
+        made = client.responses.create(model=MODEL, input="Where is my refund?")
+        again = client.responses.retrieve(made.id)
+    # The body of the retrieval carries the same usage: the API answers with the whole Response.
+    assert again.id == made.id and again.usage is not None and again.usage.input_tokens == made.usage.input_tokens
+    assert [r.method for r in gateway.requests] == ["POST", "GET"]
+    call, fetch = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
+    assert call.attributes["gen_ai.usage.input_tokens"] == made.usage.input_tokens
+    assert "alephant.cost.usd" in call.attributes
+    assert fetch.attributes["alephant.session.id"] == "sess_get"
+    assert fetch.attributes["gen_ai.response.id"] == made.id
+    assert not {k for k in fetch.attributes if k.startswith(("gen_ai.usage.", "alephant.cost."))}
+    (sess,) = by_kind(spans, "session")
+    assert sess.attributes["alephant.total.requests"] == 2
+    assert sess.attributes["alephant.total.input_tokens"] == made.usage.input_tokens
+    assert sess.attributes["alephant.total.cost.usd"] == pytest.approx(call.attributes["alephant.cost.usd"])
+
+
 def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
     with client, session("sess_r"):

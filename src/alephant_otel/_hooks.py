@@ -14,6 +14,7 @@ on untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import MutableMapping
@@ -354,6 +355,18 @@ class Bridge:
         content_type: str | None,
     ) -> None:
         span = req.span
+        if req.operation is None and (parsed.input_tokens is not None or parsed.output_tokens is not None):
+            # Only a model call spends tokens. A retrieved response or chat completion
+            # (GET /v1/responses/{id}) repeats the usage of the call that made it, which
+            # was counted then; priced again, a session's cost would count it twice.
+            parsed = dataclasses.replace(
+                parsed,
+                input_tokens=None,
+                output_tokens=None,
+                cache_read_input_tokens=None,
+                cache_creation_input_tokens=None,
+                reasoning_output_tokens=None,
+            )
         cost: float | None
         if reported_cost is not None:
             cost, source = reported_cost, n.COST_SOURCE_GATEWAY

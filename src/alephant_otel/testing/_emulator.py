@@ -1,7 +1,8 @@
 """A local stand-in for the Alephant gateway, over real HTTP on loopback.
 
 OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions`` (legacy),
-``/v1/responses``, ``/v1/embeddings`` and ``/v1/models``, and Anthropic-style
+``/v1/responses`` (and ``GET /v1/responses/{id}`` of one made without
+streaming), ``/v1/embeddings`` and ``/v1/models``, and Anthropic-style
 ``/v1/messages`` and ``/v1/messages/count_tokens``, streaming (SSE) and not,
 in the shapes the real ``openai`` and ``anthropic`` SDKs parse. It
 records every request (method, path, query, headers, body) before answering,
@@ -28,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from alephant_otel.testing._server import LoopbackServer, QuietHTTPHandler, QuietHTTPServer
@@ -172,6 +173,11 @@ class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[_Script] = field(default_factory=list)
     counter: int = 0
+    #: Finished Responses by id, for GET /v1/responses/{id}; the newest _KEEP_RESPONSES.
+    responses: dict[str, Any] = field(default_factory=dict)
+
+
+_KEEP_RESPONSES: Final = 1024
 
 
 class GatewayEmulator(LoopbackServer):
@@ -397,6 +403,13 @@ class _Handler(QuietHTTPHandler):
                     "data": [{"id": "openai/gpt-4o-mini", "object": "model", "created": 0, "owned_by": "alephant"}],
                 },
             )
+        elif method == "GET" and path.rstrip("/").rpartition("/")[0].endswith("/v1/responses"):
+            with emu._state.lock:
+                stored = emu._state.responses.get(path.rstrip("/").rpartition("/")[2])
+            if stored is None:
+                self._json(404, {"error": {"message": "no such response", "type": "invalid_request_error"}})
+            else:
+                self._json(200, stored)
         elif method == "POST" and path.endswith("/v1/chat/completions"):
             self._chat(req, n, fault)
         elif method == "POST" and path.endswith("/v1/completions"):
@@ -599,7 +612,13 @@ class _Handler(QuietHTTPHandler):
 
         extra = self._cost_headers(inp, out)
         if not req.get("stream"):
-            self._json(200, response("completed", [msg], usage), extra)
+            body = response("completed", [msg], usage)
+            with self.server.emulator._state.lock:
+                kept = self.server.emulator._state.responses
+                kept[rid] = body
+                if len(kept) > _KEEP_RESPONSES:
+                    del kept[next(iter(kept))]
+            self._json(200, body, extra)
             return
 
         def event(kind: str, seq: int, **data: Any) -> bytes:
