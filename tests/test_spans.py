@@ -240,6 +240,30 @@ def test_a_retrieved_response_is_not_counted_or_priced_again(
     assert sess.attributes["alephant.total.cost.usd"] == pytest.approx(call.attributes["alephant.cost.usd"])
 
 
+def test_a_background_response_counts_once_when_fetched_done(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    # Background mode: the POST answers "queued" with no usage; the usage comes with the fetch
+    # that finds it done, the only place it ever appears. A later fetch repeats it.
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with client, session("sess_bg"):
+        queued = client.responses.create(model=MODEL, input="Where is my refund?", background=True)
+        done = client.responses.retrieve(queued.id)
+        client.responses.retrieve(queued.id)
+    assert queued.status == "queued" and queued.usage is None
+    assert done.status == "completed" and done.usage is not None
+    post, first, second = sorted(by_kind(spans, "request"), key=lambda s: s.start_time)
+    assert "gen_ai.usage.input_tokens" not in post.attributes
+    assert first.attributes["gen_ai.usage.input_tokens"] == done.usage.input_tokens
+    assert first.attributes["gen_ai.usage.output_tokens"] == done.usage.output_tokens
+    assert first.attributes["alephant.cost.usd"] == pytest.approx(
+        expected_cost("gpt-4o-mini", "openai", done.usage.input_tokens, done.usage.output_tokens))
+    assert not {k for k in second.attributes if k.startswith(("gen_ai.usage.", "alephant.cost."))}
+    (sess,) = by_kind(spans, "session")
+    assert sess.attributes["alephant.total.input_tokens"] == done.usage.input_tokens
+    assert sess.attributes["alephant.total.cost.usd"] == pytest.approx(first.attributes["alephant.cost.usd"])
+
+
 def test_rollups_equal_sums_of_requests(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
     with client, session("sess_r"):
@@ -425,3 +449,15 @@ def test_a_stream_the_caller_stops_reading_is_incomplete_not_failed(
     assert "gen_ai.usage.output_tokens" not in req.attributes
     assert req.status.status_code is not StatusCode.ERROR
     assert "error.type" not in req.attributes
+
+
+def test_the_counted_response_ids_are_bounded() -> None:
+    from alephant_otel import _hooks
+
+    for i in range(_hooks._COUNTED_KEEP + 500):
+        _hooks._count_once(_usage.ParsedResponse(response_id=f"resp_bound{i}", input_tokens=1), "chat")
+    assert len(_hooks._counted) == _hooks._COUNTED_KEEP
+    assert "resp_bound0" not in _hooks._counted and f"resp_bound{_hooks._COUNTED_KEEP + 499}" in _hooks._counted
+    # Forgotten, an old response fetched again counts again: the price of a bounded memory.
+    fetched = _hooks._count_once(_usage.ParsedResponse(response_id="resp_bound0", input_tokens=1), None)
+    assert fetched.input_tokens == 1

@@ -14,9 +14,11 @@ on untouched.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any, Final
 
@@ -44,6 +46,10 @@ from alephant_otel._watch import BodyWatcher, watch_stream
 __all__ = ["Bridge"]
 
 _log = logging.getLogger(__name__)
+
+#: Ids of recent responses whose usage was counted, oldest first (see _count_once).
+_counted: OrderedDict[str, None] = OrderedDict()
+_COUNTED_KEEP: Final = 4096
 _EXT: Final = "alephant_otel"
 _REQUEST_ID_LOWER: Final = n.HEADER_REQUEST_ID.lower()
 _RETRY_LOWER: Final = n.HEADER_STAINLESS_RETRY.lower()
@@ -73,6 +79,35 @@ class _Once:
 
 
 _report = _Once()
+
+
+def _count_once(parsed: ParsedResponse, operation: str | None) -> ParsedResponse:
+    """``parsed``, without its usage when the usage was counted before or was never spent.
+
+    A model call's usage always counts. A gateway request that is no model call
+    counts usage only from a response this process has not counted yet: a
+    Response made with ``background`` reports its usage only when fetched
+    (``GET /v1/responses/{id}``), but fetching one again, or one made in the
+    foreground, repeats usage already counted. Without a response id, as in a
+    token count, there is nothing to count.
+    """
+    rid = parsed.response_id
+    if operation is None and (rid is None or rid in _counted):
+        return dataclasses.replace(
+            parsed,
+            input_tokens=None,
+            output_tokens=None,
+            cache_read_input_tokens=None,
+            cache_creation_input_tokens=None,
+            reasoning_output_tokens=None,
+        )
+    if rid is not None:
+        # OrderedDict's item set and popitem are single C calls: threads at worst evict one more.
+        _counted[rid] = None
+        if len(_counted) > _COUNTED_KEEP:
+            with contextlib.suppress(KeyError):
+                _counted.popitem(last=False)
+    return parsed
 
 
 class _Request:
@@ -355,18 +390,8 @@ class Bridge:
         content_type: str | None,
     ) -> None:
         span = req.span
-        if req.operation is None and (parsed.input_tokens is not None or parsed.output_tokens is not None):
-            # Only a model call spends tokens. A retrieved response or chat completion
-            # (GET /v1/responses/{id}) repeats the usage of the call that made it, which
-            # was counted then; priced again, a session's cost would count it twice.
-            parsed = dataclasses.replace(
-                parsed,
-                input_tokens=None,
-                output_tokens=None,
-                cache_read_input_tokens=None,
-                cache_creation_input_tokens=None,
-                reasoning_output_tokens=None,
-            )
+        if parsed.input_tokens is not None or parsed.output_tokens is not None:
+            parsed = _count_once(parsed, req.operation)
         cost: float | None
         if reported_cost is not None:
             cost, source = reported_cost, n.COST_SOURCE_GATEWAY

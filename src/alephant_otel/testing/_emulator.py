@@ -2,9 +2,10 @@
 
 OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions`` (legacy),
 ``/v1/responses`` (and ``GET /v1/responses/{id}`` of one made without
-streaming), ``/v1/embeddings`` and ``/v1/models``, and Anthropic-style
-``/v1/messages`` and ``/v1/messages/count_tokens``, streaming (SSE) and not,
-in the shapes the real ``openai`` and ``anthropic`` SDKs parse. It
+streaming; made with ``background``, one is queued, and done when fetched),
+``/v1/embeddings`` and ``/v1/models``, and Anthropic-style ``/v1/messages``
+and ``/v1/messages/count_tokens``, streaming (SSE) and not, in the shapes
+the real ``openai`` and ``anthropic`` SDKs parse. It
 records every request (method, path, query, headers, body) before answering,
 and can be scripted to fail: rate limits with ``retry-after``, 5xx, policy
 refusals, slow answers, resets mid-stream, truncated streams, broken or huge
@@ -24,6 +25,7 @@ the others, and output tokens count every choice's words.
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import threading
 import time
@@ -211,6 +213,9 @@ class GatewayEmulator(LoopbackServer):
         self.chunk_delay = chunk_delay
         self.report_cost = report_cost
         self.cost_header = cost_header
+        # Response ids are unique across emulators, as the real API's are: a process
+        # remembers which responses it counted, and two emulators' "resp_1" would collide.
+        self._ids = secrets.token_hex(4)
         self._state = _State()
         server = _Server((host, port), _Handler)
         server.emulator = self
@@ -574,7 +579,7 @@ class _Handler(QuietHTTPHandler):
         model = str(req.get("model") or "openai/gpt-4o-mini")
         inp, out = _usage(req)
         reply = _reply_text(req)
-        rid = f"resp_emu{n:06d}"
+        rid = f"resp_emu{self.server.emulator._ids}{n:06d}"
         msg = {
             "id": f"msg_emu{n:06d}",
             "type": "message",
@@ -618,7 +623,11 @@ class _Handler(QuietHTTPHandler):
                 kept[rid] = body
                 if len(kept) > _KEEP_RESPONSES:
                     del kept[next(iter(kept))]
-            self._json(200, body, extra)
+            if req.get("background"):
+                # Background mode: queued now, done when next fetched; usage only then.
+                self._json(200, response("queued", [], None))
+            else:
+                self._json(200, body, extra)
             return
 
         def event(kind: str, seq: int, **data: Any) -> bytes:
