@@ -455,9 +455,13 @@ def test_the_counted_response_ids_are_bounded() -> None:
     from alephant_otel import _hooks
 
     for i in range(_hooks._COUNTED_KEEP + 500):
-        _hooks._count_once(_usage.ParsedResponse(response_id=f"resp_bound{i}", input_tokens=1), "chat")
+        _hooks._count_once(_usage.ParsedResponse(response_id=f"resp_bound{i}", input_tokens=1), "chat", "/v1/responses")
     assert len(_hooks._counted) == _hooks._COUNTED_KEEP
     assert "resp_bound0" not in _hooks._counted and f"resp_bound{_hooks._COUNTED_KEEP + 499}" in _hooks._counted
     # Forgotten, an old response fetched again counts again: the price of a bounded memory.
-    fetched = _hooks._count_once(_usage.ParsedResponse(response_id="resp_bound0", input_tokens=1), None)
-    assert fetched.input_tokens == 1
+    old = _usage.ParsedResponse(response_id="resp_bound0", input_tokens=1)
+    assert _hooks._count_once(old, None, "/gw/v1/responses/resp_bound0?include=x").input_tokens == 1
+    # Only a fetched Response counts: a stored chat completion or a batch's results never do.
+    for path in ("/v1/chat/completions/chatcmpl-1", "/v1/messages/batches/b1/results", "/v1/responses/"):
+        fresh = _usage.ParsedResponse(response_id=f"never{path}", input_tokens=1)
+        assert _hooks._count_once(fresh, None, path).input_tokens is None

@@ -81,18 +81,19 @@ class _Once:
 _report = _Once()
 
 
-def _count_once(parsed: ParsedResponse, operation: str | None) -> ParsedResponse:
+def _count_once(parsed: ParsedResponse, operation: str | None, path: str) -> ParsedResponse:
     """``parsed``, without its usage when the usage was counted before or was never spent.
 
-    A model call's usage always counts. A gateway request that is no model call
-    counts usage only from a response this process has not counted yet: a
-    Response made with ``background`` reports its usage only when fetched
-    (``GET /v1/responses/{id}``), but fetching one again, or one made in the
-    foreground, repeats usage already counted. Without a response id, as in a
-    token count, there is nothing to count.
+    A model call's usage always counts. Of the other gateway requests, only a
+    fetched Response (``GET /v1/responses/{id}``) counts, and only when this
+    process has not counted that response yet: a Response made with
+    ``background`` reports its usage only when fetched done, but fetching one
+    again, or one made in the foreground, repeats usage already counted. A
+    token count forecasts usage; a batch's results are billed apart; a stored
+    chat completion repeats its call's usage.
     """
     rid = parsed.response_id
-    if operation is None and (rid is None or rid in _counted):
+    if operation is None and (rid is None or rid in _counted or not _is_response_fetch(path)):
         return dataclasses.replace(
             parsed,
             input_tokens=None,
@@ -108,6 +109,13 @@ def _count_once(parsed: ParsedResponse, operation: str | None) -> ParsedResponse
             with contextlib.suppress(KeyError):
                 _counted.popitem(last=False)
     return parsed
+
+
+def _is_response_fetch(path: str) -> bool:
+    """Whether ``path`` is ``.../v1/responses/{id}``."""
+    query = path.find("?")
+    parent, _, rid = (path[:query] if query >= 0 else path).rstrip("/").rpartition("/")
+    return bool(rid) and parent.endswith("/v1/responses")
 
 
 class _Request:
@@ -391,7 +399,7 @@ class Bridge:
     ) -> None:
         span = req.span
         if parsed.input_tokens is not None or parsed.output_tokens is not None:
-            parsed = _count_once(parsed, req.operation)
+            parsed = _count_once(parsed, req.operation, req.path)
         cost: float | None
         if reported_cost is not None:
             cost, source = reported_cost, n.COST_SOURCE_GATEWAY
