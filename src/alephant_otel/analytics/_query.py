@@ -7,13 +7,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from alephant_otel.analytics._model import Session
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder
-from alephant_otel.analytics._sources import Progress, SpanQuery, SpanSource, open_source
+from alephant_otel.analytics._sources import Progress, SpanQuery, SpanSource, iso_ns, open_source
 
 __all__ = [
     "SORT_KEYS",
@@ -49,15 +48,10 @@ def parse_time(text: str, *, now_ns: int | None = None) -> int:
     m = _RELATIVE.match(text)
     if m:
         return now - int(float(m.group(1)) * _UNIT_S[m.group(2).lower()] * 1_000_000_000)
-    raw = text.strip()
     try:
-        dt = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+        return iso_ns(text)
     except ValueError:
         raise ValueError(f"bad time {text!r}: use an ISO time (2025-01-31T12:00Z) or a span like 30m, 1h, 2d") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 @dataclass(slots=True)

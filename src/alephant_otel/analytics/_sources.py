@@ -51,6 +51,7 @@ __all__ = [
     "SpanSource",
     "TempoSource",
     "default_trace_path",
+    "iso_ns",
     "open_source",
 ]
 
@@ -400,16 +401,19 @@ class JaegerSource(_Http):
             )
 
 
-def _iso_ns(value: Any) -> int:
-    if not isinstance(value, str) or not value:
-        return 0
-    text = value.replace("Z", "+00:00") if value.endswith("Z") else value
-    dt = datetime.fromisoformat(text)
+def iso_ns(text: str) -> int:
+    """An ISO 8601 time as unix ns; a naive time is UTC. Raises ``ValueError`` when it is not one."""
+    raw = text.strip()
+    dt = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     # Integer arithmetic: a float timestamp loses nanoseconds (and microseconds at this magnitude).
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _iso_ns(value: Any) -> int:
+    return iso_ns(value) if isinstance(value, str) and value else 0
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
