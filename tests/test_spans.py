@@ -218,12 +218,17 @@ def test_a_token_count_is_a_gateway_request_that_spends_nothing(
     assert sess.attributes["alephant.total.cost.usd"] == pytest.approx(called.attributes["alephant.cost.usd"])
 
 
+@pytest.mark.parametrize("stream", [False, True])
 def test_a_retrieved_response_is_not_counted_or_priced_again(
-    gateway: GatewayEmulator, spans: InMemorySpanExporter
+    stream: bool, gateway: GatewayEmulator, spans: InMemorySpanExporter
 ) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
     with client, session("sess_get"):
-        made = client.responses.create(model=MODEL, input="Where is my refund?")
+        if stream:
+            (made,) = [e.response for e in client.responses.create(model=MODEL, input="Where is my refund?",
+                                                                    stream=True) if e.type == "response.completed"]
+        else:
+            made = client.responses.create(model=MODEL, input="Where is my refund?")
         again = client.responses.retrieve(made.id)
     # The body of the retrieval carries the same usage: the API answers with the whole Response.
     assert again.id == made.id and again.usage is not None and again.usage.input_tokens == made.usage.input_tokens

@@ -1,8 +1,8 @@
 """A local stand-in for the Alephant gateway, over real HTTP on loopback.
 
 OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions`` (legacy),
-``/v1/responses`` (and ``GET /v1/responses/{id}`` of one made without
-streaming; made with ``background``, one is queued, and done when fetched),
+``/v1/responses`` (and ``GET /v1/responses/{id}``; made with
+``background``, a Response is queued, and done when fetched),
 ``/v1/embeddings`` and ``/v1/models``, and Anthropic-style ``/v1/messages``
 and ``/v1/messages/count_tokens``, streaming (SSE) and not, in the shapes
 the real ``openai`` and ``anthropic`` SDKs parse. It
@@ -616,13 +616,13 @@ class _Handler(QuietHTTPHandler):
             }
 
         extra = self._cost_headers(inp, out)
+        body = response("completed", [msg], usage)
+        with self.server.emulator._state.lock:
+            kept = self.server.emulator._state.responses
+            kept[rid] = body
+            if len(kept) > _KEEP_RESPONSES:
+                del kept[next(iter(kept))]
         if not req.get("stream"):
-            body = response("completed", [msg], usage)
-            with self.server.emulator._state.lock:
-                kept = self.server.emulator._state.responses
-                kept[rid] = body
-                if len(kept) > _KEEP_RESPONSES:
-                    del kept[next(iter(kept))]
             if req.get("background"):
                 # Background mode: queued now, done when next fetched; usage only then.
                 self._json(200, response("queued", [], None))
