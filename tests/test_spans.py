@@ -459,14 +459,39 @@ def test_a_stream_the_caller_stops_reading_is_incomplete_not_failed(
 def test_the_counted_response_ids_are_bounded() -> None:
     from alephant_otel import _hooks
 
+    def counted(rid: str, operation: str | None, method: bytes, path: str) -> int | None:
+        req = _hooks._Request(None, path, method)  # type: ignore[arg-type]
+        req.operation = operation
+        return _hooks._count_once(_usage.ParsedResponse(response_id=rid, input_tokens=1), req).input_tokens
+
     for i in range(_hooks._COUNTED_KEEP + 500):
-        _hooks._count_once(_usage.ParsedResponse(response_id=f"resp_bound{i}", input_tokens=1), "chat", "/v1/responses")
+        assert counted(f"resp_bound{i}", "chat", b"POST", "/v1/responses") == 1
     assert len(_hooks._counted) == _hooks._COUNTED_KEEP
     assert "resp_bound0" not in _hooks._counted and f"resp_bound{_hooks._COUNTED_KEEP + 499}" in _hooks._counted
     # Forgotten, an old response fetched again counts again: the price of a bounded memory.
-    old = _usage.ParsedResponse(response_id="resp_bound0", input_tokens=1)
-    assert _hooks._count_once(old, None, "/gw/v1/responses/resp_bound0?include=x").input_tokens == 1
-    # Only a fetched Response counts: a stored chat completion or a batch's results never do.
-    for path in ("/v1/chat/completions/chatcmpl-1", "/v1/messages/batches/b1/results", "/v1/responses/"):
-        fresh = _usage.ParsedResponse(response_id=f"never{path}", input_tokens=1)
-        assert _hooks._count_once(fresh, None, path).input_tokens is None
+    assert counted("resp_bound0", None, b"GET", "/gw/v1/responses/resp_bound0?include=x") == 1
+    assert counted("resp_bound0", None, b"GET", "/gw/v1/responses/resp_bound0") is None
+    # A GET other than a fetched Response repeats usage: a stored chat completion, a batch's results.
+    for path in ("/v1/chat/completions/chatcmpl-1", "/v1/messages/batches/b1/results", "/v1/files/f/content"):
+        assert counted(f"never{path}", None, b"GET", path) is None
+    # A POST with no GenAI operation name can spend tokens (an image, a transcription).
+    assert counted("img", None, b"POST", "/v1/images/generations") == 1
+    assert counted("img", None, b"POST", "/v1/images/generations") is None  # the same id again
+
+
+def test_token_billed_calls_without_an_operation_name_still_count(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with client, session("sess_img"):
+        image = client.images.generate(model="gpt-image-1", prompt="a receipt for order 1234", n=2)
+    assert image.usage is not None and image.usage.output_tokens == 544
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert "gen_ai.operation.name" not in a
+    assert a["gen_ai.usage.input_tokens"] == image.usage.input_tokens
+    assert a["gen_ai.usage.output_tokens"] == 544
+    assert a["alephant.cost.usd"] == pytest.approx(
+        expected_cost("gpt-image-1", "openai", image.usage.input_tokens, 544))
+    (sess,) = by_kind(spans, "session")
+    assert sess.attributes["alephant.total.output_tokens"] == 544

@@ -81,19 +81,21 @@ class _Once:
 _report = _Once()
 
 
-def _count_once(parsed: ParsedResponse, operation: str | None, path: str) -> ParsedResponse:
-    """``parsed``, without its usage when the usage was counted before or was never spent.
+def _count_once(parsed: ParsedResponse, req: _Request) -> ParsedResponse:
+    """``parsed``, without its usage when that usage was counted already.
 
-    A model call's usage always counts. Of the other gateway requests, only a
-    fetched Response (``GET /v1/responses/{id}``) counts, and only when this
-    process has not counted that response yet: a Response made with
-    ``background`` reports its usage only when fetched done, but fetching one
-    again, or one made in the foreground, repeats usage already counted. A
-    token count forecasts usage; a batch's results are billed apart; a stored
-    chat completion repeats its call's usage.
+    A model call's usage always counts. Another gateway request's counts
+    unless it repeats usage: a response counted before (fetched again, or a
+    Response made in the foreground and then fetched), or a ``GET`` other
+    than a fetched Response (a stored chat completion, a batch's results
+    file). A Response made with ``background`` reports its usage only when
+    fetched done, so that fetch counts, once. Other calls that spend tokens
+    without a GenAI operation name (image generation, transcription) count.
     """
     rid = parsed.response_id
-    if operation is None and (rid is None or rid in _counted or not _is_response_fetch(path)):
+    if req.operation is None and (
+        (rid is not None and rid in _counted) or (req.method in _GET and not _is_response_fetch(req.path))
+    ):
         return dataclasses.replace(
             parsed,
             input_tokens=None,
@@ -111,6 +113,9 @@ def _count_once(parsed: ParsedResponse, operation: str | None, path: str) -> Par
     return parsed
 
 
+_GET: Final = (b"GET", "GET")
+
+
 def _is_response_fetch(path: str) -> bool:
     """Whether ``path`` is ``.../v1/responses/{id}``."""
     query = path.find("?")
@@ -124,6 +129,7 @@ class _Request:
     __slots__ = (
         "agent_id",
         "body",
+        "method",
         "operation",
         "path",
         "provider",
@@ -135,9 +141,10 @@ class _Request:
         "totals",
     )
 
-    def __init__(self, span: Span, path: str) -> None:
+    def __init__(self, span: Span, path: str, method: bytes | str) -> None:
         self.span = span
         self.path = path
+        self.method = method
         self.operation: str | None = None
         self.provider: str | None = None
         self.request_model: str | None = None
@@ -304,7 +311,7 @@ class Bridge:
             return
         state = active_state()
         request_id, retry = _add_headers(headers, state)
-        req = _Request(span, path)
+        req = _Request(span, path, info.method)
         req.operation = operation_for_path(path)
         req.body = _request_body(info.stream)
         req.request_model = request_model(req.body)
@@ -399,7 +406,7 @@ class Bridge:
     ) -> None:
         span = req.span
         if parsed.input_tokens is not None or parsed.output_tokens is not None:
-            parsed = _count_once(parsed, req.operation, req.path)
+            parsed = _count_once(parsed, req)
         cost: float | None
         if reported_cost is not None:
             cost, source = reported_cost, n.COST_SOURCE_GATEWAY

@@ -3,7 +3,8 @@
 OpenAI-compatible ``/v1/chat/completions``, ``/v1/completions`` (legacy),
 ``/v1/responses`` (and ``GET /v1/responses/{id}``; made with
 ``background``, a Response is queued, and done when fetched),
-``/v1/embeddings`` and ``/v1/models``, and Anthropic-style ``/v1/messages``
+``/v1/embeddings``, ``/v1/images/generations`` (token-billed, as
+``gpt-image-1``) and ``/v1/models``, and Anthropic-style ``/v1/messages``
 and ``/v1/messages/count_tokens``, streaming (SSE) and not, in the shapes
 the real ``openai`` and ``anthropic`` SDKs parse. It
 records every request (method, path, query, headers, body) before answering,
@@ -425,6 +426,14 @@ class _Handler(QuietHTTPHandler):
             self._embeddings(req, n)
         elif method == "POST" and path.endswith("/v1/messages"):
             self._messages(req, n, fault)
+        elif method == "POST" and path.endswith("/v1/images/generations"):
+            # gpt-image-1 bills tokens: 272 output tokens a low-quality 1024x1024 image.
+            images = min(max(req["n"], 1), 8) if type(req.get("n")) is int else 1
+            inp, out = _usage(req)[0], 272 * images
+            usage = {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out,
+                     "input_tokens_details": {"text_tokens": inp, "image_tokens": 0}}  # fmt: skip
+            data = [{"b64_json": "iVBORw0KGgo="} for _ in range(images)]
+            self._json(200, {"created": int(time.time()), "data": data, "usage": usage}, self._cost_headers(inp, out))
         elif method == "POST" and path.endswith("/v1/messages/count_tokens"):
             # Counting is free and reports no usage object: what it returns is not spent.
             self._json(200, {"input_tokens": _usage(req)[0]})
