@@ -547,11 +547,8 @@ class _Handler(QuietHTTPHandler):
         events += _interleaved(
             replies, lambda i, word: chunk({"content": word}, index=i), lambda i: chunk({}, "stop", index=i)
         )
-        if include_usage:
-            events.append(_sse({"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model,
-                                "choices": [], "usage": usage}))  # fmt: skip
-        events.append(b"data: [DONE]\n\n")
-        self._stream(events, fault, extra)
+        last = {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": []}
+        self._openai_stream(events, {**last, "usage": usage} if include_usage else None, fault, extra)
 
     def _completions(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
         """The legacy text completions API (``client.completions.create``)."""
@@ -579,8 +576,12 @@ class _Handler(QuietHTTPHandler):
             lambda i, word: _sse(body([choice(i, word, None)], **nothing)),
             lambda i: _sse(body([choice(i, "", "stop")], **nothing)),
         )
-        if include_usage:
-            events.append(_sse(body([], usage=usage)))
+        self._openai_stream(events, body([], usage=usage) if include_usage else None, fault, extra)
+
+    def _openai_stream(self, events: list[bytes], usage: Any, fault: Fault | None, extra: dict[str, str]) -> None:
+        """Send an OpenAI-style stream: ``events``, the usage chunk when asked for, ``[DONE]``."""
+        if usage is not None:
+            events.append(_sse(usage))
         events.append(b"data: [DONE]\n\n")
         self._stream(events, fault, extra)
 
