@@ -474,6 +474,13 @@ def test_the_counted_response_ids_are_bounded() -> None:
     # A GET other than a fetched Response repeats usage: a stored chat completion, a batch's results.
     for path in ("/v1/chat/completions/chatcmpl-1", "/v1/messages/batches/b1/results", "/v1/files/f/content"):
         assert counted(f"never{path}", None, b"GET", path) is None
+    # Only Responses are remembered: other model calls are never fetched back with usage counted,
+    # and remembering each chat completion would hold memory per request.
+    for path in ("/v1/chat/completions", "/v1/messages", "/v1/embeddings?x=1", "/v1/completions"):
+        assert counted(f"other{path}", "chat", b"POST", path) == 1
+        assert f"other{path}" not in _hooks._counted
+    assert counted("resp_made", "chat", b"POST", "/gw/v1/responses/?x=1") == 1
+    assert "resp_made" in _hooks._counted
     # A POST with no GenAI operation name can spend tokens (an image, a transcription).
     assert counted("img", None, b"POST", "/v1/images/generations") == 1
     assert counted("img", None, b"POST", "/v1/images/generations") is None  # the same id again

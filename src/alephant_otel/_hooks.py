@@ -104,7 +104,9 @@ def _count_once(parsed: ParsedResponse, req: _Request) -> ParsedResponse:
             cache_creation_input_tokens=None,
             reasoning_output_tokens=None,
         )
-    if rid is not None:
+    if rid is not None and (req.operation is None or _is_responses_call(req.path)):
+        # Only Responses can be fetched back with their usage: a chat completion's fetch is
+        # a GET, never counted, so remembering its id would only hold memory.
         # OrderedDict's item set and popitem are single C calls: threads at worst evict one more.
         _counted[rid] = None
         if len(_counted) > _COUNTED_KEEP:
@@ -114,6 +116,12 @@ def _count_once(parsed: ParsedResponse, req: _Request) -> ParsedResponse:
 
 
 _GET: Final = (b"GET", "GET")
+
+
+def _is_responses_call(path: str) -> bool:
+    """Whether ``path`` is ``.../v1/responses`` (a Response made)."""
+    query = path.find("?")
+    return (path[:query] if query >= 0 else path).rstrip("/").endswith("/v1/responses")
 
 
 def _is_response_fetch(path: str) -> bool:
