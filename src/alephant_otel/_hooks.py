@@ -84,6 +84,11 @@ _report = _Once()
 def _count_once(parsed: ParsedResponse, req: _Request) -> ParsedResponse:
     """``parsed``, without its usage when that usage was counted already.
 
+    Called for the Responses made and for requests with no GenAI operation
+    name: only a Response can be fetched back with its usage still to count
+    (other fetches are GETs, never counted), so remembering the ids of chat
+    completions or messages would only hold memory.
+
     A model call's usage always counts. Another gateway request's counts
     unless it repeats usage: a response counted before (fetched again, or a
     Response made in the foreground and then fetched), or a ``GET`` other
@@ -104,9 +109,7 @@ def _count_once(parsed: ParsedResponse, req: _Request) -> ParsedResponse:
             cache_creation_input_tokens=None,
             reasoning_output_tokens=None,
         )
-    if rid is not None and (req.operation is None or _is_responses_call(req.path)):
-        # Only Responses can be fetched back with their usage: a chat completion's fetch is
-        # a GET, never counted, so remembering its id would only hold memory.
+    if rid is not None:
         # OrderedDict's item set and popitem are single C calls: threads at worst evict one more.
         _counted[rid] = None
         if len(_counted) > _COUNTED_KEEP:
@@ -116,12 +119,8 @@ def _count_once(parsed: ParsedResponse, req: _Request) -> ParsedResponse:
 
 
 _GET: Final = (b"GET", "GET")
-
-
-def _is_responses_call(path: str) -> bool:
-    """Whether ``path`` is ``.../v1/responses`` (a Response made)."""
-    query = path.find("?")
-    return (path[:query] if query >= 0 else path).rstrip("/").endswith("/v1/responses")
+#: A Response made (the request path has no query string: httpx keeps it apart).
+_RESPONSES_PATHS: Final = ("/v1/responses", "/v1/responses/")
 
 
 def _is_response_fetch(path: str) -> bool:
@@ -413,7 +412,9 @@ class Bridge:
         content_type: str | None,
     ) -> None:
         span = req.span
-        if parsed.input_tokens is not None or parsed.output_tokens is not None:
+        if (parsed.input_tokens is not None or parsed.output_tokens is not None) and (
+            req.operation is None or req.path.endswith(_RESPONSES_PATHS)
+        ):
             parsed = _count_once(parsed, req)
         cost: float | None
         if reported_cost is not None:
