@@ -77,9 +77,9 @@ class Instruments:
         ):
             if value is not None:
                 attrs[key] = value
+        if cost_usd is not None:
+            self.cost.add(cost_usd, attrs)
         if operation is None:
-            if cost_usd is not None:
-                self.cost.add(cost_usd, attrs)
             return
         if error_type is not None:
             self.duration.record(duration_s, {**attrs, "error.type": error_type})
@@ -89,5 +89,3 @@ class Instruments:
             self.token_usage.record(input_tokens, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"})
         if output_tokens is not None:
             self.token_usage.record(output_tokens, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"})
-        if cost_usd is not None:
-            self.cost.add(cost_usd, attrs)

@@ -277,10 +277,14 @@ def _reply_text(req: dict[str, Any]) -> str:
 
 def _choices(req: dict[str, Any]) -> list[str]:
     """The reply of each chat choice asked for (``n``, 1 to 8)."""
-    n = req.get("n")
-    count = min(max(n, 1), 8) if type(n) is int else 1
     reply = _reply_text(req)
-    return [" ".join([reply] * (4 * i + 1)) for i in range(count)]
+    return [" ".join([reply] * (4 * i + 1)) for i in range(_asked_for(req))]
+
+
+def _asked_for(req: dict[str, Any]) -> int:
+    """How many choices or images the request asks for (``n``, 1 to 8)."""
+    n = req.get("n")
+    return min(max(n, 1), 8) if type(n) is int else 1
 
 
 def _usage(req: dict[str, Any]) -> tuple[int, int]:
@@ -409,9 +413,9 @@ class _Handler(QuietHTTPHandler):
                     "data": [{"id": "openai/gpt-4o-mini", "object": "model", "created": 0, "owned_by": "alephant"}],
                 },
             )
-        elif method == "GET" and path.rstrip("/").rpartition("/")[0].endswith("/v1/responses"):
+        elif method == "GET" and (fetched := path.rstrip("/").rpartition("/"))[0].endswith("/v1/responses"):
             with emu._state.lock:
-                stored = emu._state.responses.get(path.rstrip("/").rpartition("/")[2])
+                stored = emu._state.responses.get(fetched[2])
             if stored is None:
                 self._json(404, {"error": {"message": "no such response", "type": "invalid_request_error"}})
             else:
@@ -427,13 +431,7 @@ class _Handler(QuietHTTPHandler):
         elif method == "POST" and path.endswith("/v1/messages"):
             self._messages(req, n, fault)
         elif method == "POST" and path.endswith("/v1/images/generations"):
-            # gpt-image-1 bills tokens: 272 output tokens a low-quality 1024x1024 image.
-            images = min(max(req["n"], 1), 8) if type(req.get("n")) is int else 1
-            inp, out = _usage(req)[0], 272 * images
-            usage = {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out,
-                     "input_tokens_details": {"text_tokens": inp, "image_tokens": 0}}  # fmt: skip
-            data = [{"b64_json": "iVBORw0KGgo="} for _ in range(images)]
-            self._json(200, {"created": int(time.time()), "data": data, "usage": usage}, self._cost_headers(inp, out))
+            self._images(req)
         elif method == "POST" and path.endswith("/v1/messages/count_tokens"):
             # Counting is free and reports no usage object: what it returns is not spent.
             self._json(200, {"input_tokens": _usage(req)[0]})
@@ -683,6 +681,15 @@ class _Handler(QuietHTTPHandler):
             },
             self._cost_headers(inp, 0),
         )
+
+    def _images(self, req: dict[str, Any]) -> None:
+        # gpt-image-1 bills tokens: 272 output tokens a low-quality 1024x1024 image.
+        images = _asked_for(req)
+        inp, out = _usage(req)[0], 272 * images
+        usage = {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out,
+                 "input_tokens_details": {"text_tokens": inp, "image_tokens": 0}}  # fmt: skip
+        data = [{"b64_json": "iVBORw0KGgo="} for _ in range(images)]
+        self._json(200, {"created": int(time.time()), "data": data, "usage": usage}, self._cost_headers(inp, out))
 
     def _messages(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
         model = str(req.get("model") or "anthropic/claude-3-5-haiku-latest")
