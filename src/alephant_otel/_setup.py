@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from alephant_otel import _names as n
 from alephant_otel import _scoping
+from alephant_otel._aiotransports import follow_httpx_instrumentation
 from alephant_otel._config import Settings, resolve_settings
 from alephant_otel._context import use_tracer_provider
 from alephant_otel._gateway import GatewayMatcher
@@ -156,6 +157,7 @@ def _patch_instrumentors() -> None:
     wrapt.wrap_function_wrapper(
         "opentelemetry.instrumentation.httpx", "_BaseHTTPXClientInstrumentor.instrument_client", _instrument_client_once
     )
+    follow_httpx_instrumentation()
     _patched = True
 
 
