@@ -91,3 +91,60 @@ def test_instrument_client_alone_gets_our_hooks(gateway: GatewayEmulator, spans,
     assert gateway.requests[0].headers["alephant-session-id"] == "sess_client"
     (span,) = [s for s in spans.get_finished_spans() if s.kind.name == "CLIENT"]
     assert span.attributes["alephant.request.id"] == gateway.requests[0].headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("module", "instrumentor"), [(httpx, HTTPXClientInstrumentor), (httpx2, HTTPX2ClientInstrumentor)]
+)
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_instrument_client_traces_a_custom_transport_under_global_instrumentation(
+    module, instrumentor, is_async: bool, spans, tracer_provider
+) -> None:
+    # Global instrumentation wraps httpx's own transports only; a client on a custom transport
+    # (here MockTransport, as in a user's unit tests) is traced once instrument_client is called
+    # on it, as with OpenTelemetry alone. Its in-memory response body is read at once.
+    gateway_url = "http://gateway.test"
+    sent: list[str | None] = []
+    reply = {"object": "list", "model": "text-embedding-3-small", "data": [], "usage": {"prompt_tokens": 7}}
+
+    def answer(request):
+        sent.append(request.headers.get("alephant-session-id"))
+        return module.Response(200, json=reply)
+
+    async def answer_async(request):
+        return answer(request)
+
+    async def post_async(client) -> None:
+        async with client:
+            for _ in range(2):
+                await client.post(gateway_url + "/v1/embeddings", json={"model": "text-embedding-3-small"})
+
+    def post(client) -> None:
+        if is_async:
+            asyncio.run(post_async(client))
+            return
+        with client:
+            for _ in range(2):
+                client.post(gateway_url + "/v1/embeddings", json={"model": "text-embedding-3-small"})
+
+    def new_client():
+        if is_async:
+            return module.AsyncClient(transport=module.MockTransport(answer_async))
+        return module.Client(transport=module.MockTransport(answer))
+
+    alephant_otel.configure(gateway_url=gateway_url, tracer_provider=tracer_provider)
+    with session("sess_mock"):
+        post(new_client())
+        assert sent == [None, None]  # not instrumented: untouched, as with OpenTelemetry alone
+        assert not spans.get_finished_spans()
+        client = new_client()
+        instrumentor.instrument_client(client, tracer_provider=tracer_provider)
+        post(client)
+    assert sent[2:] == ["sess_mock", "sess_mock"]
+    first, second = [s for s in spans.get_finished_spans() if s.kind.name == "CLIENT"]
+    for span in (first, second):
+        assert span.attributes["alephant.span.kind"] == "request"
+        assert span.attributes["gen_ai.usage.input_tokens"] == 7
+        assert "alephant.response.incomplete" not in span.attributes
+    # Ended when the response came back, not whenever the response object was collected.
+    assert first.end_time <= second.start_time

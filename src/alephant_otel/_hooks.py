@@ -264,8 +264,13 @@ def _response_headers(headers: Any, cost_key: bytes) -> tuple[str | None, str | 
     return ctype, encoding, cost
 
 
-def _request_body(stream: Any) -> bytes | None:
-    # Only in-memory bodies are read: iterating a streaming upload would consume it.
+def _in_memory(stream: Any) -> bytes | None:
+    """The body of an httpx/httpx2 ``ByteStream`` (bytes already in memory); None for any other stream.
+
+    Only those are read here: iterating a streaming upload would consume it.
+    A response has one when a transport built it from bytes (``MockTransport``,
+    in-process ASGI/WSGI apps); it is never iterated, so it cannot be watched.
+    """
     if type(stream).__name__ != "ByteStream":
         return None
     try:
@@ -320,7 +325,7 @@ class Bridge:
         request_id, retry = _add_headers(headers, state)
         req = _Request(span, path, info.method)
         req.operation = operation_for_path(path)
-        req.body = _request_body(info.stream)
+        req.body = _in_memory(info.stream)
         req.request_model = request_model(req.body)
         req.provider = provider_for(req.request_model, path)
         req.totals = active_totals()
@@ -376,25 +381,34 @@ class Bridge:
         status = int(response.status_code)
         content_type, content_encoding, cost_value = _response_headers(headers, self._cost_key)
         reported_cost = gateway_cost(cost_value)
+
+        def record(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
+            parsed = parse_response(
+                body,
+                status_code=status,
+                content_type=content_type,
+                content_encoding=content_encoding,
+                path=req.path,
+                whole=whole,
+                request_body=req.body,
+            )
+            self._record(req, status, parsed, reported_cost, complete, error, content_type)
+
+        stream = response.stream
+        body = _in_memory(stream)
+        if body is not None:
+            record(body, True, True, None)  # the instrumentation ends the span when this hook returns
+            return
         real_end = span.end
 
         def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
             try:
-                parsed = parse_response(
-                    body,
-                    status_code=status,
-                    content_type=content_type,
-                    content_encoding=content_encoding,
-                    path=req.path,
-                    whole=whole,
-                    request_body=req.body,
-                )
-                self._record(req, status, parsed, reported_cost, complete, error, content_type)
+                record(body, whole, complete, error)
             finally:
                 real_end()
 
         watcher = BodyWatcher(on_done)
-        if watch_stream(response.stream, watcher):
+        if watch_stream(stream, watcher):
             # The instrumentation ends the span when this hook returns; the
             # real end happens when the body does.
             span.end = lambda end_time=None: None  # type: ignore[method-assign]

@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from alephant_otel import _names as n
 from alephant_otel import _scoping
-from alephant_otel._aiotransports import follow_httpx_instrumentation
+from alephant_otel._aiotransports import follow_httpx_instrumentation, follows_instrumentation
 from alephant_otel._config import Settings, resolve_settings
 from alephant_otel._context import use_tracer_provider
 from alephant_otel._gateway import GatewayMatcher
@@ -114,15 +114,22 @@ def _instrument_with_our_hooks(wrapped: Any, instance: Any, args: Any, kwargs: d
 
 
 def _instrument_client_once(wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
-    """``instrument_client`` with our hooks, and a no-op when the whole module is instrumented already.
+    """``instrument_client`` with our hooks, and a no-op when global instrumentation traces the client already.
 
     OTel's own ``instrument_client`` on top of global instrumentation wraps the
-    transport twice and every request gets two CLIENT spans.
+    transport twice and every request gets two CLIENT spans. Global
+    instrumentation covers httpx's own transports (and the aiohttp ones this
+    package follows), not a custom one such as ``MockTransport``: that client
+    is still instrumented on its own, as OpenTelemetry alone would.
     """
     client = args[0] if args else kwargs.get("client")
     module_name = type(client).__module__.split(".", 1)[0]
     for inst in _client_instrumentors():
-        if getattr(type(inst), "_module_name", None) == module_name and inst.is_instrumented_by_opentelemetry:
+        if (
+            getattr(type(inst), "_module_name", None) == module_name
+            and inst.is_instrumented_by_opentelemetry
+            and _traced_globally(getattr(client, "_transport", None), type(inst)._module)
+        ):
             _log.debug("alephant_otel: %s is instrumented globally; instrument_client is a no-op", module_name)
             return None
     names = ("client", "tracer_provider", "request_hook", "response_hook")
@@ -132,6 +139,12 @@ def _instrument_client_once(wrapped: Any, instance: Any, args: Any, kwargs: dict
     call["request_hook"] = _chain(ours_req, call.get("request_hook"), is_async=is_async)
     call["response_hook"] = _chain(ours_resp, call.get("response_hook"), is_async=is_async)
     return wrapped(**call)
+
+
+def _traced_globally(transport: Any, module: Any) -> bool:
+    return isinstance(transport, (module.HTTPTransport, module.AsyncHTTPTransport)) or follows_instrumentation(
+        transport
+    )
 
 
 def _client_instrumentors() -> list[BaseInstrumentor]:
