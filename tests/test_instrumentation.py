@@ -93,6 +93,49 @@ def test_instrument_client_alone_gets_our_hooks(gateway: GatewayEmulator, spans,
     assert span.attributes["alephant.request.id"] == gateway.requests[0].headers["x-request-id"]
 
 
+@pytest.mark.parametrize("how", ["instrument", "instrument_client"])
+def test_a_hook_of_the_wrong_kind_is_left_out_with_a_warning(
+    how: str, gateway: GatewayEmulator, spans, tracer_provider, caplog
+) -> None:
+    # OpenTelemetry alone drops a plain function given as an async hook. Chained with ours into
+    # an async hook, it made every async request raise TypeError ("can't be used in 'await'").
+    called: list[str] = []
+
+    def plain_hook(span, request) -> None:
+        called.append("plain")
+
+    async def async_hook(span, request) -> None:
+        called.append("async")
+
+    inst = HTTPX2ClientInstrumentor()
+    async def go(aclient) -> int:
+        async with aclient:
+            return (await aclient.get(gateway.url + "/v1/models")).status_code
+
+    try:
+        if how == "instrument":
+            inst.uninstrument()
+            inst.instrument(tracer_provider=tracer_provider, request_hook=async_hook, async_request_hook=plain_hook)
+            aclient, client = httpx2.AsyncClient(), httpx2.Client()
+        else:
+            aclient, client = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: httpx2.Response(200))), None
+            inst.instrument_client(aclient, tracer_provider=tracer_provider, request_hook=plain_hook)
+        with session("sess_misfit"):
+            assert asyncio.run(go(aclient)) == 200
+            if client is not None:
+                with client:
+                    assert client.get(gateway.url + "/v1/models").status_code == 200
+    finally:
+        inst.uninstrument()
+        alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
+    assert called == []
+    if how == "instrument":
+        assert [r.headers.get("alephant-session-id") for r in gateway.requests] == ["sess_misfit"] * 2
+    warned = [r.getMessage() for r in caplog.records if "is not called" in r.getMessage()]
+    assert any("plain_hook" in m and "async def" in m for m in warned)
+    assert ("async_hook" in " ".join(warned)) == (how == "instrument")
+
+
 @pytest.mark.parametrize(
     ("module", "instrumentor"), [(httpx, HTTPXClientInstrumentor), (httpx2, HTTPX2ClientInstrumentor)]
 )

@@ -23,6 +23,7 @@ import threading
 import weakref
 from collections.abc import Collection, Iterable
 from functools import partial
+from inspect import iscoroutinefunction
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -84,8 +85,30 @@ async def _async_response_hook(span: Any, info: Any, response: Any) -> None:
         bridge.response_hook(span, info, response)
 
 
+_misfit_warned: set[int] = set()
+
+
 def _chain(ours: Any, theirs: Any, *, is_async: bool) -> Any:
+    """``ours`` then the caller's hook ``theirs``, as one hook of the kind the instrumentation calls.
+
+    A hook of the wrong kind (a plain function as an async hook, or a
+    coroutine function as a sync one) is left out with a warning: the
+    instrumentation alone would drop the first silently and, for the second,
+    only create coroutines nobody awaits. Chained as it was, a plain function
+    as an async hook made every async request raise ``TypeError`` in the app.
+    """
     if theirs is None or theirs is ours:
+        return ours
+    if iscoroutinefunction(theirs) != is_async:
+        if id(theirs) not in _misfit_warned:
+            _misfit_warned.add(id(theirs))
+            _log.warning(
+                "alephant_otel: httpx hook %r is not called: %s",
+                theirs,
+                "an async hook must be an async def function"
+                if is_async
+                else "a sync client's hook must be a plain function, not async def",
+            )
         return ours
     if is_async:
 
