@@ -33,7 +33,7 @@ import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
@@ -236,14 +236,50 @@ def test_internal_host_entry_forms(entry: str, host: str, port: int | None, sche
     try:
         ctx = otel_baggage.set_baggage("alephant.session.id", "sess_forms")
         ctx = otel_baggage.set_baggage("tenant", "acme", ctx)
+        span = trace.NonRecordingSpan(trace.SpanContext(1, 2, is_remote=False))
+        ctx = trace.set_span_in_context(span, ctx)  # the request's CLIENT span, current at injection
         carrier: dict[str, str] = {}
-        _scoping.mark_outgoing(host, port, gateway=False, scheme=scheme)
+        _scoping.mark_outgoing(host, port, gateway=False, span=span, scheme=scheme)
         _scoping.ScopedBaggagePropagator().inject(carrier, ctx)
     finally:
         _scoping.set_internal_hosts(None)
     assert ("alephant.session.id=sess_forms" in carrier["baggage"]) is internal
     assert "tenant=acme" in carrier["baggage"]
 
+
+
+def test_a_request_marker_holds_under_its_span_and_its_children_only(tracer_provider) -> None:
+    """A second client instrumentation below httpx injects again into the same request.
+
+    ``opentelemetry-instrumentation-aiohttp-client`` under an aiohttp-backed httpx
+    transport does, under its own child span: the gateway must not get the alephant
+    baggage from that injection either. A marker left by a finished request
+    applies to nothing else.
+    """
+    from alephant_otel import _scoping
+
+    tracer = tracer_provider.get_tracer("test")
+    propagator = _scoping.ScopedBaggagePropagator()
+
+    def injected() -> str:
+        carrier: dict[str, str] = {}
+        propagator.inject(carrier)
+        return carrier.get("baggage", "")
+
+    ctx = baggage.set_baggage("alephant.session.id", "sess_nested")
+    token = otel_context.attach(baggage.set_baggage("tenant", "acme", ctx))
+    try:
+        with tracer.start_as_current_span("POST", kind=trace.SpanKind.CLIENT) as http_span:
+            _scoping.mark_outgoing("gateway.test", None, gateway=True, span=http_span)
+            assert injected() == "tenant=acme"  # the httpx instrumentation's injection
+            with tracer.start_as_current_span("POST inner", kind=trace.SpanKind.CLIENT):
+                assert injected() == "tenant=acme"  # the nested instrumentation's
+        with tracer.start_as_current_span("GET", kind=trace.SpanKind.CLIENT):
+            # Another client's request (say requests, to an internal service), no marker of its own.
+            assert injected() == "alephant.session.id=sess_nested,tenant=acme"
+        assert injected() == "alephant.session.id=sess_nested,tenant=acme"
+    finally:
+        otel_context.detach(token)
 
 # --- (b) lookalike hosts, over real loopback HTTP ---------------------------------------------------------
 

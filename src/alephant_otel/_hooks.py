@@ -317,7 +317,7 @@ class Bridge:
     def _on_request(self, span: Span, info: Any) -> None:
         scheme, host, port, path = _url_parts(info.url)
         is_gateway = self.matcher.matches(scheme, host, port, path)
-        mark_outgoing(host, port, gateway=is_gateway, scheme=scheme)
+        mark_outgoing(host, port, gateway=is_gateway, span=span, scheme=scheme)
         headers = info.headers
         if not is_gateway or headers is None:
             return
@@ -395,10 +395,11 @@ class Bridge:
             self._record(req, status, parsed, reported_cost, complete, error, content_type)
 
         stream = response.stream
-        body = _in_memory(stream)
-        if body is not None:
-            record(body, True, True, None)  # the instrumentation ends the span when this hook returns
-            return
+        if type(stream).__name__ == "ByteStream":
+            body = _in_memory(stream)
+            if body is not None:
+                record(body, True, True, None)  # the instrumentation ends the span when this hook returns
+                return
         real_end = span.end
 
         def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:

@@ -16,7 +16,12 @@ which ``configure()`` and the instrumentor swap in:
 
 Other baggage entries are never touched. The httpx request hook tells the
 propagator, through a context variable, where the request it is about to
-inject goes.
+inject goes, and under which CLIENT span. The marker holds for injections
+under that span or a child of it: a second client instrumentation under
+httpx (``opentelemetry-instrumentation-aiohttp-client`` below an aiohttp-backed
+httpx transport) injects again, under its own span, into the same request.
+A marker left behind (a request that failed before injecting, or one long
+done) applies to no other injection.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import contextlib
 from contextvars import ContextVar
 from typing import Any, Final
 
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import CarrierT, Setter, default_setter
@@ -35,8 +40,8 @@ from alephant_otel._gateway import _ascii_host
 __all__ = ["ScopedBaggagePropagator", "drop_alephant_baggage", "host_key", "mark_outgoing", "set_internal_hosts"]
 
 _PREFIX: Final = "alephant."
-# (host key, is gateway) of the request about to be injected; None outside an httpx request.
-_outgoing: ContextVar[tuple[str, bool] | None] = ContextVar("alephant_otel_outgoing", default=None)
+# (host key, is gateway, its CLIENT span) of the last httpx request marked in this context.
+_outgoing: ContextVar[tuple[str, bool, trace.Span] | None] = ContextVar("alephant_otel_outgoing", default=None)
 _internal: frozenset[str] = frozenset()
 _enabled = False
 
@@ -79,8 +84,8 @@ def set_internal_hosts(hosts: frozenset[str] | None) -> None:
     _enabled = hosts is not None
 
 
-def mark_outgoing(host: str, port: int | None, *, gateway: bool, scheme: str = "") -> None:
-    """Record where the request whose headers are injected next goes.
+def mark_outgoing(host: str, port: int | None, *, gateway: bool, span: trace.Span, scheme: str = "") -> None:
+    """Record where the request of the CLIENT span ``span`` goes, for the injections under it.
 
     ``port`` is None when the URL names none; an entry ``svc:80`` still
     matches ``http://svc/`` (the scheme's default port).
@@ -91,13 +96,26 @@ def mark_outgoing(host: str, port: int | None, *, gateway: bool, scheme: str = "
             effective = port if port is not None else _DEFAULT_PORTS.get(scheme)
             if effective is not None:
                 host = f"{host}:{effective}"
-        _outgoing.set((host, gateway))
+        _outgoing.set((host, gateway, span))
     elif gateway:
-        _outgoing.set(("", True))
-    elif _outgoing.get() is not None:
-        # A marker left by a request that failed before injection must not
-        # apply to this one.
-        _outgoing.set(None)
+        _outgoing.set(("", True, span))
+    # Scoping off and not the gateway: OpenTelemetry's default, which a marker left by
+    # another request does not change (it is bound to that request's span).
+
+
+def _marked_for(context: Context | None) -> tuple[str, bool, trace.Span] | None:
+    """The marker of the request being injected under the current span, if any."""
+    target = _outgoing.get()
+    if target is None:
+        return None
+    current = trace.get_current_span(context)
+    span = target[2]
+    if current is span:
+        return target  # the httpx instrumentation's own injection
+    parent = getattr(current, "parent", None)  # an SDK span's parent SpanContext
+    if parent is not None and parent.span_id == span.get_span_context().span_id:
+        return target
+    return None
 
 
 def drop_alephant_baggage(headers: Any) -> None:
@@ -119,7 +137,7 @@ def drop_alephant_baggage(headers: Any) -> None:
         headers["baggage"] = ",".join(kept)
 
 
-def _keep_alephant(target: tuple[str, bool] | None) -> bool:
+def _keep_alephant(target: tuple[str, bool, trace.Span] | None) -> bool:
     if _enabled:
         # The gateway never gets them, even when an internal-hosts entry also covers its host.
         return target is not None and not target[1] and target[0] in _internal
@@ -133,9 +151,7 @@ class ScopedBaggagePropagator(W3CBaggagePropagator):
         self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
     ) -> None:
         """Inject baggage, without alephant entries where they don't belong."""
-        target = _outgoing.get()
-        if target is not None:
-            _outgoing.set(None)
+        target = _marked_for(context)
         if not _keep_alephant(target):
             entries = baggage.get_all(context)
             if entries and any(k.startswith(_PREFIX) for k in entries):
