@@ -3,8 +3,8 @@
 Every task and every thread opens its own session and run (unique ids, a
 nested sub-run inside), waits until all of them are open at once, then sends
 gateway requests through clients shared by everyone: one ``httpx``, one
-``httpx2`` and one ``openai`` client for all tasks, one of each for all
-threads. Some work is carried into a ``ThreadPoolExecutor`` with
+``httpx2`` and two ``openai`` clients (one on ``DefaultAioHttpClient``) for
+all tasks, one of each but the aiohttp one for all threads. Some work is carried into a ``ThreadPoolExecutor`` with
 ``bind_context`` and some through ``context_carrier``/``attach_carrier``.
 Each request names its sender (an ``x-test-sender`` header and the same
 marker in the body), so every request the emulator recorded, and every
@@ -73,6 +73,11 @@ class AsyncClients:
     httpx: httpx.AsyncClient
     httpx2: httpx2.AsyncClient
     openai: openai.AsyncOpenAI
+    openai_aiohttp: openai.AsyncOpenAI  # DefaultAioHttpClient: aiohttp sockets under httpx2
+
+
+#: send_async's kinds of request; send_sync has the first four.
+ASYNC_KINDS = 5
 
 
 @dataclass
@@ -96,6 +101,9 @@ async def send_async(clients: AsyncClients, ledger: Ledger, marker: str, kind: i
         r2.raise_for_status()
     elif kind == 2:
         await clients.openai.embeddings.create(model=EMBED, input=marker, extra_headers=headers)
+    elif kind == 4:
+        await clients.openai_aiohttp.chat.completions.create(
+            model=CHAT, messages=[{"role": "user", "content": marker}], extra_headers=headers)
     else:
         stream = await clients.openai.chat.completions.create(
             model=CHAT, messages=[{"role": "user", "content": marker}], stream=True,
@@ -159,6 +167,8 @@ async def test_concurrent_sessions_through_shared_clients_never_mix(
         url, httpx.AsyncClient(limits=limits, timeout=60), httpx2.AsyncClient(limits=limits2, timeout=60),
         openai.AsyncOpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0,
                            http_client=openai.DefaultAsyncHttpxClient(limits=limits2, timeout=60)),
+        openai.AsyncOpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0,
+                           http_client=openai.DefaultAioHttpClient(limits=limits2, timeout=60)),
     )
     pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="carried")
     all_open = asyncio.Event()
@@ -172,10 +182,10 @@ async def test_concurrent_sessions_through_shared_clients_never_mix(
             if opened == tasks:
                 all_open.set()
             await all_open.wait()  # every task's session is open at once from here on
-            await send_async(aclients, ledger, f"a{i}/outer", i % 4)
+            await send_async(aclients, ledger, f"a{i}/outer", i % ASYNC_KINDS)
             with run(f"run_a{i}_sub"):  # inherits the agent, knows its parent run
                 await asyncio.sleep(0)
-                await send_async(aclients, ledger, f"a{i}/inner", (i + 1) % 4)
+                await send_async(aclients, ledger, f"a{i}/inner", (i + 1) % ASYNC_KINDS)
                 if i % 4 == 0:
                     bound = bind_context(send_sync)
                     await asyncio.wrap_future(pool.submit(bound, sync, ledger, f"a{i}/bound", i // 4 % 4))
@@ -183,7 +193,7 @@ async def test_concurrent_sessions_through_shared_clients_never_mix(
                     carrier = context_carrier()
                     await asyncio.wrap_future(pool.submit(send_from_carrier, sync, ledger, carrier, f"a{i}/carrier"))
             await asyncio.sleep(0)
-            await send_async(aclients, ledger, f"a{i}/after", (i + 2) % 4)
+            await send_async(aclients, ledger, f"a{i}/after", (i + 2) % ASYNC_KINDS)
 
     barrier = threading.Barrier(threads)
 
@@ -205,7 +215,7 @@ async def test_concurrent_sessions_through_shared_clients_never_mix(
     try:
         for w in workers:
             w.start()
-        async with aclients.httpx, aclients.httpx2, aclients.openai:
+        async with aclients.httpx, aclients.httpx2, aclients.openai, aclients.openai_aiohttp:
             await asyncio.gather(*(task(i) for i in range(tasks)))
         await asyncio.to_thread(lambda: [w.join(timeout=120) for w in workers])
     finally:
