@@ -191,3 +191,20 @@ def test_instrument_client_traces_a_custom_transport_under_global_instrumentatio
         assert "alephant.response.incomplete" not in span.attributes
     # Ended when the response came back, not whenever the response object was collected.
     assert first.end_time <= second.start_time
+
+
+def test_a_large_in_memory_body_still_gives_its_usage(spans, tracer_provider) -> None:
+    # Past 1 MiB only the head and tail are kept, through the same BodyWatcher as a
+    # stream's body; the usage at the end of a large embeddings body is still found.
+    vectors = [{"object": "embedding", "index": i, "embedding": [0.125] * 256} for i in range(1200)]
+    reply = {"object": "list", "data": vectors, "model": "text-embedding-3-small", "usage": {"prompt_tokens": 4321}}
+    body = json.dumps(reply).encode()
+    assert len(body) > 2 << 20
+    client = httpx2.Client(transport=httpx2.MockTransport(lambda request: httpx2.Response(200, content=body)))
+    alephant_otel.configure(gateway_url="http://gateway.test", tracer_provider=tracer_provider)
+    HTTPX2ClientInstrumentor().instrument_client(client, tracer_provider=tracer_provider)
+    with session("sess_big"), client:
+        assert len(client.post("http://gateway.test/v1/embeddings", json={"model": "m"}).content) == len(body)
+    (span,) = [s for s in spans.get_finished_spans() if s.kind.name == "CLIENT"]
+    assert span.attributes["gen_ai.usage.input_tokens"] == 4321
+    assert span.attributes["gen_ai.response.model"] == "text-embedding-3-small"

@@ -398,7 +398,11 @@ class Bridge:
         if type(stream).__name__ == "ByteStream":
             body = _in_memory(stream)
             if body is not None:
-                record(body, True, True, None)  # the instrumentation ends the span when this hook returns
+                # Kept as a watched stream's would be (head and tail past 1 MiB); the
+                # instrumentation ends the span when this hook returns.
+                memory = BodyWatcher(record)
+                memory.feed(body)
+                memory.finish(complete=True)
                 return
         real_end = span.end
 
