@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server, url = start_server()
     try:
         if "per_request" in only:
-            libs = ["httpx"] if quick else ["httpx", "httpx2"]
+            libs = ["httpx"] if quick else ["httpx", "httpx2", "aiohttp"]
             bench_per_request(url, res, rounds=rounds, n=200 if quick else 500, libs=libs)
         if "streaming" in only:
             bench_streaming(url, res, rounds=rounds, n=5 if quick else 20)
