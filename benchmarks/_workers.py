@@ -146,6 +146,20 @@ def _reply(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _timed_batches(batch: Callable[[int], None], flush: Callable[[], None]) -> None:
+    """Warm up, then answer each command N with client CPU and wall time per request of ``batch(N)``."""
+    batch(200)  # warm up: connection, caches, price lookup
+    flush()
+    _reply({"ready": True})
+    for n in _commands():
+        gc.collect()
+        c0, w0 = time.process_time(), time.perf_counter()
+        batch(n)
+        flush()
+        c1, w1 = time.process_time(), time.perf_counter()
+        _reply({"cpu_us": (c1 - c0) / n * 1e6, "wall_us": (w1 - w0) / n * 1e6})
+
+
 def aiohttp_client(variant: str, url: str, provider: Any) -> Any:
     """An httpx2 client on the aiohttp transport, traced as ``variant`` traces it.
 
@@ -181,16 +195,7 @@ def per_request_async(variant: str, url: str) -> None:
                 if r.status_code != 200:
                     raise RuntimeError(f"HTTP {r.status_code}")
 
-        loop.run_until_complete(batch(200))  # warm up
-        flush()
-        _reply({"ready": True})
-        for n in _commands():
-            gc.collect()
-            c0, w0 = time.process_time(), time.perf_counter()
-            loop.run_until_complete(batch(n))
-            flush()
-            c1, w1 = time.process_time(), time.perf_counter()
-            _reply({"cpu_us": (c1 - c0) / n * 1e6, "wall_us": (w1 - w0) / n * 1e6})
+        _timed_batches(lambda n: loop.run_until_complete(batch(n)), flush)
 
 
 def per_request(variant: str, url: str, lib: str) -> None:
@@ -202,24 +207,14 @@ def per_request(variant: str, url: str, lib: str) -> None:
         mod, flush = setup(variant, url, lib, stack)
         client = stack.enter_context(mod.Client(base_url=url))
 
-        def one() -> None:
-            r = client.post(CHAT_PATH, content=BODY, headers=HEADERS)
-            r.read()
-            if r.status_code != 200:
-                raise RuntimeError(f"HTTP {r.status_code}")
-
-        for _ in range(200):  # warm up: connection, caches, price lookup
-            one()
-        flush()
-        _reply({"ready": True})
-        for n in _commands():
-            gc.collect()
-            c0, w0 = time.process_time(), time.perf_counter()
+        def batch(n: int) -> None:
             for _ in range(n):
-                one()
-            flush()
-            c1, w1 = time.process_time(), time.perf_counter()
-            _reply({"cpu_us": (c1 - c0) / n * 1e6, "wall_us": (w1 - w0) / n * 1e6})
+                r = client.post(CHAT_PATH, content=BODY, headers=HEADERS)
+                r.read()
+                if r.status_code != 200:
+                    raise RuntimeError(f"HTTP {r.status_code}")
+
+        _timed_batches(batch, flush)
 
 
 def streaming(variant: str, url: str, lib: str, chunks: int = 500) -> None:

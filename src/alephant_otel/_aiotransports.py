@@ -25,6 +25,8 @@ from functools import partial
 from types import ModuleType
 from typing import Any, Final
 
+import wrapt
+
 __all__ = ["AIOHTTP_TRANSPORT_MODULES", "follow_httpx_instrumentation", "follows_instrumentation"]
 
 _log = logging.getLogger(__name__)
@@ -38,18 +40,16 @@ AIOHTTP_TRANSPORT_MODULES: Final = (
 )
 _METHOD: Final = "handle_async_request"
 _OTEL_WRAPPER: Final = "_handle_async_request_wrapper"
-_registered: set[str] = set()
 _followed: set[type] = set()
 
 
 def follow_httpx_instrumentation() -> None:
-    """Wrap each aiohttp transport class when (or if already) its module is imported. Idempotent."""
-    import wrapt
+    """Wrap each aiohttp transport class when (or if already) its module is imported.
 
+    Idempotent: a class is wrapped once however often its hook runs.
+    """
     for name in AIOHTTP_TRANSPORT_MODULES:
-        if name not in _registered:
-            _registered.add(name)
-            wrapt.register_post_import_hook(_wrap_module, name)
+        wrapt.register_post_import_hook(_wrap_module, name)
 
 
 def _wrap_module(module: ModuleType) -> None:
@@ -59,10 +59,8 @@ def _wrap_module(module: ModuleType) -> None:
         base = _async_http_transport_of(cls)
         if cls is None or base is None or not callable(cls.__dict__.get(_METHOD)):
             return
-        import wrapt
-
         if isinstance(cls.__dict__[_METHOD], wrapt.ObjectProxy):
-            return  # wrapped already (the module was reloaded)
+            return  # wrapped already
         wrapt.wrap_function_wrapper(cls, _METHOD, partial(_follow, base))
         _followed.add(cls)
     except Exception:
