@@ -477,6 +477,7 @@ def check_fault_span(name: str, span: ReadableSpan) -> None:
     elif name.startswith("timeout"):
         assert span.status.status_code is StatusCode.ERROR
         assert "timeout" in (span.status.description or "").lower()
+        assert a[n.ATTR_ERROR_TYPE] == "ReadTimeout"  # no response: why, as for every failed call
         (event,) = [e for e in span.events if e.name == "exception"]
         assert event.attributes["exception.type"].endswith(".ReadTimeout")
     elif name == "reset-mid-stream":

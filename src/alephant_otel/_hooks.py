@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import MutableMapping
@@ -136,6 +137,7 @@ class _Request:
     __slots__ = (
         "agent_id",
         "body",
+        "end",
         "method",
         "operation",
         "path",
@@ -162,6 +164,8 @@ class _Request:
         self.agent_id: str | None = None
         self.session_path: str | None = None
         self.started = time.perf_counter()
+        #: The span's own ``end``, while the request hook's guard stands in for it.
+        self.end: Any = None
 
 
 def _url_parts(url: Any) -> tuple[str, str, int | None, str]:
@@ -336,6 +340,7 @@ class Bridge:
         extensions: MutableMapping[str, Any] | None = info.extensions
         if extensions is not None:
             extensions[_EXT] = req
+            self._guard_end(req)
         if not span.is_recording():
             return
         attrs: dict[str, AttributeValue] = {
@@ -355,6 +360,67 @@ class Bridge:
         set_clean(span, attrs)
         if req.operation is not None and req.request_model is not None:
             span.update_name(f"{req.operation} {req.request_model}")
+
+    def _guard_end(self, req: _Request) -> None:
+        """Record the request as failed if its span ends before any response comes.
+
+        A timeout, a refused connection or a cancelled task raises through the
+        instrumentation, which then ends the span without calling the response
+        hook: without this the request would be missing from the run's and
+        session's totals (the spans would still show it, so ``sessions`` would
+        report the roll-up as not matching) and from the duration metric,
+        which the GenAI conventions want for failed operations too. The
+        response hook puts the span's own ``end`` back.
+        """
+        span = req.span
+        real_end = req.end = span.end
+
+        def end(end_time: int | None = None) -> None:
+            span.end = real_end  # type: ignore[method-assign]
+            # Called from the instrumentation's ``finally`` while the error propagates.
+            self._unanswered(req, sys.exc_info()[1])
+            real_end(end_time)
+
+        span.end = end  # type: ignore[method-assign]
+
+    def _unanswered(self, req: _Request, error: BaseException | None) -> None:
+        """Record a request that got no response because of ``error``. Never raises."""
+        if error is None:  # not ended by a failure: nothing known to record
+            return
+        try:
+            # A closed coroutine or generator was stopped, as a stream the caller left is.
+            error_type = None if isinstance(error, GeneratorExit) else type(error).__qualname__
+            span = req.span
+            if error_type is not None and span.is_recording():
+                # OpenTelemetry records ``Exception``s on the span but leaves a cancelled
+                # task's span as if it had succeeded (BaseException is "not an error").
+                set_clean(span, {n.ATTR_ERROR_TYPE: error_type})
+                status = getattr(span, "status", None)
+                if status is None or status.status_code is StatusCode.UNSET:
+                    span.set_status(Status(StatusCode.ERROR, f"no response: {error_type}"))
+            for totals in req.totals:
+                totals.add(
+                    retry=req.retry_attempt > 0,
+                    intercepted=False,
+                    cost_usd=None,
+                    input_tokens=None,
+                    output_tokens=None,
+                )
+            self.instruments.record(
+                operation=req.operation,
+                provider=req.provider,
+                request_model=req.request_model,
+                response_model=None,
+                agent_id=req.agent_id,
+                session_path=req.session_path,
+                input_tokens=None,
+                output_tokens=None,
+                cost_usd=None,
+                duration_s=time.perf_counter() - req.started,
+                error_type=error_type,
+            )
+        except Exception:
+            _report("request end")
 
     # -- response -----------------------------------------------------------
 
@@ -377,6 +443,7 @@ class Bridge:
         req: _Request | None = extensions.get(_EXT) if extensions is not None else None
         if req is None or req.span is not span:
             return
+        real_end = span.end = req.end  # type: ignore[method-assign]
         headers = response.headers
         status = int(response.status_code)
         content_type, content_encoding, cost_value = _response_headers(headers, self._cost_key)
@@ -404,7 +471,6 @@ class Bridge:
                 memory.feed(body)
                 memory.finish(complete=True)
                 return
-        real_end = span.end
 
         def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
             try:
