@@ -41,6 +41,7 @@ import alephant_otel
 from alephant_otel import run, session
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._hooks import _url_parts
+from alephant_otel.testing import Fault as GatewayFault
 from alephant_otel.testing import GatewayEmulator
 
 ALEPHANT_HEADERS = (
@@ -246,6 +247,60 @@ def test_internal_host_entry_forms(entry: str, host: str, port: int | None, sche
     assert ("alephant.session.id=sess_forms" in carrier["baggage"]) is internal
     assert "tenant=acme" in carrier["baggage"]
 
+
+
+# --- redirects -------------------------------------------------------------------------------------
+
+
+def _request_ids(spans) -> list[str]:
+    found = [s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "request"]
+    return [s.attributes["alephant.request.id"] for s in sorted(found, key=lambda s: s.start_time)]
+
+
+def test_a_gateway_redirect_to_another_host_does_not_carry_the_gateway_headers(
+    gateway: GatewayEmulator, other_server: GatewayEmulator, spans
+) -> None:
+    # httpx builds a redirect from the previous request's headers, which the hook had given
+    # the gateway headers: without care they followed a 307 to storage or any other host.
+    target = other_server.url + "/v1/chat/completions"
+    gateway.add_fault(GatewayFault.redirect(target), times=2)
+    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="sk-secret", max_retries=0)
+    with client, session("sess_redirect", name="Refund"), run("run_redirect", agent_id="triage"), tenant_baggage():
+        client.chat.completions.create(**CHAT)  # the SDK (httpx2) follows redirects
+        with httpx.Client(follow_redirects=True) as plain:
+            plain.post(gateway.url + "/v1/chat/completions", json=CHAT, headers={"x-request-id": "mine"})
+    first, second = gateway.requests
+    assert first.headers["alephant-session-id"] == second.headers["alephant-session-id"] == "sess_redirect"
+    sdk_hop, plain_hop = other_server.requests
+    # Only the alephant baggage, which (scoping off) goes to any host but the gateway.
+    assert alephant_on(sdk_hop) == {
+        "alephant.session.id": "sess_redirect",
+        "alephant.session.name": "Refund",
+        "alephant.agent.id": "triage",
+        "alephant.run.id": "run_redirect",
+    }
+    assert "authorization" not in sdk_hop.headers  # what httpx itself drops
+    assert baggage_of(sdk_hop.headers)["tenant"] == "acme"
+    # The caller's own x-request-id goes where httpx sends it; the package's does not.
+    assert {h: plain_hop.headers.get(h) for h in (*ALEPHANT_HEADERS, "x-request-id")} == {
+        **dict.fromkeys(ALEPHANT_HEADERS), "x-request-id": "mine"
+    }
+    assert _request_ids(spans) == [first.headers["x-request-id"], "mine"]
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_a_redirect_within_the_gateway_is_a_request_of_its_own(module, gateway: GatewayEmulator, spans) -> None:
+    gateway.add_fault(GatewayFault.redirect(gateway.url + "/v1/chat/completions"), path="/v1/chat")
+    with module.Client(follow_redirects=True) as client, session("sess_moved"):
+        reply = client.post(gateway.url + "/v1/chat", json=CHAT)
+    assert reply.status_code == 200
+    moved, answered = gateway.requests
+    assert moved.headers["alephant-session-id"] == answered.headers["alephant-session-id"] == "sess_moved"
+    # Each hop has its own request id, as each has its own span.
+    assert moved.headers["x-request-id"] != answered.headers["x-request-id"]
+    assert _request_ids(spans) == [moved.headers["x-request-id"], answered.headers["x-request-id"]]
+    with pytest.raises(ValueError, match="3xx"):
+        GatewayFault.redirect(gateway.url, status=200)
 
 
 def test_a_request_marker_holds_under_its_span_and_its_children_only(tracer_provider) -> None:

@@ -58,6 +58,8 @@ _REQUEST_ID_RAW: Final = n.HEADER_REQUEST_ID.encode("ascii")
 _REQUEST_ID_KEY: Final = _REQUEST_ID_LOWER.encode("ascii")
 _RETRY_KEY: Final = _RETRY_LOWER.encode("ascii")
 _BAGGAGE_KEY: Final = b"baggage"
+#: The alephant-* headers: only the gateway reads them.
+_GATEWAY_HEADERS: Final = tuple(name.lower() for name in n.BAGGAGE_TO_HEADER.values())
 
 
 class _Once:
@@ -142,6 +144,7 @@ class _Request:
         "operation",
         "path",
         "provider",
+        "request_id",
         "request_model",
         "retry_attempt",
         "session_path",
@@ -166,6 +169,8 @@ class _Request:
         self.started = time.perf_counter()
         #: The span's own ``end``, while the request hook's guard stands in for it.
         self.end: Any = None
+        #: The ``x-request-id`` this package made for the request (None: the caller's).
+        self.request_id: str | None = None
 
 
 def _url_parts(url: Any) -> tuple[str, str, int | None, str]:
@@ -209,8 +214,10 @@ def _has_list_layout(cls: type) -> bool:
     return ok
 
 
-def _add_headers(headers: Any, state: Any) -> tuple[str, str | None]:
-    """Add the gateway headers the caller did not set; return (request id, retry count header).
+def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
+    """Add the gateway headers the caller did not set.
+
+    Returns (request id, retry count header, whether the request id is one this added).
 
     Also takes ``alephant.*`` entries out of a ``baggage`` header set before the
     hook: the gateway gets the ids as alephant-* headers, never as baggage.
@@ -221,26 +228,45 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None]:
         for triple in state.raw_headers:
             if triple[1] not in present:
                 items.append(triple)
-        if _REQUEST_ID_KEY in present:
-            request_id = headers.get(_REQUEST_ID_LOWER)
-        else:
+        ours = _REQUEST_ID_KEY not in present
+        if ours:
             request_id = new_id("req_")
             items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
+        else:
+            request_id = headers.get(_REQUEST_ID_LOWER)
         if _BAGGAGE_KEY in present:
             drop_alephant_baggage(headers)
-        return request_id, headers.get(_RETRY_LOWER) if _RETRY_KEY in present else None
+        return request_id, headers.get(_RETRY_LOWER) if _RETRY_KEY in present else None, ours
     names = {key.lower() for key in headers}
     for name, value in state.headers:
         if name.lower() not in names:
             headers[name] = value
     if "baggage" in names:
         drop_alephant_baggage(headers)
-    if _REQUEST_ID_LOWER in names:
-        request_id = headers.get(_REQUEST_ID_LOWER)
-    else:
+    ours = _REQUEST_ID_LOWER not in names
+    if ours:
         request_id = new_id("req_")
         headers[n.HEADER_REQUEST_ID] = request_id
-    return request_id, headers.get(_RETRY_LOWER) if _RETRY_LOWER in names else None
+    else:
+        request_id = headers.get(_REQUEST_ID_LOWER)
+    return request_id, headers.get(_RETRY_LOWER) if _RETRY_LOWER in names else None, ours
+
+
+def _after_gateway_hop(headers: Any, previous: _Request, to_gateway: bool) -> None:
+    """Take the previous hop's gateway headers off a redirected request.
+
+    httpx builds a redirect's request from the previous one's headers, which
+    the hook had given the gateway headers, and passes the same extensions on.
+    Another host must not get them (as httpx drops ``Authorization`` when the
+    origin changes), and each hop is a request of its own: the request id
+    this package made for the previous hop is not reused.
+    """
+    if previous.request_id is not None and headers.get(_REQUEST_ID_LOWER) == previous.request_id:
+        del headers[_REQUEST_ID_LOWER]
+    if not to_gateway:
+        for name in _GATEWAY_HEADERS:
+            if name in headers:
+                del headers[name]
 
 
 _CONTENT_TYPE: Final = b"content-type"
@@ -323,11 +349,20 @@ class Bridge:
         is_gateway = self.matcher.matches(scheme, host, port, path)
         mark_outgoing(host, port, gateway=is_gateway, span=span, scheme=scheme)
         headers = info.headers
+        extensions: MutableMapping[str, Any] | None = info.extensions
+        if extensions is not None and headers is not None:
+            previous = extensions.get(_EXT)
+            if previous is not None:  # a redirect of a gateway request
+                _after_gateway_hop(headers, previous, is_gateway)
+                if not is_gateway:
+                    del extensions[_EXT]
         if not is_gateway or headers is None:
             return
         state = active_state()
-        request_id, retry = _add_headers(headers, state)
+        request_id, retry, ours = _add_headers(headers, state)
         req = _Request(span, path, info.method)
+        if ours:
+            req.request_id = request_id
         req.operation = operation_for_path(path)
         req.body = _in_memory(info.stream)
         req.request_model = request_model(req.body)
@@ -337,7 +372,6 @@ class Bridge:
         req.session_path = state.current.session_path
         if retry is not None and retry.isdigit():
             req.retry_attempt = int(retry)
-        extensions: MutableMapping[str, Any] | None = info.extensions
         if extensions is not None:
             extensions[_EXT] = req
             self._guard_end(req)

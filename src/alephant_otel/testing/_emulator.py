@@ -88,6 +88,7 @@ class Fault:
     megabytes: int = 0
     ctype: str = ""
     reason: str = ""
+    location: str = ""
     code: str = ""
 
     @classmethod
@@ -140,6 +141,13 @@ class Fault:
     def content_type(cls, content_type: str) -> Fault:
         """A 200 answer with a non-JSON content type."""
         return cls("content_type", ctype=content_type)
+
+    @classmethod
+    def redirect(cls, location: str, *, status: int = 307) -> Fault:
+        """Answer with a redirect to ``location`` (a gateway that moved, a download handed to storage)."""
+        if not 300 <= status < 400:
+            raise ValueError(f"a redirect status is 3xx, not {status}")
+        return cls("redirect", http_status=status, location=location)
 
 
 def _texts(value: Any) -> Iterator[str]:
@@ -480,6 +488,9 @@ class _Handler(QuietHTTPHandler):
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                 },
             )
+            return True
+        if fault.kind == "redirect":
+            self.send_body(fault.http_status, b"", "text/plain", {"location": fault.location})
             return True
         if fault.kind == "content_type":
             self.send_body(200, b"<html><body>maintenance</body></html>", fault.ctype)
