@@ -191,11 +191,68 @@ class _State:
 _KEEP_RESPONSES: Final = 1024
 
 
+class _Encoder:
+    """Compress a body whole, or a stream event by event with a flush after each, as a CDN does."""
+
+    CODINGS: Final = ("gzip", "br", "zstd")
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        if coding == "gzip":
+            import zlib
+
+            gz = zlib.compressobj(wbits=31)
+            self._part: Callable[[bytes], bytes] = lambda data: gz.compress(data) + gz.flush(zlib.Z_SYNC_FLUSH)
+            self._end: Callable[[], bytes] = gz.flush
+        elif coding == "br":
+            import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+            br = brotli.Compressor(quality=4)  # what CDNs use for dynamic content
+            self._part = lambda data: bytes(br.process(data)) + bytes(br.flush())
+            self._end = lambda: bytes(br.finish())
+        elif coding == "zstd":
+            try:
+                from compression.zstd import ZstdCompressor  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                from backports.zstd import ZstdCompressor  # type: ignore[import-not-found,unused-ignore,no-redef]
+            zs = ZstdCompressor()
+            self._part = lambda data: bytes(zs.compress(data, ZstdCompressor.FLUSH_BLOCK))
+            self._end = lambda: bytes(zs.flush(ZstdCompressor.FLUSH_FRAME))
+        else:
+            raise ValueError(f"content_encoding must be one of {', '.join(self.CODINGS)}, not {coding!r}")
+
+    @classmethod
+    def check(cls, coding: str | None) -> None:
+        """Raise ``ValueError`` now if ``coding`` is unknown or its library is missing."""
+        if coding is not None:
+            try:
+                cls(coding)
+            except ImportError as exc:
+                raise ValueError(f"content_encoding={coding!r} needs a library that is not installed: {exc}") from exc
+
+    def part(self, data: bytes) -> bytes:
+        """``data`` compressed and flushed, so the client can decode it at once."""
+        return self._part(data)
+
+    def end(self) -> bytes:
+        """The end of the compressed stream."""
+        return self._end()
+
+    def whole(self, data: bytes) -> bytes:
+        """``data`` as one compressed body."""
+        return self._part(data) + self._end()
+
+
 class GatewayEmulator(LoopbackServer):
     """The gateway emulator; a context manager that serves in a daemon thread.
 
     ``url`` is its base URL (``http://127.0.0.1:PORT``), also the Anthropic
     ``base_url``; the OpenAI ``base_url`` is :attr:`openai_base_url`.
+
+    ``content_encoding`` (``gzip``, ``br`` or ``zstd``) compresses every
+    answer whose request accepts that coding, streams event by event, as a
+    CDN in front of a gateway does (``br`` needs ``brotli``; ``zstd`` needs
+    Python 3.14 or ``backports.zstd``).
 
     Examples:
         >>> import httpx
@@ -217,7 +274,10 @@ class GatewayEmulator(LoopbackServer):
         chunk_delay: float = 0.0,
         report_cost: bool = False,
         cost_header: str = "x-litellm-response-cost",
+        content_encoding: str | None = None,
     ) -> None:
+        _Encoder.check(content_encoding)
+        self.content_encoding = content_encoding
         self.latency = latency
         self.chunk_delay = chunk_delay
         self.report_cost = report_cost
@@ -331,25 +391,41 @@ class _Server(QuietHTTPServer):
 class _Handler(QuietHTTPHandler):
     server: _Server
 
+    _encoder: _Encoder | None = None
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
         self.send_body(status, json.dumps(obj).encode(), "application/json", extra)
+
+    def send_body(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        """Answer with a complete body, compressed when the emulator and the request agree on a coding."""
+        if self._encoder is not None and body:
+            body = self._encoder.whole(body)
+            extra = {**(extra or {}), "content-encoding": self._encoder.coding}
+        super().send_body(status, body, ctype, extra)
 
     def _start_stream(self, extra: dict[str, str]) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
+        if self._encoder is not None:
+            self.send_header("content-encoding", self._encoder.coding)
         for k, v in extra.items():
             self.send_header(k, v)
         self.end_headers()
 
     def _chunk(self, data: bytes) -> None:
+        if self._encoder is not None:
+            data = self._encoder.part(data)
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
     def _end_stream(self) -> None:
+        tail = self._encoder.end() if self._encoder is not None else b""
+        if tail:
+            self.wfile.write(f"{len(tail):x}\r\n".encode() + tail + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -409,6 +485,8 @@ class _Handler(QuietHTTPHandler):
         )
         if emu.latency:
             time.sleep(emu.latency)
+        accepted = {c.split(";")[0].strip().lower() for c in self.headers.get("accept-encoding", "").split(",")}
+        self._encoder = _Encoder(emu.content_encoding) if emu.content_encoding in accepted else None
         if fault is not None and self._apply_fault(fault, parts.path):
             return
         req = parsed if isinstance(parsed, dict) else {}
