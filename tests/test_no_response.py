@@ -22,6 +22,7 @@ import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import alephant_otel
@@ -201,3 +202,60 @@ def test_a_request_made_while_the_caller_handles_an_error_is_not_a_failure(spans
     assert req.attributes["gen_ai.usage.input_tokens"] == 7
     (session_span,) = _of_kind(spans, "session")
     assert _totals(session_span) == (1, 0)
+
+
+def test_request_spans_are_freed_without_the_garbage_collector(gateway: GatewayEmulator, closed_port: int) -> None:
+    # The hooks put things on a request span (a stand-in ``end``), in the request's extensions
+    # and in the body watcher, and remember the last request in the context (the propagator's
+    # marker). None of that may keep the span alive, or tie it into a cycle: httpx keeps each
+    # response in one (response <-> its stream), so anything the request or stream holds lives
+    # until the collector runs, and a worker making calls all day would pile spans up.
+    import gc
+    import weakref
+
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    started: list[weakref.ref] = []
+
+    class Watch(SpanProcessor):
+        def on_start(self, span, parent_context=None) -> None:
+            if span.kind.name == "CLIENT":
+                started.append(weakref.ref(span))
+
+    provider = TracerProvider()
+    provider.add_span_processor(Watch())
+    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=provider)
+    reply = {"object": "list", "data": [], "usage": {"prompt_tokens": 1}}
+    mock = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, json=reply)))
+    HTTPXClientInstrumentor.instrument_client(mock, tracer_provider=provider)
+    sdk = openai.OpenAI(base_url=gateway.openai_base_url, api_key="sk-x", max_retries=0)
+    plain = httpx.Client()
+    embedding = {"model": "text-embedding-3-small", "input": "a b"}
+    try:
+        with sdk, mock, plain, session("sess_freed"):
+            sdk.chat.completions.create(model=MODEL, messages=MESSAGES)  # warm-up: imports, caches
+            gc.collect()
+            started.clear()
+            gc.disable()
+            sdk.chat.completions.create(model=MODEL, messages=MESSAGES)  # httpx2, a watched body
+            plain.post(gateway.url + "/v1/embeddings", json=embedding).json()  # httpx, a watched body
+            mock.post(gateway.url + "/v1/embeddings", json=embedding)  # an in-memory body
+            assert len(started) == 3
+            # The ids are derived once per context, and the last context is kept (one, for the
+            # whole process): reading them here moves it off the last request's span.
+            assert alephant_otel.current().session_id == "sess_freed"
+            assert [ref() for ref in started] == [None] * 3
+            # No response: OpenTelemetry's wrapper frame and the exception hold each other,
+            # so these go at the next collection; nothing of this package keeps them longer.
+            with pytest.raises(httpx.ConnectError):
+                plain.post(f"http://127.0.0.1:{closed_port}/v1/embeddings", json=embedding)
+            with pytest.raises(openai.APIConnectionError):
+                openai.OpenAI(base_url=f"http://127.0.0.1:{closed_port}/v1", api_key="sk-x", max_retries=0).models.list()
+            assert len(started) == 5
+            gc.collect()
+            assert [ref() for ref in started] == [None] * 5
+    finally:
+        gc.enable()
+        alephant_otel.configure(gateway_url=gateway.url, tracer_provider=trace.get_tracer_provider())
+        provider.shutdown()

@@ -167,7 +167,7 @@ class _Request:
         self.agent_id: str | None = None
         self.session_path: str | None = None
         self.started = time.perf_counter()
-        #: The span's own ``end``, while the request hook's guard stands in for it.
+        #: What the span had as its own ``end`` attribute before the request hook's stand-in.
         self.end: Any = None
         #: The ``x-request-id`` this package made for the request (None: the caller's).
         self.request_id: str | None = None
@@ -252,16 +252,17 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
     return request_id, headers.get(_RETRY_LOWER) if _RETRY_LOWER in names else None, ours
 
 
-def _after_gateway_hop(headers: Any, previous: _Request, to_gateway: bool) -> None:
+def _after_gateway_hop(headers: Any, previous_id: str, to_gateway: bool) -> None:
     """Take the previous hop's gateway headers off a redirected request.
 
     httpx builds a redirect's request from the previous one's headers, which
     the hook had given the gateway headers, and passes the same extensions on.
     Another host must not get them (as httpx drops ``Authorization`` when the
     origin changes), and each hop is a request of its own: the request id
-    this package made for the previous hop is not reused.
+    this package made for the previous hop (``previous_id``; empty when it was
+    the caller's) is not reused.
     """
-    if previous.request_id is not None and headers.get(_REQUEST_ID_LOWER) == previous.request_id:
+    if previous_id and headers.get(_REQUEST_ID_LOWER) == previous_id:
         del headers[_REQUEST_ID_LOWER]
     if not to_gateway:
         for name in _GATEWAY_HEADERS:
@@ -309,6 +310,16 @@ def _in_memory(stream: Any) -> bytes | None:
         return None
 
 
+def _put_back_end(span: Any, own: Any) -> None:
+    """Undo the request hook's stand-in for ``span.end``: ``own`` is what the instance had (usually nothing)."""
+    if own is not None:
+        span.end = own
+        return
+    attrs = getattr(span, "__dict__", None)
+    if attrs is not None:
+        attrs.pop("end", None)
+
+
 class Bridge:
     """The hooks for one configuration (gateway URLs, cost header, meters)."""
 
@@ -353,6 +364,8 @@ class Bridge:
         if extensions is not None and headers is not None:
             previous = extensions.get(_EXT)
             if previous is not None:  # a redirect of a gateway request
+                if type(previous) is _Request:  # one that got no response
+                    previous = previous.request_id or ""
                 _after_gateway_hop(headers, previous, is_gateway)
                 if not is_gateway:
                     del extensions[_EXT]
@@ -407,10 +420,16 @@ class Bridge:
         response hook puts the span's own ``end`` back.
         """
         span = req.span
-        real_end = req.end = span.end
+        real_end = span.end
+        # Put back as found: usually by removing the stand-in, as a bound method kept
+        # on the span itself would be a reference cycle that only the collector frees.
+        try:
+            req.end = span.__dict__.get("end")
+        except AttributeError:  # a span class without instance attributes cannot take the stand-in
+            return
 
         def end(end_time: int | None = None) -> None:
-            span.end = real_end  # type: ignore[method-assign]
+            _put_back_end(span, req.end)
             # Called from the instrumentation's ``finally`` while the error propagates.
             self._unanswered(req, sys.exc_info()[1])
             real_end(end_time)
@@ -474,10 +493,14 @@ class Bridge:
 
     def _on_response(self, span: Span, info: Any, response: Any) -> None:
         extensions = info.extensions
-        req: _Request | None = extensions.get(_EXT) if extensions is not None else None
-        if req is None or req.span is not span:
+        req = extensions.get(_EXT) if extensions is not None else None
+        if type(req) is not _Request or req.span is not span:
             return
-        real_end = span.end = req.end  # type: ignore[method-assign]
+        # What a redirect's next hop needs, and no more: httpx keeps a response (and so its
+        # request and extensions) in a reference cycle, which must not hold the span too.
+        extensions[_EXT] = req.request_id or ""
+        _put_back_end(span, req.end)
+        real_end = span.end
         headers = response.headers
         status = int(response.status_code)
         content_type, content_encoding, cost_value = _response_headers(headers, self._cost_key)

@@ -40,8 +40,9 @@ from alephant_otel._gateway import _ascii_host
 __all__ = ["ScopedBaggagePropagator", "drop_alephant_baggage", "host_key", "mark_outgoing", "set_internal_hosts"]
 
 _PREFIX: Final = "alephant."
-# (host key, is gateway, its CLIENT span) of the last httpx request marked in this context.
-_outgoing: ContextVar[tuple[str, bool, trace.Span] | None] = ContextVar("alephant_otel_outgoing", default=None)
+# (host key, is gateway, its CLIENT span's context) of the last httpx request marked in this
+# context. The span context, not the span: a marker outlives its request, and would keep the span.
+_outgoing: ContextVar[tuple[str, bool, trace.SpanContext] | None] = ContextVar("alephant_otel_outgoing", default=None)
 _internal: frozenset[str] = frozenset()
 _enabled = False
 
@@ -96,24 +97,24 @@ def mark_outgoing(host: str, port: int | None, *, gateway: bool, span: trace.Spa
             effective = port if port is not None else _DEFAULT_PORTS.get(scheme)
             if effective is not None:
                 host = f"{host}:{effective}"
-        _outgoing.set((host, gateway, span))
+        _outgoing.set((host, gateway, span.get_span_context()))
     elif gateway:
-        _outgoing.set(("", True, span))
+        _outgoing.set(("", True, span.get_span_context()))
     # Scoping off and not the gateway: OpenTelemetry's default, which a marker left by
     # another request does not change (it is bound to that request's span).
 
 
-def _marked_for(context: Context | None) -> tuple[str, bool, trace.Span] | None:
+def _marked_for(context: Context | None) -> tuple[str, bool, trace.SpanContext] | None:
     """The marker of the request being injected under the current span, if any."""
     target = _outgoing.get()
     if target is None:
         return None
     current = trace.get_current_span(context)
-    span = target[2]
-    if current is span:
+    marked = target[2]
+    if current.get_span_context() is marked:
         return target  # the httpx instrumentation's own injection
     parent = getattr(current, "parent", None)  # an SDK span's parent SpanContext
-    if parent is not None and parent.span_id == span.get_span_context().span_id:
+    if parent is not None and parent.span_id == marked.span_id:
         return target
     return None
 
@@ -137,7 +138,7 @@ def drop_alephant_baggage(headers: Any) -> None:
         headers["baggage"] = ",".join(kept)
 
 
-def _keep_alephant(target: tuple[str, bool, trace.Span] | None) -> bool:
+def _keep_alephant(target: tuple[str, bool, trace.SpanContext] | None) -> bool:
     if _enabled:
         # The gateway never gets them, even when an internal-hosts entry also covers its host.
         return target is not None and not target[1] and target[0] in _internal

@@ -98,9 +98,16 @@ class BodyWatcher:
                 body, whole = self._head + b"\n\n" + b"".join(self._tail)[-TAIL_BYTES:], False
             self._chunks = []
             self._tail.clear()
-            self._on_done(body, whole, complete, error)
+            on_done, self._on_done = self._on_done, _done_already
+            # Dropped first: httpx keeps a response and its stream (which holds this
+            # watcher) in a reference cycle; the callback holds the request's span.
+            on_done(body, whole, complete, error)
         except Exception:
             _log.exception("alephant_otel: failed to record a response body; the request is unaffected")
+
+
+def _done_already(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
+    """The callback of a watcher that has reported its body."""
 
 
 def _watcher_of(stream: object) -> BodyWatcher | None:
