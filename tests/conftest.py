@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -74,3 +76,14 @@ def other_server() -> Iterator[GatewayEmulator]:
     """A second loopback server that is NOT the gateway."""
     with GatewayEmulator() as srv:
         yield srv
+
+
+@pytest.fixture
+def metrics(gateway: GatewayEmulator) -> Iterator[InMemoryMetricReader]:
+    """The gateway fixture, with the package's metrics going to an in-memory reader."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=_provider, meter_provider=provider)
+    yield reader
+    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=_provider)
+    provider.shutdown()

@@ -6,22 +6,10 @@ import anthropic
 import httpx
 import openai
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-import alephant_otel
 from alephant_otel import run, session
 from alephant_otel.testing import GatewayEmulator
-
-
-@pytest.fixture
-def metrics(gateway: GatewayEmulator, tracer_provider):
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider, meter_provider=provider)
-    yield reader
-    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
-    provider.shutdown()
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, list]:

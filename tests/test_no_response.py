@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import StatusCode
 
 import alephant_otel
@@ -33,16 +31,6 @@ from alephant_otel.testing import Fault, GatewayEmulator
 
 MODEL = "openai/gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
-
-
-@pytest.fixture
-def metrics(gateway: GatewayEmulator, tracer_provider) -> Iterator[InMemoryMetricReader]:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider, meter_provider=provider)
-    yield reader
-    alephant_otel.configure(gateway_url=gateway.url, tracer_provider=tracer_provider)
-    provider.shutdown()
 
 
 @pytest.fixture
@@ -250,8 +238,9 @@ def test_request_spans_are_freed_without_the_garbage_collector(gateway: GatewayE
             # so these go at the next collection; nothing of this package keeps them longer.
             with pytest.raises(httpx.ConnectError):
                 plain.post(f"http://127.0.0.1:{closed_port}/v1/embeddings", json=embedding)
-            with pytest.raises(openai.APIConnectionError):
-                openai.OpenAI(base_url=f"http://127.0.0.1:{closed_port}/v1", api_key="sk-x", max_retries=0).models.list()
+            nowhere = openai.OpenAI(base_url=f"http://127.0.0.1:{closed_port}/v1", api_key="sk-x", max_retries=0)
+            with nowhere, pytest.raises(openai.APIConnectionError):
+                nowhere.models.list()
             assert len(started) == 5
             gc.collect()
             assert [ref() for ref in started] == [None] * 5
