@@ -52,6 +52,8 @@ _log = logging.getLogger(__name__)
 _counted: OrderedDict[str, None] = OrderedDict()
 _COUNTED_KEEP: Final = 4096
 _EXT: Final = "alephant_otel"
+#: What is known of a body that was not read (no response, or one left unwatched): nothing.
+_NOTHING_READ: Final = ParsedResponse()
 _REQUEST_ID_LOWER: Final = n.HEADER_REQUEST_ID.lower()
 _RETRY_LOWER: Final = n.HEADER_STAINLESS_RETRY.lower()
 _REQUEST_ID_RAW: Final = n.HEADER_REQUEST_ID.encode("ascii")
@@ -451,27 +453,7 @@ class Bridge:
                 status = getattr(span, "status", None)
                 if status is None or status.status_code is StatusCode.UNSET:
                     span.set_status(Status(StatusCode.ERROR, f"no response: {error_type}"))
-            for totals in req.totals:
-                totals.add(
-                    retry=req.retry_attempt > 0,
-                    intercepted=False,
-                    cost_usd=None,
-                    input_tokens=None,
-                    output_tokens=None,
-                )
-            self.instruments.record(
-                operation=req.operation,
-                provider=req.provider,
-                request_model=req.request_model,
-                response_model=None,
-                agent_id=req.agent_id,
-                session_path=req.session_path,
-                input_tokens=None,
-                output_tokens=None,
-                cost_usd=None,
-                duration_s=time.perf_counter() - req.started,
-                error_type=error_type,
-            )
+            self._tally(req, _NOTHING_READ, None, error_type)
         except Exception:
             _report("request end")
 
@@ -541,7 +523,7 @@ class Bridge:
             # real end happens when the body does.
             span.end = lambda end_time=None: None  # type: ignore[method-assign]
         else:
-            self._record(req, status, ParsedResponse(), reported_cost, True, None, content_type)
+            self._record(req, status, _NOTHING_READ, reported_cost, True, None, content_type)
 
     def _record(
         self,
@@ -564,7 +546,6 @@ class Bridge:
         else:
             cost = compute_cost(parsed, request_model=req.request_model, provider=req.provider)
             source = n.COST_SOURCE_PRICE_TABLE
-        intercepted = parsed.policy is not None
         if span.is_recording():
             attrs: dict[str, AttributeValue] = {}
             if parsed.response_model is not None:
@@ -622,10 +603,14 @@ class Bridge:
             set_clean(span, attrs)
             if req.request_model is None and req.operation is not None and parsed.response_model is not None:
                 span.update_name(f"{req.operation} {parsed.response_model}")
+        self._tally(req, parsed, cost, str(status) if status >= 400 else parsed.error_type)
+
+    def _tally(self, req: _Request, parsed: ParsedResponse, cost: float | None, error_type: str | None) -> None:
+        """Count one finished attempt in its run and session roll-ups and in the metrics."""
         for totals in req.totals:
             totals.add(
                 retry=req.retry_attempt > 0,
-                intercepted=intercepted,
+                intercepted=parsed.policy is not None,
                 cost_usd=cost,
                 input_tokens=parsed.input_tokens,
                 output_tokens=parsed.output_tokens,
@@ -641,5 +626,5 @@ class Bridge:
             output_tokens=parsed.output_tokens,
             cost_usd=cost,
             duration_s=time.perf_counter() - req.started,
-            error_type=str(status) if status >= 400 else parsed.error_type,
+            error_type=error_type,
         )

@@ -417,17 +417,19 @@ class _Handler(QuietHTTPHandler):
         self.end_headers()
 
     def _chunk(self, data: bytes) -> None:
-        if self._encoder is not None:
-            data = self._encoder.part(data)
+        self._write_chunk(self._encoder.part(data) if self._encoder is not None else data)
+
+    def _write_chunk(self, data: bytes) -> None:
+        """One chunk of a chunked body, flushed; an empty one ends the body."""
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
     def _end_stream(self) -> None:
-        tail = self._encoder.end() if self._encoder is not None else b""
-        if tail:
-            self.wfile.write(f"{len(tail):x}\r\n".encode() + tail + b"\r\n")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        if self._encoder is not None:
+            tail = self._encoder.end()
+            if tail:
+                self._write_chunk(tail)
+        self._write_chunk(b"")
 
     def _stream(self, events: list[bytes], fault: Fault | None, extra: dict[str, str]) -> None:
         emu = self.server.emulator
@@ -485,8 +487,11 @@ class _Handler(QuietHTTPHandler):
         )
         if emu.latency:
             time.sleep(emu.latency)
-        accepted = {c.split(";")[0].strip().lower() for c in self.headers.get("accept-encoding", "").split(",")}
-        self._encoder = _Encoder(emu.content_encoding) if emu.content_encoding in accepted else None
+        self._encoder = None
+        if emu.content_encoding is not None:
+            accepted = {c.split(";")[0].strip().lower() for c in self.headers.get("accept-encoding", "").split(",")}
+            if emu.content_encoding in accepted:
+                self._encoder = _Encoder(emu.content_encoding)
         if fault is not None and self._apply_fault(fault, parts.path):
             return
         req = parsed if isinstance(parsed, dict) else {}
