@@ -117,8 +117,9 @@ def blocks(text: str | None = None) -> list[Block]:
         end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
         before = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = _MARKER.match(before)
-        block = Block(i + 1, fence.group(1), "\n".join(lines[i + 1 : end]) + "\n", section,
-                      marker.group(1) if marker else "")
+        block = Block(
+            i + 1, fence.group(1), "\n".join(lines[i + 1 : end]) + "\n", section, marker.group(1) if marker else ""
+        )
         _parse_marker(block)
         found.append(block)
         i = end + 1
@@ -151,8 +152,10 @@ def test_markers_are_known_and_skips_are_few() -> None:
 
 
 def test_the_parser_sees_markers_and_sections() -> None:
-    text = "# T\n## A b\n<!-- readme-test: gateway file=x.py -->\n```python\nprint(1)\n```\n" \
-           "### C\n\n<!-- readme-test: skip -->\n\n```bash\nls\n```\n```\nbare\n```\n"
+    text = (
+        "# T\n## A b\n<!-- readme-test: gateway file=x.py -->\n```python\nprint(1)\n```\n"
+        "### C\n\n<!-- readme-test: skip -->\n\n```bash\nls\n```\n```\nbare\n```\n"
+    )
     a, c, bare = blocks(text)
     assert (a.section, a.gateway, a.file, a.code) == ("a-b", True, "x.py", "print(1)\n")
     assert (c.section, c.skip, c.bad) == ("c", None, ["line 11: a skip needs a reason: skip (why)"])
