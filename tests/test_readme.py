@@ -37,7 +37,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
-from _util import BIN, ROOT, clean_env
+from _util import BIN, ROOT, clean_env, imported_modules, plain_install_modules
 
 from alephant_otel.testing import GatewayEmulator
 
@@ -166,6 +166,15 @@ def test_python_blocks_compile() -> None:
     for b in blocks():
         if b.lang == "python":
             compile(b.code, f"README.md:{b.line}", "exec")
+
+
+def test_python_blocks_need_only_a_plain_install() -> None:
+    # The Quickstart's `pip install alephant-otel openai` is the install the README promises.
+    plain = plain_install_modules("alephant-otel", "openai") | {"alephant_otel"}
+    for b in blocks():
+        if b.lang == "python":
+            missing = imported_modules(b.code) - plain
+            assert not missing, f"README.md:{b.line} imports {sorted(missing)}, which a plain install lacks"
 
 
 def test_quickstart_comes_first_and_is_short() -> None:
