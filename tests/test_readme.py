@@ -162,6 +162,16 @@ def test_the_parser_sees_markers_and_sections() -> None:
     assert bare.lang == ""
 
 
+def test_links_within_the_readme_resolve() -> None:
+    text = README.read_text(encoding="utf-8")
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert links, "the parser found no internal link"
+    assert links <= anchors, f"links to no heading: {sorted(links - anchors)}"
+    files = set(re.findall(r"\]\((?!#|https?:)([^)#]+)\)", text))
+    assert all((ROOT / f).exists() for f in files), [f for f in files if not (ROOT / f).exists()]
+
+
 def test_python_blocks_compile() -> None:
     for b in blocks():
         if b.lang == "python":
