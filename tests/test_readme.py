@@ -52,6 +52,7 @@ QUICKSTART_MAX_LINES = 20
 EXPECT = {
     "quickstart": ["session quickstart-1 'My first session'", "assistant run_", "chat openai/gpt-4o-mini"],
     "2-zero-code-opentelemetry-instrument": ["/support/zero-code", "1 of 1 sessions"],
+    "5-sessions-across-services-threads-and-queues": ["case-7\ncase-7\n"],
     "6-testing-your-own-code-the-alephant_gateway-fixture": ["1 passed"],
 }
 _MARKER = re.compile(r"^<!--\s*readme-test:\s*(.*?)\s*-->$")
