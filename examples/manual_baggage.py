@@ -1,14 +1,15 @@
 """(1) Manual baggage: the plain OpenTelemetry API, no alephant_otel scopes.
 
 Code that already manages OpenTelemetry context only has to put the ids in
-baggage; the httpx hook turns them into gateway headers.
+baggage; the hook on httpx2 (the HTTP client the ``openai`` SDK uses) turns
+them into gateway headers. Needs only ``pip install alephant-otel openai``.
 
     python examples/manual_baggage.py
 """
 
 from __future__ import annotations
 
-import httpx
+import openai
 from _gateway import gateway
 from opentelemetry import baggage, context
 
@@ -23,12 +24,10 @@ with gateway() as gw:
     ctx = baggage.set_baggage("alephant.run.id", "run-refund-1", ctx)
     token = context.attach(ctx)
     try:
-        with httpx.Client(base_url=gw.openai_base_url, headers={"authorization": f"Bearer {gw.api_key}"}) as client:
-            reply = client.post("/chat/completions", json={
-                "model": "openai/gpt-4o-mini",
-                "messages": [{"role": "user", "content": "Where is my refund?"}],
-            }).json()
+        with openai.OpenAI(base_url=gw.openai_base_url, api_key=gw.api_key) as client:
+            reply = client.chat.completions.create(
+                model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Where is my refund?"}])
     finally:
         context.detach(token)
-    print("reply:", reply["choices"][0]["message"]["content"])
+    print("reply:", reply.choices[0].message.content)
     gw.print_received()

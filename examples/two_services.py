@@ -1,10 +1,11 @@
 """(5) Two services, one session: an API service hands a case to a worker over HTTP.
 
 Service A opens the session and a run, and calls service B (a separate
-process) over plain HTTP. OpenTelemetry's default W3C propagators carry the
-trace and the alephant baggage; B extracts them, opens its own run (whose
-parent is A's run), and calls the gateway. Both processes' gateway calls carry
-A's session id, and B's spans join A's trace.
+process) over plain HTTP, with httpx2 (which the openai SDK installs).
+OpenTelemetry's default W3C propagators carry the trace and the alephant
+baggage; B extracts them, opens its own run (whose parent is A's run), and
+calls the gateway. Both processes' gateway calls carry A's session id, and B's
+spans join A's trace.
 
     python examples/two_services.py
 """
@@ -17,7 +18,7 @@ import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
+import httpx2  # the HTTP client the openai SDK installs
 from opentelemetry import context, propagate
 
 import alephant_otel
@@ -36,7 +37,7 @@ class Worker(BaseHTTPRequestHandler):
         try:
             with run(agent_id="worker"):
                 ids = current()
-                with httpx.Client() as client:
+                with httpx2.Client() as client:
                     client.post(
                         os.environ["ALEPHANT_GATEWAY_URL"].split(",")[0] + "/v1/chat/completions",
                         headers={"authorization": "Bearer " + os.environ.get("ALEPHANT_VIRTUAL_KEY", "sk-local")},
@@ -73,7 +74,7 @@ def main() -> None:
             assert worker.stdout is not None
             port = int(worker.stdout.readline())
             with session(name="Escalated ticket", path="/support/escalate"), run(agent_id="api") as a:
-                with httpx.Client() as client:
+                with httpx2.Client() as client:
                     client.post(gw.url + "/v1/chat/completions",
                                 headers={"authorization": f"Bearer {gw.api_key}"},
                                 json={"model": "openai/gpt-4o-mini",

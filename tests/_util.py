@@ -31,3 +31,45 @@ def wait_for(probe: Callable[[], T], timeout: float = 15.0) -> T:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+def plain_install_modules(*roots: str) -> set[str]:
+    """Top-level modules that ``pip install <roots>`` brings: the packages and their dependencies.
+
+    Read from the installed metadata (requirements without extras, markers evaluated here), so a
+    module that only the ``dev`` extra installs (``httpx``) is not among them.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return {mod for mod, dists in packages_distributions().items() if any(canonicalize_name(d) in seen for d in dists)}
+
+
+def imported_modules(source: str) -> set[str]:
+    """Top-level names of the modules ``source`` imports (absolute imports only)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"__future__"}

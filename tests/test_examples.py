@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from _util import BIN, EXAMPLES, clean_env
+from _util import BIN, EXAMPLES, clean_env, imported_modules, plain_install_modules
 
 CASES = {
     "manual_baggage.py": ["'alephant-session-id': 'support-case-1042'", "'Alephant-Run-Id': 'run-refund-1'"],
@@ -20,6 +20,15 @@ CASES = {
 def test_every_example_is_covered() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_") and p.name != "zero_code_app.py"}
     assert scripts == set(CASES)
+
+
+def test_examples_need_only_a_plain_install() -> None:
+    # `pip install alephant-otel openai` is all the README asks for (an editable install of the
+    # package itself is not in the metadata's module map: named here).
+    plain = plain_install_modules("alephant-otel", "openai") | {"alephant_otel", "_gateway"}
+    for path in sorted(EXAMPLES.glob("*.py")):
+        missing = imported_modules(path.read_text()) - plain
+        assert not missing, f"examples/{path.name} imports {sorted(missing)}, which a plain install lacks"
 
 
 @pytest.mark.parametrize("script", sorted(CASES))
