@@ -364,6 +364,18 @@ def pre_instrument() -> None:
         _log.exception("alephant_otel: pre-instrument step failed; continuing without it")
 
 
+def hook_for_tests(tracer_provider: SdkTracerProvider) -> None:
+    """Set the hooks up with the environment's settings if nothing has, without claiming the instrumentor.
+
+    For the ``alephant_gateway`` fixture: code under test that calls
+    ``configure()`` or ``AlephantInstrumentor().instrument(...)`` afterwards
+    then configures exactly as it would outside the test.
+    """
+    with _lock:
+        if _bridge is None:
+            _install(resolve_settings(), tracer_provider, None, instrument_new=True)
+
+
 def configure(
     *,
     gateway_url: str | Iterable[str] | None = None,
