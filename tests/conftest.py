@@ -30,9 +30,10 @@ trace.set_tracer_provider(_provider)
 @pytest.fixture(autouse=True)
 def _fresh_warnings_and_caches() -> None:
     """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
-    from alephant_otel import _context
+    from alephant_otel import _context, _hooks
 
     _context._warned_keys.clear()
+    _hooks._misrouted_hosts.clear()
     _context.clear_cache()
 
 
