@@ -79,11 +79,14 @@ def own_provider():
 '''
 
 
+def run_user_suite(pytester, test_app: str, passed: int) -> None:
+    """Run ``test_app`` (with the app and checks above) as a user's suite, in its own process."""
+    pytester.makepyfile(app=_APP, checks=_CHECK, test_app=test_app)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=passed)
+
+
 def test_fixture_whatever_the_code_under_test_configures(pytester) -> None:
-    pytester.makepyfile(
-        app=_APP,
-        checks=_CHECK,
-        test_app="""
+    run_user_suite(pytester, """
         from app import triage
         from checks import assert_sent_and_recorded, own_provider
 
@@ -101,17 +104,11 @@ def test_fixture_whatever_the_code_under_test_configures(pytester) -> None:
             triage(alephant_gateway.openai_base_url, tracer_provider=provider)
             assert_sent_and_recorded(alephant_gateway)
             assert [s.name for s in exporter.get_finished_spans()] == [s.name for s in alephant_gateway.spans]
-        """,
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+        """, passed=3)
 
 
 def test_fixture_with_the_instrumentor_and_the_apps_own_provider(pytester) -> None:
-    pytester.makepyfile(
-        app=_APP,
-        checks=_CHECK,
-        test_app="""
+    run_user_suite(pytester, """
         from app import triage_instrumented
         from checks import assert_sent_and_recorded, own_provider
 
@@ -120,7 +117,4 @@ def test_fixture_with_the_instrumentor_and_the_apps_own_provider(pytester) -> No
             triage_instrumented(alephant_gateway.openai_base_url, provider)
             assert_sent_and_recorded(alephant_gateway)
             assert [s.name for s in exporter.get_finished_spans()] == [s.name for s in alephant_gateway.spans]
-        """,
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+        """, passed=1)
