@@ -118,3 +118,19 @@ def test_fixture_with_the_instrumentor_and_the_apps_own_provider(pytester) -> No
             assert_sent_and_recorded(alephant_gateway)
             assert [s.name for s in exporter.get_finished_spans()] == [s.name for s in alephant_gateway.spans]
         """, passed=1)
+
+
+def test_fixture_sees_the_global_providers_spans_after_a_test_configured_another(pytester) -> None:
+    run_user_suite(pytester, """
+        import alephant_otel
+        from opentelemetry import trace
+        from checks import own_provider
+
+        def test_an_app_with_its_own_provider_and_no_fixture():
+            alephant_otel.configure(tracer_provider=own_provider()[0])
+
+        def test_a_span_of_the_global_provider(alephant_gateway):
+            with trace.get_tracer("user").start_as_current_span("mine"):
+                pass
+            assert [s.name for s in alephant_gateway.spans] == ["mine"]
+        """, passed=2)

@@ -390,9 +390,12 @@ def hook_for_tests(tracer_provider: SdkTracerProvider) -> None:
 
     For the ``alephant_gateway`` fixture: code under test that calls
     ``configure()`` or ``AlephantInstrumentor().instrument(...)`` afterwards
-    then configures exactly as it would outside the test.
+    then configures exactly as it would outside the test. ``tracer_provider``
+    (the global one) gets the span processor either way, so the fixture sees
+    its spans even when an earlier test configured another provider.
     """
     with _lock:
+        _join_provider(tracer_provider)
         if _bridge is None:
             _install(resolve_settings(), tracer_provider, None, instrument_new=True)
 
