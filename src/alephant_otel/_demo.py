@@ -98,6 +98,8 @@ EMBEDDING_MODEL = "openai/text-embedding-3-small"
 #: The retry counter the OpenAI and Anthropic SDKs send, which the hook reads (0: first attempt).
 RETRY_HEADER = n.HEADER_STAINLESS_RETRY
 RETRIES = 2
+#: Per call: a gateway that does not answer ends the demo with one line, not a wait of minutes.
+TIMEOUT_S = 30.0
 
 
 class _SdkClient:
@@ -109,7 +111,9 @@ class _SdkClient:
         import openai
 
         self._errors = openai
-        self._client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=api_key, max_retries=RETRIES)
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url + "/v1", api_key=api_key, max_retries=RETRIES, timeout=TIMEOUT_S
+        )
 
     async def close(self) -> None:
         await self._client.close()
@@ -150,7 +154,7 @@ class _HttpClient:
         import httpx2
 
         self._client = httpx2.AsyncClient(
-            base_url=base_url, headers={"authorization": f"Bearer {api_key}"}, timeout=30.0
+            base_url=base_url, headers={"authorization": f"Bearer {api_key}"}, timeout=TIMEOUT_S
         )
 
     async def close(self) -> None:
