@@ -8,9 +8,13 @@ clears the exporter and points ``configure()`` at its own emulator.
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from _util import ROOT
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -30,9 +34,10 @@ trace.set_tracer_provider(_provider)
 @pytest.fixture(autouse=True)
 def _fresh_warnings_and_caches() -> None:
     """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
-    from alephant_otel import _context
+    from alephant_otel import _context, _hooks
 
     _context._warned_keys.clear()
+    _hooks._misrouted_hosts.clear()
     _context.clear_cache()
 
 
@@ -87,3 +92,15 @@ def metrics(gateway: GatewayEmulator) -> Iterator[InMemoryMetricReader]:
     yield reader
     alephant_otel.configure(gateway_url=gateway.url, tracer_provider=_provider)
     provider.shutdown()
+
+
+@pytest.fixture(scope="session")
+def plain_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin directory of a fresh venv with only ``pip install .``: what a newcomer has (no dev extras)."""
+    venv = tmp_path_factory.mktemp("plain") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+    done = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(ROOT)],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return bin_dir

@@ -515,3 +515,17 @@ def test_token_billed_calls_without_an_operation_name_still_count(
         expected_cost("gpt-image-1", "openai", image.usage.input_tokens, 544))
     (sess,) = by_kind(spans, "session")
     assert sess.attributes["alephant.total.output_tokens"] == 544
+
+
+def test_a_request_outside_any_session_is_still_a_request_span(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    # What `sessions list` shows as its "no session" line: a request span with no session id.
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="test", max_retries=0) as client:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    (req,) = by_kind(spans, "request")
+    a = req.attributes
+    assert a["alephant.request.id"] == gateway.requests[0].headers["x-request-id"]
+    assert a["gen_ai.usage.input_tokens"] > 0 and a["alephant.cost.usd"] > 0
+    assert not [k for k in a if k.startswith(("alephant.session.", "alephant.run.", "gen_ai.conversation"))]
+    assert "alephant-session-id" not in gateway.requests[0].headers

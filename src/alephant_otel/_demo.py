@@ -2,25 +2,30 @@
 
 Runs a support-triage workflow (several sessions, agents with nested runs,
 parallel async runs, one retry, one policy interception, one streamed reply)
-through the real ``openai`` SDK, traced by this package, against the local
-gateway emulator, or against the real gateway when ``ALEPHANT_GATEWAY_URL``
-and ``ALEPHANT_VIRTUAL_KEY`` are set. It writes the local trace file and
-returns the totals the process itself counted, which the CLI prints next to
-what it reads back from the file.
+through the real ``openai`` SDK when it is installed (else as plain
+OpenAI-compatible HTTP with ``httpx2``, which this package depends on),
+traced by this package, against the local gateway emulator, or against the
+real gateway when ``ALEPHANT_GATEWAY_URL`` and ``ALEPHANT_VIRTUAL_KEY`` are
+set. It writes its own trace file (new each run, next to the default one, so
+a user's own traces are never mixed with the demo's) and returns the totals
+the process itself counted, which the CLI prints next to what it reads back
+from the file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from alephant_otel import _names as n
@@ -30,6 +35,7 @@ from alephant_otel._setup import configure
 __all__ = ["DemoResult", "register_demo", "run_demo"]
 
 MODEL = "openai/gpt-4o-mini"
+DEMO_FILE_NAME = "demo.otlp.jsonl"
 CASES = (
     ("Refund for order 1042 has not arrived", "/support/refund"),
     ("Cannot log in after password reset", "/support/account"),
@@ -51,6 +57,10 @@ class DemoResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    #: Which client made the calls.
+    client: str = ""
+    #: Spans that could not be written to the trace file.
+    unwritten: int = 0
 
     def add(self, span: ReadableSpan) -> None:
         """Count one exported request span."""
@@ -84,71 +94,245 @@ def _gateway() -> Iterator[tuple[str, str, Any]]:
         yield emu.url, "sk-demo-local", emu
 
 
-async def _workflow(base_url: str, api_key: str, result: DemoResult) -> None:
-    import openai
+EMBEDDING_MODEL = "openai/text-embedding-3-small"
+#: The retry counter the OpenAI and Anthropic SDKs send, which the hook reads (0: first attempt).
+RETRY_HEADER = n.HEADER_STAINLESS_RETRY
+RETRIES = 2
+#: Per call: a gateway that does not answer ends the demo with one line, not a wait of minutes.
+TIMEOUT_S = 30.0
 
-    async with openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=api_key, max_retries=2) as client:
+
+class _SdkClient:
+    """The workflow's calls through the real ``openai`` SDK (when it is installed)."""
+
+    name = "the openai SDK"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        import openai
+
+        self._errors = openai
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url + "/v1", api_key=api_key, max_retries=RETRIES, timeout=TIMEOUT_S
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def chat(self, prompt: str) -> None:
+        await self._client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": prompt}])
+
+    async def embed(self, text: str) -> None:
+        await self._client.embeddings.create(model=EMBEDDING_MODEL, input=text)
+
+    async def stream(self, prompt: str) -> None:
+        stream = await self._client.chat.completions.create(
+            model=MODEL,
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": prompt}],
+        )
+        async for _ in stream:
+            pass
+
+    async def respond(self, text: str) -> None:
+        """A Responses call, which the gateway's policy may refuse."""
+        with contextlib.suppress(self._errors.PermissionDeniedError):
+            await self._client.responses.create(model=MODEL, input=text)
+
+
+class _HttpClient:
+    """The same calls as plain OpenAI-compatible HTTP with ``httpx2`` (a dependency of this package).
+
+    A plain ``pip install alephant-otel`` has no ``openai``: the demo must
+    not need it. Retries follow the SDKs: a 429 is retried after its
+    ``retry-after``, and each attempt says its number in the SDKs' header.
+    """
+
+    name = "httpx2 (install openai to see it through the openai SDK)"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        import httpx2
+
+        self._client = httpx2.AsyncClient(
+            base_url=base_url, headers={"authorization": f"Bearer {api_key}"}, timeout=TIMEOUT_S
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, path: str, body: dict[str, Any], *, refusable: bool = False) -> None:
+        for attempt in range(RETRIES + 1):
+            response = await self._client.post(path, json=body, headers={RETRY_HEADER: str(attempt)})
+            if response.status_code == 429 and attempt < RETRIES:
+                await asyncio.sleep(_retry_after(response.headers.get("retry-after")))
+                continue
+            if not (refusable and response.status_code == 403):
+                response.raise_for_status()
+            return
+
+    async def chat(self, prompt: str) -> None:
+        await self._post("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": prompt}]})
+
+    async def embed(self, text: str) -> None:
+        await self._post("/v1/embeddings", {"model": EMBEDDING_MODEL, "input": text})
+
+    async def stream(self, prompt: str) -> None:
+        body = {
+            "model": MODEL,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        async with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
+            response.raise_for_status()
+            async for _ in response.aiter_bytes():
+                pass
+
+    async def respond(self, text: str) -> None:
+        """A Responses call, which the gateway's policy may refuse (403)."""
+        await self._post("/v1/responses", {"model": MODEL, "input": text}, refusable=True)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or "0.5"), 0.0), 5.0)
+    except ValueError:
+        return 0.5
+
+
+def _client_class() -> type[_SdkClient] | type[_HttpClient]:
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        return _HttpClient
+    return _SdkClient
+
+
+async def _workflow(client: _SdkClient | _HttpClient, result: DemoResult) -> None:
+    try:
         for title, path in CASES:
             with session(name=title, path=path) as case, run(agent_id="triage"):
                 result.session_ids.append(case.session_id or "")
-                await client.chat.completions.create(
-                    model=MODEL, messages=[{"role": "user", "content": f"Classify this ticket: {title}"}]
-                )
+                await client.chat(f"Classify this ticket: {title}")
                 with run(agent_id="kb-search"):
-                    await client.embeddings.create(model="openai/text-embedding-3-small", input=title)
+                    await client.embed(title)
 
                 async def research(topic: str, ticket: str) -> None:
                     with run(agent_id="researcher"):
-                        await client.chat.completions.create(
-                            model=MODEL, messages=[{"role": "user", "content": f"{topic} for: {ticket}"}]
-                        )
+                        await client.chat(f"{topic} for: {ticket}")
 
                 # Parallel sub-agents: each task its own run, no ids mixed.
                 await asyncio.gather(research("Order history", title), research("Known incidents", title))
                 with run(agent_id="responder"):
                     if path == "/support/escalation":
-                        with contextlib.suppress(openai.PermissionDeniedError):
-                            await client.responses.create(model=MODEL, input=title)
+                        await client.respond(title)
                     else:
-                        stream = await client.chat.completions.create(
-                            model=MODEL,
-                            stream=True,
-                            stream_options={"include_usage": True},
-                            messages=[{"role": "user", "content": f"Write the reply for: {title}"}],
-                        )
-                        async for _ in stream:
-                            pass
+                        await client.stream(f"Write the reply for: {title}")
+    finally:
+        await client.close()
+
+
+class _Counted(SpanExporter):
+    """An exporter that counts the spans its inner exporter failed to write."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failed = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self.inner.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def run_demo(trace_file: Path) -> DemoResult:
-    """Run the demo workflow, writing spans to ``trace_file``."""
+    """Run the demo workflow, writing spans to ``trace_file`` (and nowhere else)."""
+    from alephant_otel._tracefile import TraceFileExporter
+
     provider = TracerProvider()
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    with _gateway() as (url, key, emu):
-        configure(gateway_url=url, tracer_provider=provider, trace_file=trace_file)
-        result = DemoResult(trace_file=trace_file, gateway_url=url, emulated=emu is not None)
-        asyncio.run(_workflow(url, key, result))
-    provider.force_flush()
-    for span in memory.get_finished_spans():
-        result.add(span)
-    provider.shutdown()
+    file = _Counted(TraceFileExporter(trace_file))
+    provider.add_span_processor(BatchSpanProcessor(file))
+    client_class = _client_class()
+    # The exporter would log a write failure as it happens; the command says it once, at the end.
+    file_log = logging.getLogger("alephant_otel._tracefile")
+    was_disabled, file_log.disabled = file_log.disabled, True
+    try:
+        with _gateway() as (url, key, emu):
+            configure(gateway_url=url, tracer_provider=provider)
+            result = DemoResult(trace_file=trace_file, gateway_url=url, emulated=emu is not None)
+            result.client = client_class.name
+            asyncio.run(_workflow(client_class(url, key), result))
+        provider.force_flush()
+        for span in memory.get_finished_spans():
+            result.add(span)
+        provider.shutdown()
+    finally:
+        file_log.disabled = was_disabled
+    result.unwritten = file.failed
     return result
+
+
+def demo_trace_file() -> Path:
+    """The demo's own trace file, next to the default one: the user's traces are never mixed with it."""
+    from alephant_otel._tracefile import default_trace_file
+
+    return default_trace_file().with_name(DEMO_FILE_NAME)
+
+
+def _prepare(path: Path, *, fresh: bool) -> None:
+    """Fail now, in one line, if ``path`` cannot be the demo's trace file; empty it when ``fresh``.
+
+    The demo reads the file back: a directory, a device such as ``/dev/full``
+    (endless zeros) or a FIFO would fail late or never end.
+    """
+    from alephant_otel._cli import CliError
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise CliError(f"cannot write the demo trace file {path}: {exc.strerror or exc}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise CliError(f"cannot write the demo trace file {path}: it is {kind}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o600))
+    except OSError as exc:
+        raise CliError(f"cannot write the demo trace file {path}: {exc.strerror or exc}") from None
 
 
 def _cmd_demo(args: Any) -> int:
     from rich.console import Console
 
+    from alephant_otel._cli import CliError
     from alephant_otel._cli import main as cli_main
-    from alephant_otel._tracefile import default_trace_file
 
     out = Console(highlight=False, soft_wrap=True)
-
-    trace_file = Path(args.trace_file or os.environ.get(n.ENV_TRACE_FILE) or default_trace_file()).expanduser()
+    trace_file = Path(args.trace_file).expanduser().absolute() if args.trace_file else demo_trace_file()
+    _prepare(trace_file, fresh=not args.trace_file)
+    # The demo's spans go to its own file only, never to the trace file the user's apps write.
+    os.environ.pop(n.ENV_TRACE_FILE, None)
     where = "the local gateway emulator" if not os.environ.get(n.ENV_VIRTUAL_KEY) else "the Alephant gateway"
-    out.print(f"[bold]Running a support-triage workflow through the openai SDK against {where}...[/]")
-    result = run_demo(trace_file)
-    out.print(f"gateway: {result.gateway_url}   trace file: {result.trace_file}\n", markup=False)
+    out.print(f"[bold]Running a support-triage workflow through {_client_class().name} against {where}...[/]")
+    try:
+        result = run_demo(trace_file)
+    except Exception as exc:
+        raise CliError(f"the demo failed: {type(exc).__name__}: {exc}") from None
+    if result.unwritten:
+        raise CliError(f"could not write {result.unwritten} span(s) to the demo trace file {trace_file} (disk full?)")
+    fresh = "" if args.trace_file else " (the demo's own file, new each run: your traces are not touched)"
+    out.print(f"gateway: {result.gateway_url}   trace file: {result.trace_file}{fresh}\n", markup=False)
     source = ["--source", str(trace_file)]
     status = cli_main(["sessions", "list", "--limit", "10", *source])
     if status == 0 and result.session_ids:
@@ -170,9 +354,15 @@ def register_demo(subparsers: Any) -> None:
         "demo",
         help="run a traced multi-agent workflow against a local gateway emulator and show its sessions",
         description="Run a support-triage workflow (sessions, nested and parallel runs, a retry, an "
-        "interception, a streamed reply) through the real openai SDK, traced, against a local gateway "
-        "emulator (or the real gateway when ALEPHANT_GATEWAY_URL and ALEPHANT_VIRTUAL_KEY are set), then "
-        "print the session list and one session tree read back from the trace file.",
+        "interception, a streamed reply) through the openai SDK (or httpx2 when openai is not installed), "
+        "traced, against a local gateway emulator (or the real gateway when ALEPHANT_GATEWAY_URL and "
+        "ALEPHANT_VIRTUAL_KEY are set), then print the session list and one session tree read back from "
+        "the trace file.",
     )
-    p.add_argument("--trace-file", help="where to write spans (default: ALEPHANT_TRACE_FILE or the default location)")
+    p.add_argument(
+        "--trace-file",
+        help="append the demo's spans to this file (default: the demo's own file next to the default "
+        "trace file, emptied each run; ALEPHANT_TRACE_FILE is not used, so your own traces never get "
+        "the demo's sessions)",
+    )
     p.set_defaults(handler=_cmd_demo)

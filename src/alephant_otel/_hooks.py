@@ -62,6 +62,34 @@ _RETRY_KEY: Final = _RETRY_LOWER.encode("ascii")
 _BAGGAGE_KEY: Final = b"baggage"
 #: The alephant-* headers: only the gateway reads them.
 _GATEWAY_HEADERS: Final = tuple(name.lower() for name in n.BAGGAGE_TO_HEADER.values())
+#: LLM API call paths (OpenAI-compatible and Anthropic): one of these inside a session, to a
+#: host that is not a gateway, is most likely a client pointed past the gateway by mistake.
+_LLM_PATHS: Final = ("/chat/completions", "/responses", "/embeddings", "/messages", "/completions")
+#: Hosts already warned about (one warning per host per process).
+_misrouted_hosts: set[str] = set()
+
+
+def _warn_if_misrouted(scheme: str, host: str, port: int | None, path: str) -> None:
+    """Say once per host that an LLM call inside a session went to a host that is not a gateway.
+
+    Such a call gets no alephant headers (only gateways do), so the gateway
+    cannot group it and the session looks empty; nothing else would say so.
+    Checked only for requests that are not gateway requests, path first.
+    """
+    if not path.rstrip("/").endswith(_LLM_PATHS):
+        return
+    origin = f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
+    if origin in _misrouted_hosts or not active_state().headers:
+        return
+    _misrouted_hosts.add(origin)
+    _log.warning(
+        "alephant_otel: an LLM API call inside a session went to %s, which is not a configured gateway, "
+        "so it carries no alephant headers and the gateway cannot group it. If %s is your gateway, add it "
+        "to %s or pass configure(gateway_url=...). Further calls to this host are not reported.",
+        origin,
+        origin,
+        n.ENV_GATEWAY_URL,
+    )
 
 
 class _Once:
@@ -371,7 +399,10 @@ class Bridge:
                 _after_gateway_hop(headers, previous, is_gateway)
                 if not is_gateway:
                     del extensions[_EXT]
-        if not is_gateway or headers is None:
+        if not is_gateway:
+            _warn_if_misrouted(scheme, host, port, path)
+            return
+        if headers is None:
             return
         state = active_state()
         request_id, retry, ours = _add_headers(headers, state)

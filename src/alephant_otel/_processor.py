@@ -10,6 +10,7 @@ rather than per span.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from opentelemetry.context import Context
@@ -19,7 +20,7 @@ from alephant_otel._context import active_state
 from alephant_otel._redact import redact_url
 from alephant_otel._spanattrs import attributes_of, starting_dict
 
-__all__ = ["AlephantSpanProcessor", "redact_url"]
+__all__ = ["AlephantSpanProcessor", "add_span_sink", "redact_url", "remove_span_sink"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +36,24 @@ _SECRET_HEADER_KEYS: Final = tuple(
 _REDACTED_HEADER: Final = ("[REDACTED]",)
 _SECRET_HEADERS: Final = frozenset(_SECRET_HEADER_KEYS)
 _WATCHED: Final = frozenset(_URL_KEYS + _SECRET_HEADER_KEYS)
+
+SpanSink = Callable[[ReadableSpan], None]
+# Test helpers (the ``alephant_gateway`` fixture) that see every span ending on any provider
+# this processor is on: the global one or one the code under test made, whichever it uses.
+# Empty outside tests, so ``on_end`` costs one truth test.
+_sinks: tuple[SpanSink, ...] = ()
+
+
+def add_span_sink(sink: SpanSink) -> None:
+    """Hand every span that ends on a provider with this processor to ``sink`` too."""
+    global _sinks  # noqa: PLW0603 - a tuple, swapped whole
+    _sinks = (*_sinks, sink)
+
+
+def remove_span_sink(sink: SpanSink) -> None:
+    """Undo :func:`add_span_sink`."""
+    global _sinks  # noqa: PLW0603
+    _sinks = tuple(s for s in _sinks if s is not sink)
 
 
 class AlephantSpanProcessor(SpanProcessor):
@@ -88,7 +107,13 @@ class AlephantSpanProcessor(SpanProcessor):
             _log.debug("alephant_otel: on_start failed", exc_info=True)
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Nothing to do: spans are complete before they end."""
+        """Spans are complete before they end: only test helpers' sinks see them here."""
+        sinks = _sinks
+        for sink in sinks:
+            try:
+                sink(span)
+            except Exception:  # pragma: no cover - the fixture's sink only appends
+                _log.debug("alephant_otel: span sink failed", exc_info=True)
 
     def shutdown(self) -> None:
         """Nothing to release."""

@@ -261,6 +261,10 @@ def _add_trace_file(provider: SdkTracerProvider, settings: Settings) -> None:
     key = (id(provider), str(settings.trace_file.resolve()))
     if key in _trace_files:
         return
+    from alephant_otel._fileexporter import named_exporter_paths
+
+    if settings.trace_file.resolve() in named_exporter_paths():
+        return  # OTEL_TRACES_EXPORTER=alephant_file writes this file already
     from alephant_otel._tracefile import TraceFileExporter
 
     processor = BatchSpanProcessor(TraceFileExporter(settings.trace_file))
@@ -360,8 +364,40 @@ def pre_instrument() -> None:
             return
         _auto = True
         _patch_instrumentors()
+        _provide_if_unconfigured()
     except Exception:
         _log.exception("alephant_otel: pre-instrument step failed; continuing without it")
+
+
+def _provide_if_unconfigured() -> None:
+    """Set up the SDK from the standard environment when ``opentelemetry-instrument`` has no configurator.
+
+    Without ``opentelemetry-distro`` (or another distro) nothing creates a
+    tracer provider and ``OTEL_TRACES_EXPORTER`` is ignored: spans go nowhere.
+    When the environment asks for spans to be exported, do what
+    ``configure()`` does for a plain script; otherwise leave the app to set
+    its own provider up.
+    """
+    if isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+        return
+    exporters = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if (exporters and exporters != "none") or os.environ.get(n.ENV_TRACE_FILE, "").strip():
+        trace.set_tracer_provider(_new_provider())
+
+
+def hook_for_tests(tracer_provider: SdkTracerProvider) -> None:
+    """Set the hooks up with the environment's settings if nothing has, without claiming the instrumentor.
+
+    For the ``alephant_gateway`` fixture: code under test that calls
+    ``configure()`` or ``AlephantInstrumentor().instrument(...)`` afterwards
+    then configures exactly as it would outside the test. ``tracer_provider``
+    (the global one) gets the span processor either way, so the fixture sees
+    its spans even when an earlier test configured another provider.
+    """
+    with _lock:
+        _join_provider(tracer_provider)
+        if _bridge is None:
+            _install(resolve_settings(), tracer_provider, None, instrument_new=True)
 
 
 def configure(

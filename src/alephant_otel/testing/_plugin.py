@@ -11,6 +11,13 @@ Installing alephant-otel makes the fixture available in any test suite:
         assert alephant_gateway.requests[0].headers["alephant-session-id"] == "sess_1"
         assert alephant_gateway.spans[0].attributes["alephant.session.id"] == "sess_1"
 
+The emulator is a gateway for the test whatever the code under test
+configures: ``configure()`` with the default gateway URL, with
+``ALEPHANT_GATEWAY_URL`` from its environment, or with a provider of its own
+(``configure(tracer_provider=...)``, ``AlephantInstrumentor().instrument(...)``).
+``.spans`` holds the spans that ended during the test on whichever provider
+the code used.
+
 The plugin module is imported by pytest only; ``import alephant_otel`` never
 loads it or the emulator.
 """
@@ -19,36 +26,51 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from alephant_otel._setup import configure
+from alephant_otel._gateway import add_extra_gateway, remove_extra_gateway
+from alephant_otel._processor import add_span_sink, remove_span_sink
+from alephant_otel._setup import hook_for_tests
 from alephant_otel.testing._emulator import GatewayEmulator, RecordedRequest
 
 __all__ = ["AlephantGateway", "alephant_gateway"]
 
 _lock = threading.Lock()
-_exporters: dict[int, InMemorySpanExporter] = {}
 
 
-def _span_exporter() -> tuple[TracerProvider, InMemorySpanExporter]:
-    """The SDK provider in use (created if the app has none) with one in-memory exporter attached."""
+def _sdk_provider() -> TracerProvider:
+    """The global SDK provider, created (with no exporter) if the app has none yet."""
     with _lock:
         provider = trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider):
             provider = TracerProvider()
             trace.set_tracer_provider(provider)
-        exporter = _exporters.get(id(provider))
-        if exporter is None:
-            exporter = InMemorySpanExporter()
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-            _exporters[id(provider)] = exporter
-        return provider, exporter
+        return provider
+
+
+@dataclass
+class _Captured:
+    """Spans handed over by the span processor, each once.
+
+    A provider given the processor twice (by hand and by ``configure()``)
+    would otherwise show its spans twice.
+    """
+
+    spans: list[ReadableSpan] = field(default_factory=list)
+    _seen: set[tuple[int, int]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, span: ReadableSpan) -> None:
+        ctx = span.get_span_context()
+        key = (ctx.trace_id, ctx.span_id) if ctx is not None else (0, id(span))
+        with self._lock:
+            if key not in self._seen:
+                self._seen.add(key)
+                self.spans.append(span)
 
 
 @dataclass
@@ -56,7 +78,7 @@ class AlephantGateway:
     """What a test sees of its gateway emulator."""
 
     emulator: GatewayEmulator
-    _exporter: InMemorySpanExporter
+    _captured: _Captured
 
     @property
     def url(self) -> str:
@@ -75,8 +97,9 @@ class AlephantGateway:
 
     @property
     def spans(self) -> list[ReadableSpan]:
-        """Spans that ended during this test, in order."""
-        return list(self._exporter.get_finished_spans())
+        """Spans that ended during this test, in order, on any provider alephant_otel is set up on."""
+        with self._captured._lock:
+            return list(self._captured.spans)
 
     @property
     def request_spans(self) -> list[ReadableSpan]:
@@ -86,14 +109,22 @@ class AlephantGateway:
 
 @pytest.fixture
 def alephant_gateway() -> Iterator[AlephantGateway]:
-    """Start a gateway emulator on loopback, route alephant headers to it, and record spans.
+    """Start a gateway emulator on loopback, make it a gateway for this test, and record spans.
 
-    The emulator is configured as the only gateway for the test (``configure(gateway_url=...)``)
-    and the httpx/httpx2 instrumentation is set up if it was not.
+    The emulator is a gateway in addition to the configured ones until the
+    test ends, whatever the code under test configures meanwhile. If nothing
+    has set alephant_otel up yet, the httpx/httpx2 hooks are set up on the
+    global provider (one with no exporter is made if the app has none), with
+    the settings of the environment; the code under test may still call
+    ``configure()`` or ``AlephantInstrumentor().instrument()`` itself.
     """
-    provider, exporter = _span_exporter()
-    exporter.clear()
+    captured = _Captured()
     with GatewayEmulator() as emulator:
-        configure(gateway_url=emulator.url, tracer_provider=provider)
-        yield AlephantGateway(emulator, exporter)
-    exporter.clear()
+        extra = add_extra_gateway(emulator.url)
+        add_span_sink(captured)
+        try:
+            hook_for_tests(_sdk_provider())
+            yield AlephantGateway(emulator, captured)
+        finally:
+            remove_span_sink(captured)
+            remove_extra_gateway(extra)
