@@ -281,10 +281,11 @@ class TempoSource(_Http):
 
     @staticmethod
     def traceql(query: SpanQuery) -> str:
-        """The TraceQL selecting spans of alephant sessions (one session when asked)."""
+        """The TraceQL selecting traces of alephant sessions and gateway requests (one session when asked)."""
         if query.session_id is not None:
             return f"{{ span.{n.ATTR_SESSION_ID} = {json.dumps(query.session_id)} }}"
-        return f"{{ span.{n.ATTR_SESSION_ID} != nil }}"
+        # Request spans made outside any session carry no session id: `sessions list` shows them as one line.
+        return f'{{ span.{n.ATTR_SESSION_ID} != nil || span.{n.ATTR_SPAN_KIND} = "{n.SPAN_KIND_REQUEST}" }}'
 
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Spans of every trace the TraceQL search finds."""
