@@ -378,3 +378,17 @@ def test_a_json_infinity_literal_in_a_time_is_a_corrupt_line_not_a_traceback(
     captured = capsys.readouterr()
     assert captured.err == f"warning: skipped 1 corrupt line(s) in {path}\n"
     assert strict_json(captured.out)["sessions"][0]["cost_usd"] == 0.25
+
+
+def test_a_terminal_too_narrow_for_id_and_cost_folds_the_id_and_keeps_every_character(
+    real_ids: tuple[Path, list[str]],
+) -> None:
+    path, ids = real_ids
+    listed = cli("sessions", "list", "--source", str(path), columns=40)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert all(len(line) <= 40 for line in lines)
+    first_column = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
+    for sid in ids:
+        assert sid in first_column.replace(" *", "")
+    assert re.findall(r"\$\d\.\d{6}", listed.stdout)  # the cost whole

@@ -25,7 +25,6 @@ from typing import Any, Final, TextIO
 
 from rich.console import Console
 from rich.markup import escape as _markup_escape
-from rich.table import Table
 from rich.tree import Tree
 
 from alephant_otel._tablefit import Col, fit_table
@@ -218,7 +217,17 @@ _LIST_COLS: Final = (
     Col("cost", "right", keep=True),
 )
 #: Dropped in this order while the table is wider than the terminal.
-_LIST_DROP: Final = ("agents", "runs", "retries", "started", "path", "duration", "status", "tokens in/out")
+_LIST_DROP: Final = (
+    "agents",
+    "runs",
+    "retries",
+    "started",
+    "path",
+    "duration",
+    "status",
+    "tokens in/out",
+    "requests",
+)
 #: The row of requests made outside any session.
 NO_SESSION: Final = "(no session)"
 
@@ -306,6 +315,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # --- sessions vitals ---------------------------------------------------------------
 
 
+#: The ``vitals`` tables (cost by agent, by path): the agent or path folds, the cost stays whole.
+_GROUP_COLS: Final = (
+    Col("", fold=True),
+    Col("sessions", "right"),
+    Col("requests", "right"),
+    Col("retries", "right"),
+    Col("intercepted", "right"),
+    Col("tokens in/out", "right"),
+    Col("cost", "right", keep=True),
+    Col("share", "right"),
+)
+_GROUP_DROP: Final = ("intercepted", "retries", "sessions", "tokens in/out", "requests")
 #: Flag kinds (JSON names) as the text output says them: "errors" are the requests that failed.
 _FLAG_LABEL: Final = {
     "high_latency": "high latency",
@@ -339,11 +360,8 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         f"{_money(vitals.cost_usd)}; latency p50 {_dur(vitals.latency_p50_s)}, p95 {_dur(vitals.latency_p95_s)}"
     )
     for title, groups in (("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)):
-        table = Table(title=title, title_justify="left")
-        for col in ("", "sessions", "requests", "retries", "intercepted", "tokens in/out", "cost", "share"):
-            table.add_column(col, justify="left" if not col else "right")
-        for g in groups[: args.limit or None]:
-            table.add_row(
+        rows = [
+            (
                 escape(g.key),
                 str(g.sessions),
                 str(g.requests),
@@ -353,7 +371,9 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
                 _money(g.cost_usd),
                 _share(g.cost_usd, vitals.cost_usd),
             )
-        out.print(table)
+            for g in groups[: args.limit or None]
+        ]
+        out.print(fit_table(_GROUP_COLS, rows, out.width, _GROUP_DROP, title=title))
     flagged = vitals.flagged
     if not flagged:
         out.print("no outliers")

@@ -85,6 +85,9 @@ def fit_table(
         cut = min(excess, widths[i] - least[i])
         widths[i] -= cut
         excess -= cut
+    # When even the kept columns do not fit (a very narrow terminal), rich must narrow them: they
+    # then fold, every character kept over two lines, instead of being cut.
+    squeezed = excess > 0
     table = Table(title=title, title_justify="left")
     for i in shown:
         c = cols[i]
@@ -93,8 +96,7 @@ def fit_table(
             justify=c.justify,
             # An explicit width keeps rich from shrinking a column on its own (it would cut ids).
             width=widths[i] if c.fold and widths[i] < natural[i] else None,
-            no_wrap=not c.fold,
-            # When even the kept columns do not fit, an id wraps whole onto two lines: never an ellipsis.
+            no_wrap=not (c.fold or (c.keep and squeezed)),
             overflow="fold",
         )
     for r in rows:
