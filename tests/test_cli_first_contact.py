@@ -392,3 +392,21 @@ def test_a_terminal_too_narrow_for_id_and_cost_folds_the_id_and_keeps_every_char
     for sid in ids:
         assert sid in first_column.replace(" *", "")
     assert re.findall(r"\$\d\.\d{6}", listed.stdout)  # the cost whole
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sessions", "list", "--sort", "vibes"],
+        ["sessions", "list", "--min-cost", "nan"],
+        ["sessions", "list", "--active-window", "inf"],
+        ["sessions", "show"],
+        ["sessions"],
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(argv: list[str]) -> None:
+    got = cli(*argv)
+    assert got.returncode == 2
+    assert got.stderr.count("\n") == 1
+    assert got.stderr.startswith("alephant-otel")
+    assert "Traceback" not in got.stderr

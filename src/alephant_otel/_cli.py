@@ -21,7 +21,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, TextIO
+from typing import Any, Final, NoReturn, TextIO
 
 from rich.console import Console
 from rich.markup import escape as _markup_escape
@@ -492,6 +492,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------
 
 
+def _finite_float(text: str) -> float:
+    # float() takes "nan" and "inf": a window of inf seconds cannot become nanoseconds.
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError("must be a finite number")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -512,7 +520,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--until", help="only sessions started before this time: ISO time or 30m, 1h, 2d ago")
     common.add_argument(
         "--active-window",
-        type=float,
+        type=_finite_float,
         default=DEFAULT_ACTIVE_WINDOW_S,
         metavar="SECONDS",
         help="a session without an ended session span is active if it had activity this recently "
@@ -527,7 +535,7 @@ def _selection() -> argparse.ArgumentParser:
     selection.add_argument("--agent", help="only sessions in which this agent id ran")
     selection.add_argument("--path", help="only sessions on this path (or below it)")
     selection.add_argument("--status", choices=STATUSES, help="only sessions with this status")
-    selection.add_argument("--min-cost", type=float, metavar="USD", help="only sessions costing at least this")
+    selection.add_argument("--min-cost", type=_finite_float, metavar="USD", help="only sessions costing at least this")
     selection.add_argument("--sort", choices=tuple(SORT_KEYS), default="started", help="order, largest first")
     selection.add_argument("--limit", type=_positive_int, default=0, help="show at most this many sessions (0: all)")
     return selection
@@ -568,8 +576,15 @@ def _register_demo(subparsers: Any) -> None:
 SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit 2); subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alephant-otel",
         description="Alephant OpenTelemetry bridge: read back sessions, runs, costs and vitals.",
     )
