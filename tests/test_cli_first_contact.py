@@ -410,3 +410,23 @@ def test_a_usage_error_is_one_line_and_exit_2(argv: list[str]) -> None:
     assert got.stderr.count("\n") == 1
     assert got.stderr.startswith("alephant-otel")
     assert "Traceback" not in got.stderr
+
+
+def test_a_json_nan_literal_cost_is_dropped_on_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``{"doubleValue": NaN}`` (not quoted) reaches the row reader as a float when json decodes the line."""
+    from alephant_otel._cli import main
+    from alephant_otel.analytics import _fastfile
+
+    monkeypatch.setattr(_fastfile, "decoder", ("json", json.loads))
+    path = tmp_path / "t.jsonl"
+    line = _line(
+        _span("01", {n.ATTR_COST_USD: {"doubleValue": 0.25}}),
+        _span("02", {n.ATTR_COST_USD: {"doubleValue": 1.5}}),
+    )
+    path.write_text(line.replace("1.5", "NaN"))
+    assert main(["sessions", "list", "--source", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"warning: dropped 1 corrupt number(s) (NaN or infinite cost, tokens) in {path}\n"
+    assert strict_json(captured.out)["sessions"][0]["cost_usd"] == 0.25

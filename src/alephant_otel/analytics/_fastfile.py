@@ -181,6 +181,7 @@ def rows_from_otlp(
                         error = True
                     message = status.get("message") or ""
                 v = blank.copy()
+                odd = False
                 rollup: dict[str, Any] | None = None
                 alias: dict[int, Any] | None = None
                 for kv in sp.get("attributes") or ():
@@ -205,15 +206,24 @@ def rows_from_otlp(
                                 v[s[1]] = int(y)
                             else:
                                 v[s[1]] = _as_int(plain(value))
+                                odd = True
                         else:
                             v[s[1]] = _as_int(x)
+                            odd = True
                     elif tag == 4:
                         x = value.get("stringValue")
                         if x is None:
                             y = value.get("doubleValue")
-                            v[s[1]] = y if y.__class__ is float and len(value) == 1 else _as_float(plain(value))
+                            if y.__class__ is float and len(value) == 1:
+                                v[s[1]] = y
+                                if y - y != 0:  # a JSON NaN/Infinity literal (the json module reads them)
+                                    odd = True
+                            else:
+                                v[s[1]] = _as_float(plain(value))
+                                odd = True
                         else:
                             v[s[1]] = _as_float(x)
+                            odd = True
                     elif tag == 5:
                         x = value.get("stringValue")
                         v[s[1]] = s[2](plain(value) if x is None else x)
@@ -230,11 +240,12 @@ def rows_from_otlp(
                     for i, x in alias.items():
                         if v[i] is None:
                             v[i] = x
-                for i in _NUMERIC:
-                    x = v[i]
-                    if x is not None and x - x != 0:  # NaN or an infinity (see _convert.drop_nonfinite)
-                        v[i] = None
-                        bad += 1
+                if odd:  # a number not in the plain form this library writes: it may be NaN or infinite
+                    for i in _NUMERIC:
+                        x = v[i]
+                        if x is not None and x - x != 0:  # see _convert.drop_nonfinite
+                            v[i] = None
+                            bad += 1
                 session_id = v[_SESSION_ID]
                 policies: tuple[tuple[str, str, int | None], ...] = ()
                 events = sp.get("events")
