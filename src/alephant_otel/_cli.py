@@ -229,7 +229,7 @@ _LIST_DROP: Final = (
     "requests",
 )
 #: The row of requests made outside any session.
-NO_SESSION: Final = "(no session)"
+_NO_SESSION: Final = "(no session)"
 
 
 def _outside(args: argparse.Namespace, result: SessionSet) -> list[Request]:
@@ -286,7 +286,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if outside:
         rows.append(
             (
-                f"[dim]{NO_SESSION}[/]",
+                f"[dim]{_NO_SESSION}[/]",
                 "-",
                 "-",
                 _when(outside[0].start_ns),
