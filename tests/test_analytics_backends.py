@@ -19,72 +19,21 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable
 
 import pytest
+from fixtures import backend_server
 from fixtures.analytics_data import T0, headless_session, support_session
+from fixtures.backend_server import BackendServer as _Server
+from fixtures.backend_server import Route, jaeger_route, load, phoenix_route, tempo_route
 
 from alephant_otel._cli import main
 from alephant_otel.analytics import SourceError, load_sessions, read_sessions
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: The fixture starting loopback backends (shared with the other backend tests).
+serve = backend_server.serve
+
 LATER = T0 + 3600 * 10**9
-
-Route = Callable[[str, dict[str, list[str]]], tuple[int, Any]]
-
-
-class _Server:
-    def __init__(self, route: Route) -> None:
-        self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                outer.requests.append((parts.path, query, dict(self.headers)))
-                status, body = route(parts.path, query)
-                data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Route], _Server]]:
-    servers: list[_Server] = []
-
-    def start(route: Route) -> _Server:
-        servers.append(_Server(route))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
 
 
 def expect_same_as_sent(sessions: list) -> None:
@@ -108,16 +57,6 @@ def expect_same_as_sent(sessions: list) -> None:
     assert by["sess_b"].runs[0].runs[0].run_id == "run_b2"
 
 
-def tempo_route(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-    if path == "/api/search":
-        assert query["q"] in (["{ span.alephant.session.id != nil }"], ['{ span.alephant.session.id = "sess_a" }'])
-        return 200, load("tempo_search.json")
-    if path.startswith("/api/traces/"):
-        f = FIXTURES / f"tempo_trace_{path.rsplit('/', 1)[1]}.json"
-        return (200, json.loads(f.read_text())) if f.exists() else (404, b"trace not found")
-    return 404, b"404 page not found"
-
-
 def test_tempo(serve: Callable[[Route], _Server]) -> None:
     srv = serve(tempo_route)
     result = read_sessions(f"tempo+{srv.url}", now_ns=LATER, since_ns=T0 - 10**9, until_ns=T0 + 10**11)
@@ -139,24 +78,6 @@ def test_tempo_show_narrows_the_search(serve: Callable[[Route], _Server], capsys
     assert srv.requests[0][1]["q"] == ['{ span.alephant.session.id = "sess_a" }']
 
 
-def jaeger_route(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-    if path == "/api/services":
-        return 200, load("jaeger_services.json")
-    if path == "/api/traces":
-        tags = json.loads(query["tags"][0])
-        traces = load("jaeger_traces.json")
-        if query["service"] != ["analytics-test"]:
-            return 200, {"data": [], "total": 0, "limit": 0, "offset": 0, "errors": None}
-
-        def match(span: dict) -> bool:
-            have = {t["key"]: t["value"] for t in span["tags"]}
-            return all(have.get(k) == v for k, v in tags.items())
-
-        traces["data"] = [t for t in traces["data"] if any(match(s) for s in t["spans"])]
-        return 200, traces
-    return 404, b"not found"
-
-
 def test_jaeger(serve: Callable[[Route], _Server]) -> None:
     srv = serve(jaeger_route)
     sessions = load_sessions(f"jaeger+{srv.url}", now_ns=LATER)
@@ -173,17 +94,6 @@ def test_jaeger_time_range_in_microseconds(serve: Callable[[Route], _Server]) ->
     assert q["start"] == [str(T0 // 1000)]
     assert q["end"] == [str((T0 + 5 * 10**9) // 1000)]
     assert json.loads(q["tags"][0]) == {"alephant.session.id": "sess_a"}
-
-
-def phoenix_route(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-    if path != "/v1/projects/support-bot/spans":
-        return 404, {"detail": "Project not found"}
-    assert query["limit"] == ["1000"]
-    first = load("phoenix_spans_page1.json")
-    if "cursor" not in query:
-        return 200, first
-    assert query["cursor"] == [first["next_cursor"]]
-    return 200, load("phoenix_spans_page2.json")
 
 
 def test_phoenix(serve: Callable[[Route], _Server], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,3 +136,30 @@ def test_backend_sending_garbage(serve: Callable[[Route], _Server]) -> None:
     srv = serve(lambda path, q: (200, b"<html>not json</html>"))
     with pytest.raises(SourceError, match="not JSON"):
         load_sessions(f"tempo+{srv.url}")
+
+
+def test_a_redirect_is_reported_and_not_followed(
+    serve: Callable[[Route], _Server], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Following it would send Phoenix's API key to whatever host the redirect names."""
+    monkeypatch.setenv("PHOENIX_API_KEY", "px-secret")
+    elsewhere = serve(phoenix_route)
+    srv = serve(lambda path, q: (302, b""))
+    srv.location = elsewhere.url + "/v1/projects/support-bot/spans"
+    assert main(["sessions", "list", "--source", f"phoenix+{srv.url}?project=support-bot"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"alephant-otel: phoenix at {srv.url} answered 302 for /v1/projects/support-bot/spans: "
+        f"a redirect to {srv.location}: give that URL in --source\n"
+    )
+    assert elsewhere.requests == []
+
+
+def test_a_json_document_that_is_not_an_object_is_one_line(
+    serve: Callable[[Route], _Server], capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv = serve(lambda path, q: (200, [1, 2]))
+    assert main(["sessions", "list", "--source", f"jaeger+{srv.url}"]) == 1
+    assert capsys.readouterr().err == (
+        f"alephant-otel: jaeger at {srv.url} sent an unexpected JSON document for /api/services (not an object)\n"
+    )

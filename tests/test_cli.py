@@ -157,15 +157,17 @@ def test_corrupt_lines_warn_with_count(trace_file: Path, capsys: pytest.CaptureF
         (["--since", "soon"], "bad time 'soon'"),
         (["--source", "zipkin+http://127.0.0.1:9"], "unknown source"),
         (["--source", "tempo+http://"], "bad source"),
+        (["--source", "http://127.0.0.1:9"], "use tempo+http://127.0.0.1:9, jaeger+http://127.0.0.1:9, phoenix+http"),
     ],
 )
-def test_bad_input_is_one_line(
+def test_bad_input_is_one_line_and_a_usage_error(
     trace_file: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
+    """A bad option value is a usage error (exit 2, DESIGN.md), said in one line."""
     full = (
         ["sessions", "list", *argv] if "--source" in argv else ["sessions", "list", "--source", str(trace_file), *argv]
     )
-    assert main(full) == 1
+    assert main(full) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
@@ -305,12 +307,18 @@ def test_a_cut_or_damaged_compressed_file_keeps_what_came_before_with_one_warnin
     cut.write_bytes(packed[: len(packed) * 2 // 3])
     damaged = tmp_path / "damaged"
     damaged.write_bytes(packed[:200] + bytes(b ^ 0x5A for b in packed[200:400]) + packed[400:])
-    for path in (cut, damaged):
-        assert main(["sessions", "list", "--source", str(path), "--json"]) == 0
-        captured = capsys.readouterr()
-        doc = json.loads(captured.out)
-        assert doc["corrupt_lines"] == 1
-        assert captured.err == f"warning: skipped 1 corrupt line(s) in {path}\n"
+    assert main(["sessions", "list", "--source", str(cut), "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["corrupt_lines"] == 1
+    assert captured.err == f"warning: skipped 1 corrupt line(s) in {cut}\n"
+    # Damaged in its first bytes, the file has no span line to give: an unreadable source (exit 1).
+    assert main(["sessions", "list", "--source", str(damaged), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"alephant-otel: cannot read {damaged}: the compressed data is cut or damaged before any span line\n"
+    )
     # The cut file still gives the sessions whose lines came before the cut.
     assert main(["sessions", "list", "--source", str(cut), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sessions_seen"] == 3

@@ -5,9 +5,10 @@
 Phoenix) and prints tables, a tree, or with ``--json`` a document whose
 schema is described in :mod:`alephant_otel.analytics._report`.
 
-A problem the user can act on (missing file, unreachable backend, unknown
-session, bad argument) prints one line to stderr and exits 1, never a
-traceback. Subcommands register themselves through :data:`SUBCOMMANDS`.
+A problem the user can act on prints one line to stderr, never a traceback:
+exit 1 for a domain error (missing or unreadable source, unknown session,
+ambiguous id prefix), 2 for a usage error (bad option value, a ``--source``
+that names no known form). Subcommands register themselves through :data:`SUBCOMMANDS`.
 """
 
 from __future__ import annotations
@@ -16,29 +17,35 @@ import argparse
 import contextlib
 import gc
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, TextIO
+from typing import Any, Final, NoReturn, TextIO
 
 from rich.console import Console
 from rich.markup import escape as _markup_escape
-from rich.table import Table
 from rich.tree import Tree
 
+from alephant_otel._tablefit import Col, fit_table
 from alephant_otel._version import __version__
 from alephant_otel.analytics import (
     DEFAULT_ACTIVE_WINDOW_S,
     SORT_KEYS,
     STATUSES,
+    FileSource,
     Progress,
     Request,
     Run,
     Session,
+    SessionIdError,
     SessionSet,
     SourceError,
+    SourceSpecError,
     VitalsConfig,
     compute_vitals,
     filter_sessions,
+    open_source,
     parse_time,
     read_sessions,
     sort_sessions,
@@ -55,6 +62,10 @@ class CliError(Exception):
     """A problem the user can fix: printed as one line, exit status 1."""
 
 
+class UsageError(CliError):
+    """A bad argument value (a time, a source name): printed as one line, exit status 2."""
+
+
 # --- output helpers ---------------------------------------------------------------
 
 #: C0 and C1 control characters, shown as ``\\xNN``. Span data comes from other
@@ -69,14 +80,22 @@ def escape(text: str) -> str:
     return _markup_escape(text.translate(_CONTROLS))
 
 
+#: The page width of piped output when ``COLUMNS`` does not say (rich would take 80).
+_PIPED_WIDTH: Final = 200
+
+
 def _console(stream: TextIO) -> Console:
     # highlight=False: rich's number colouring makes ids and costs harder to read.
-    # Piped output gets a wide page instead of rich's 80 columns: truncated ids are useless.
-    width = None if stream.isatty() else 200
+    # rich takes the width from the terminal, else from COLUMNS; piped with no COLUMNS,
+    # a wide page instead of rich's 80 columns.
+    columns = os.environ.get("COLUMNS", "").strip()
+    width = None if stream.isatty() or (columns.isdigit() and int(columns) > 0) else _PIPED_WIDTH
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 
 def _money(x: float) -> str:
+    if not math.isfinite(x):  # a sum of values that are each finite can still overflow
+        return "-"
     if x == 0:
         return "$0"
     if 0 < x < 0.0000005:  # would print as $0.000000, which reads as free
@@ -134,7 +153,7 @@ def _time(text: str | None) -> int | None:
     try:
         return parse_time(text)
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 def _read(args: argparse.Namespace, session_id: str | None = None) -> SessionSet:
@@ -151,6 +170,11 @@ def _read(args: argparse.Namespace, session_id: str | None = None) -> SessionSet
         )
     if result.corrupt:
         sys.stderr.write(f"warning: skipped {result.corrupt} corrupt line(s) in {result.source}\n")
+    if result.corrupt_values:
+        sys.stderr.write(
+            f"warning: dropped {result.corrupt_values} corrupt number(s) (NaN or infinite cost, tokens) "
+            f"in {result.source}\n"
+        )
     return result
 
 
@@ -169,7 +193,8 @@ def _selected(args: argparse.Namespace, result: SessionSet) -> list[Session]:
 
 
 def _dump(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    # allow_nan=False: strict JSON (jq rejects NaN/Infinity); the report never puts one in.
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
 # --- sessions list ------------------------------------------------------------------
@@ -177,48 +202,110 @@ def _dump(doc: dict[str, Any]) -> None:
 _STATUS_STYLE = {"active": "cyan", "completed": "green", "intercepted": "bold red"}
 
 
+#: ``sessions list`` columns; the id and the cost are never narrowed, names fold first.
+_LIST_COLS: Final = (
+    Col("session", keep=True),
+    Col("path", fold=True),
+    Col("status"),
+    Col("started"),
+    Col("duration", "right"),
+    Col("agents", fold=True),
+    Col("runs", "right"),
+    Col("requests", "right"),
+    Col("retries", "right"),
+    Col("tokens in/out", "right"),
+    Col("cost", "right", keep=True),
+)
+#: Dropped in this order while the table is wider than the terminal.
+_LIST_DROP: Final = (
+    "agents",
+    "runs",
+    "retries",
+    "started",
+    "path",
+    "duration",
+    "status",
+    "tokens in/out",
+    "requests",
+)
+#: The row of requests made outside any session.
+_NO_SESSION: Final = "(no session)"
+
+
+def _outside(args: argparse.Namespace, result: SessionSet) -> list[Request]:
+    """The requests outside any session that the filters keep (only time filters apply to them)."""
+    if args.agent or args.path or args.status or args.min_cost is not None:
+        return []
+    since, until = _time(args.since), _time(args.until)
+    return [
+        r
+        for r in result.outside
+        if (since is None or max(r.start_ns, r.end_ns) >= since) and (until is None or r.start_ns <= until)
+    ]
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     result = _read(args)
     sessions = _selected(args, result)
+    outside = _outside(args, result)
     if args.json:
-        _dump(list_json(sessions, source=result.source, corrupt=result.corrupt, seen=len(result.sessions)))
+        _dump(
+            list_json(
+                sessions,
+                source=result.source,
+                corrupt=result.corrupt,
+                seen=len(result.sessions),
+                corrupt_values=result.corrupt_values,
+                outside=outside,
+            )
+        )
         return 0
     out = _console(sys.stdout)
-    if not sessions:
+    if not sessions and not outside:
         out.print(f"no sessions match in {escape(result.source)} ({len(result.sessions)} seen)")
         return 0
-    table = Table(title=f"sessions in {escape(result.source)}", title_justify="left")
-    for col, justify in (
-        ("session", "left"),
-        ("path", "left"),
-        ("status", "left"),
-        ("started", "left"),
-        ("duration", "right"),
-        ("agents", "left"),
-        ("runs", "right"),
-        ("requests", "right"),
-        ("retries", "right"),
-        ("tokens in/out", "right"),
-        ("cost", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    rows = []
     for s in sessions:
         style = _STATUS_STYLE.get(s.status, "")
-        table.add_row(
-            escape(s.session_id) + ("" if s.span_present else " [dim]*[/]"),
-            escape(s.path or "-"),
-            f"[{style}]{s.status}[/]",
-            _when(s.start_ns),
-            _dur(s.duration_s),
-            escape(", ".join(s.agents) or "-"),
-            str(sum(1 for _ in s.walk_runs())),
-            str(s.request_count),
-            str(s.retries),
-            f"{s.input_tokens:,}/{s.output_tokens:,}",
-            _money(s.cost_usd),
+        rows.append(
+            (
+                escape(s.session_id) + ("" if s.span_present else " [dim]*[/]"),
+                escape(s.path or "-"),
+                f"[{style}]{s.status}[/]",
+                _when(s.start_ns),
+                _dur(s.duration_s),
+                escape(", ".join(s.agents) or "-"),
+                str(sum(1 for _ in s.walk_runs())),
+                str(s.request_count),
+                str(s.retries),
+                f"{s.input_tokens:,}/{s.output_tokens:,}",
+                _money(s.cost_usd),
+            )
         )
-    out.print(table)
-    footer = f"{len(sessions)} of {len(result.sessions)} sessions, total {_money(sum(s.cost_usd for s in sessions))}"
+    outside_cost = sum(r.cost_usd for r in outside)
+    if outside:
+        rows.append(
+            (
+                f"[dim]{_NO_SESSION}[/]",
+                "-",
+                "-",
+                _when(outside[0].start_ns),
+                "-",
+                escape(", ".join(dict.fromkeys(r.agent_id for r in outside if r.agent_id)) or "-"),
+                "-",
+                str(len(outside)),
+                str(sum(r.retried for r in outside)),
+                f"{sum(r.input_tokens for r in outside):,}/{sum(r.output_tokens for r in outside):,}",
+                _money(outside_cost),
+            )
+        )
+    title = f"sessions in {escape(result.source)}"
+    out.print(fit_table(_LIST_COLS, rows, out.width, _LIST_DROP, title=title))
+    total = _money(sum(s.cost_usd for s in sessions) + outside_cost)
+    footer = f"{len(sessions)} of {len(result.sessions)} sessions"
+    if outside:
+        footer += f" and {len(outside)} request(s) outside any session"
+    footer += f", total {total}"
     if any(not s.span_present for s in sessions):
         footer += "  (* no session span read: rebuilt from request/run spans)"
     out.print(footer)
@@ -228,27 +315,53 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # --- sessions vitals ---------------------------------------------------------------
 
 
+#: The ``vitals`` tables (cost by agent, by path): the agent or path folds, the cost stays whole.
+_GROUP_COLS: Final = (
+    Col("", fold=True),
+    Col("sessions", "right"),
+    Col("requests", "right"),
+    Col("retries", "right"),
+    Col("intercepted", "right"),
+    Col("tokens in/out", "right"),
+    Col("cost", "right", keep=True),
+    Col("share", "right"),
+)
+_GROUP_DROP: Final = ("intercepted", "retries", "sessions", "tokens in/out", "requests")
+#: Flag kinds (JSON names) as the text output says them: "errors" are the requests that failed.
+_FLAG_LABEL: Final = {
+    "high_latency": "high latency",
+    "repeated_retries": "retries",
+    "token_outlier": "tokens",
+    "errors": "failed",
+}
+
+
 def _cmd_vitals(args: argparse.Namespace) -> int:
     result = _read(args)
     sessions = _selected(args, result)
     vitals = compute_vitals(sessions, VitalsConfig(min_peers=args.min_peers))
     if args.json:
-        _dump(vitals_json(vitals, source=result.source, corrupt=result.corrupt, seen=len(result.sessions)))
+        _dump(
+            vitals_json(
+                vitals,
+                source=result.source,
+                corrupt=result.corrupt,
+                seen=len(result.sessions),
+                corrupt_values=result.corrupt_values,
+            )
+        )
         return 0
     out = _console(sys.stdout)
     status = ", ".join(f"{v} {k}" for k, v in vitals.by_status.items())
     out.print(
         f"[bold]{len(sessions)} sessions[/] ({status}) in {escape(result.source)}: "
-        f"{vitals.requests} requests, {_retries(vitals.retries)}, {vitals.errors} errors, "
+        f"{vitals.requests} requests, {_retries(vitals.retries)}, {vitals.failed} failed, "
         f"{vitals.intercepted} intercepted, {vitals.input_tokens:,}/{vitals.output_tokens:,} tokens, "
         f"{_money(vitals.cost_usd)}; latency p50 {_dur(vitals.latency_p50_s)}, p95 {_dur(vitals.latency_p95_s)}"
     )
     for title, groups in (("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)):
-        table = Table(title=title, title_justify="left")
-        for col in ("", "sessions", "requests", "retries", "intercepted", "tokens in/out", "cost", "share"):
-            table.add_column(col, justify="left" if not col else "right")
-        for g in groups[: args.limit or None]:
-            table.add_row(
+        rows = [
+            (
                 escape(g.key),
                 str(g.sessions),
                 str(g.requests),
@@ -256,9 +369,11 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
                 str(g.intercepted),
                 f"{g.input_tokens:,}/{g.output_tokens:,}",
                 _money(g.cost_usd),
-                f"{g.cost_usd / vitals.cost_usd:.0%}" if vitals.cost_usd else "-",
+                _share(g.cost_usd, vitals.cost_usd),
             )
-        out.print(table)
+            for g in groups[: args.limit or None]
+        ]
+        out.print(fit_table(_GROUP_COLS, rows, out.width, _GROUP_DROP, title=title))
     flagged = vitals.flagged
     if not flagged:
         out.print("no outliers")
@@ -271,7 +386,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
             f"{_retries(s.retries)}  {s.tokens:,} tok  {_money(s.cost_usd)}"
         )
         for f in sv.flags:
-            out.print(f"    [yellow]{f.kind}[/]: {escape(f.detail)}")
+            out.print(f"    [yellow]{_FLAG_LABEL.get(f.kind, f.kind)}[/]: {escape(f.detail)}")
     return 0
 
 
@@ -279,7 +394,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
 
 
 def _share(part: float, whole: float) -> str:
-    return f"{part / whole:.0%}" if whole > 0 else "-"
+    return f"{part / whole:.0%}" if whole > 0 and math.isfinite(whole) and math.isfinite(part) else "-"
 
 
 def _request_label(r: Request, total: float) -> str:
@@ -333,10 +448,13 @@ def _add_run(node: Tree, run: Run, total: float) -> None:
 def _cmd_show(args: argparse.Namespace) -> int:
     result = _read(args, session_id=args.session_id)
     s = result.get(args.session_id)
+    if s is None and not isinstance(open_source(args.source), FileSource):
+        # A backend was asked for this exact id only: read its sessions to match a prefix.
+        result = _read(args)
     if s is None:
-        raise CliError(f"no session {args.session_id} in {result.source}; {len(result.sessions)} sessions seen")
+        s = result.resolve(args.session_id)
     if args.json:
-        _dump(show_json(s, source=result.source, corrupt=result.corrupt))
+        _dump(show_json(s, source=result.source, corrupt=result.corrupt, corrupt_values=result.corrupt_values))
         return 0
     out = _console(sys.stdout)
     total = s.cost_usd
@@ -374,6 +492,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------
 
 
+def _finite_float(text: str) -> float:
+    # float() takes "nan" and "inf": a window of inf seconds cannot become nanoseconds.
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError("must be a finite number")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -382,6 +508,7 @@ def _positive_int(text: str) -> int:
 
 
 def _common() -> argparse.ArgumentParser:
+    """The options of every ``sessions`` verb: where to read and how to print."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--source",
@@ -391,15 +518,9 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print a JSON document (stable schema) instead of tables")
     common.add_argument("--since", help="only sessions active after this time: ISO time or 30m, 1h, 2d, 1w ago")
     common.add_argument("--until", help="only sessions started before this time: ISO time or 30m, 1h, 2d ago")
-    common.add_argument("--agent", help="only sessions in which this agent id ran")
-    common.add_argument("--path", help="only sessions on this path (or below it)")
-    common.add_argument("--status", choices=STATUSES, help="only sessions with this status")
-    common.add_argument("--min-cost", type=float, metavar="USD", help="only sessions costing at least this")
-    common.add_argument("--sort", choices=tuple(SORT_KEYS), default="started", help="order, largest first")
-    common.add_argument("--limit", type=_positive_int, default=0, help="show at most this many sessions (0: all)")
     common.add_argument(
         "--active-window",
-        type=float,
+        type=_finite_float,
         default=DEFAULT_ACTIVE_WINDOW_S,
         metavar="SECONDS",
         help="a session without an ended session span is active if it had activity this recently "
@@ -408,8 +529,21 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _selection() -> argparse.ArgumentParser:
+    """The options that pick and order many sessions (``list``, ``vitals``; not ``show``)."""
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument("--agent", help="only sessions in which this agent id ran")
+    selection.add_argument("--path", help="only sessions on this path (or below it)")
+    selection.add_argument("--status", choices=STATUSES, help="only sessions with this status")
+    selection.add_argument("--min-cost", type=_finite_float, metavar="USD", help="only sessions costing at least this")
+    selection.add_argument("--sort", choices=tuple(SORT_KEYS), default="started", help="order, largest first")
+    selection.add_argument("--limit", type=_positive_int, default=0, help="show at most this many sessions (0: all)")
+    return selection
+
+
 def _register_sessions(subparsers: Any) -> None:
     common = _common()
+    selection = _selection()
     sessions = subparsers.add_parser(
         "sessions",
         help="rebuild sessions, costs and vitals from exported spans",
@@ -417,13 +551,15 @@ def _register_sessions(subparsers: Any) -> None:
     )
     verbs = sessions.add_subparsers(dest="verb", metavar="{list,vitals,show}")
     verbs.required = True
-    p = verbs.add_parser("list", parents=[common], help="one row per session")
+    p = verbs.add_parser("list", parents=[common, selection], help="one row per session")
     p.set_defaults(handler=_cmd_list)
-    p = verbs.add_parser("vitals", parents=[common], help="totals, cost by agent and path, outliers")
+    p = verbs.add_parser("vitals", parents=[common, selection], help="totals, cost by agent and path, outliers")
     p.add_argument("--min-peers", type=_positive_int, default=3, help="sessions needed before flagging outliers")
     p.set_defaults(handler=_cmd_vitals)
     p = verbs.add_parser("show", parents=[common], help="one session as a tree of runs and requests")
-    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument(
+        "session_id", metavar="SESSION_ID", help="a session id or unique prefix, as printed by `sessions list`"
+    )
     p.set_defaults(handler=_cmd_show)
 
 
@@ -440,8 +576,15 @@ def _register_demo(subparsers: Any) -> None:
 SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit 2); subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alephant-otel",
         description="Alephant OpenTelemetry bridge: read back sessions, runs, costs and vitals.",
     )
@@ -454,7 +597,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 a problem the user can fix, 2 bad usage).
+    """Run the CLI; returns the exit status (0 an answer, 1 a domain error, 2 bad usage).
 
     Examples:
         >>> main(["sessions", "list", "--source", "traces.jsonl", "--json"])  # doctest: +SKIP
@@ -476,9 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.disable()
     try:
         return handler(args)
-    except (CliError, SourceError) as exc:
+    except (CliError, SourceError, SessionIdError) as exc:
         sys.stderr.write(f"alephant-otel: {str(exc).translate(_CONTROLS)}\n")
-        return 1
+        return 2 if isinstance(exc, (UsageError, SourceSpecError)) else 1
     except KeyboardInterrupt:
         sys.stderr.write("alephant-otel: interrupted\n")
         return 130

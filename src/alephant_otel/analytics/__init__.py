@@ -17,11 +17,13 @@ from alephant_otel.analytics._model import PolicyEvent, Request, Rollup, Run, Se
 from alephant_otel.analytics._query import (
     SORT_KEYS,
     STATUSES,
+    SessionIdError,
     SessionSet,
     filter_sessions,
     load_sessions,
     parse_time,
     read_sessions,
+    resolve_session_id,
     sort_sessions,
 )
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder, build_sessions
@@ -31,6 +33,7 @@ from alephant_otel.analytics._sources import (
     PhoenixSource,
     Progress,
     SourceError,
+    SourceSpecError,
     SpanQuery,
     SpanSource,
     TempoSource,
@@ -55,10 +58,12 @@ __all__ = [
     "Run",
     "Session",
     "SessionBuilder",
+    "SessionIdError",
     "SessionSet",
     "SessionStatus",
     "SessionVitals",
     "SourceError",
+    "SourceSpecError",
     "SpanQuery",
     "SpanRecord",
     "SpanSource",
@@ -73,5 +78,6 @@ __all__ = [
     "open_source",
     "parse_time",
     "read_sessions",
+    "resolve_session_id",
     "sort_sessions",
 ]

@@ -23,7 +23,7 @@ from typing import Any, Final
 from alephant_otel import _names as n
 from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord
 
-__all__ = ["normalize_id", "record_from_flat", "records_from_otlp", "span_ids"]
+__all__ = ["NUMERIC_SLOTS", "drop_nonfinite", "normalize_id", "record_from_flat", "records_from_otlp", "span_ids"]
 
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 
@@ -71,13 +71,16 @@ def _as_str(x: Any) -> str | None:
     return str(x)
 
 
-def _as_int(x: Any) -> int | None:
+def _as_int(x: Any) -> int | float | None:
+    # A NaN or an infinity comes back as that float (int() cannot hold it), for
+    # drop_nonfinite to drop and count; any other non-number is None.
     if isinstance(x, bool):
         return int(x)
     if isinstance(x, int):
         return x
     try:
-        return int(float(x))
+        f = float(x)
+        return int(f) if f - f == 0 else f
     except (TypeError, ValueError):
         return None
 
@@ -141,23 +144,58 @@ _ROLLUP: Final[dict[str, str]] = {
 _ERROR_CODES: Final = frozenset((2, "2", "STATUS_CODE_ERROR", "ERROR"))
 
 
-def _rollup(values: Mapping[str, Any]) -> Rollup:
-    return Rollup(
-        requests=_as_int(values.get("requests")) or 0,
-        retries=_as_int(values.get("retries")) or 0,
-        intercepted=_as_int(values.get("intercepted")) or 0,
-        cost_usd=_as_float(values.get("cost_usd")) or 0.0,
-        input_tokens=_as_int(values.get("input_tokens")) or 0,
-        output_tokens=_as_int(values.get("output_tokens")) or 0,
-    )
+def _finite(x: Any) -> bool:
+    # x - x is 0 for every finite int or float, NaN for NaN and the infinities.
+    return x is None or x - x == 0
+
+
+#: Numeric SpanRecord slots a span from outside may fill with NaN or an infinity.
+NUMERIC_SLOTS: Final = ("cost_usd", "input_tokens", "output_tokens", "retry_attempt", "http_status")
+
+
+def _rollup(values: Mapping[str, Any]) -> tuple[Rollup, int]:
+    """The roll-up of a session/run span, and how many of its numbers were NaN or infinite (taken as 0)."""
+    bad = 0
+    counts: dict[str, int] = {}
+    for key in ("requests", "retries", "intercepted", "input_tokens", "output_tokens"):
+        x = _as_int(values.get(key))
+        if isinstance(x, int):
+            counts[key] = x
+        elif x is not None:
+            bad += 1
+    cost = _as_float(values.get("cost_usd"))
+    if not _finite(cost):
+        cost = None
+        bad += 1
+    return Rollup(cost_usd=cost or 0.0, **counts), bad
+
+
+def drop_nonfinite(rec: SpanRecord) -> int:
+    """Unset the numbers of ``rec`` that are NaN or infinite (corrupt data from outside); returns how many.
+
+    ``alephant.cost.usd`` of ``{"doubleValue": "Infinity"}`` is valid OTLP/JSON,
+    but a cost or a token count cannot be infinite: summed, it would make every
+    total ``inf`` or ``nan`` and the ``--json`` output not JSON.
+    """
+    bad = 0
+    for slot in NUMERIC_SLOTS:
+        if not _finite(getattr(rec, slot)):
+            setattr(rec, slot, 0 if slot == "retry_attempt" else None)
+            bad += 1
+    return bad
 
 
 def _policy(attrs: Mapping[str, Any]) -> PolicyEvent:
     return PolicyEvent(
         reason=_as_str(attrs.get(n.EVENT_POLICY_REASON)) or "",
         code=_as_str(attrs.get(n.EVENT_POLICY_CODE)) or "",
-        status=_as_int(attrs.get(n.EVENT_POLICY_STATUS)),
+        status=_status_code(attrs.get(n.EVENT_POLICY_STATUS)),
     )
+
+
+def _status_code(x: Any) -> int | None:
+    code = _as_int(x)
+    return code if isinstance(code, int) else None
 
 
 def _finish(rec: SpanRecord) -> None:
@@ -256,7 +294,7 @@ def records_from_otlp(resource_spans: Iterable[Any]) -> Iterator[SpanRecord]:
                         if getattr(rec, slot) is None:
                             setattr(rec, slot, value)
                 if rollup is not None:
-                    rec.rollup = _rollup(rollup)
+                    rec.rollup, rec.corrupt_values = _rollup(rollup)
                 events = sp.get("events")
                 if events:
                     policies = [
@@ -269,6 +307,7 @@ def records_from_otlp(resource_spans: Iterable[Any]) -> Iterator[SpanRecord]:
                         rec.intercepted = True
                 if rec.retry_attempt is None:
                     rec.retry_attempt = 0
+                rec.corrupt_values += drop_nonfinite(rec)
                 _finish(rec)
                 yield rec
 
@@ -308,12 +347,13 @@ def record_from_flat(
         if getattr(rec, slot) is None and key in attributes:
             setattr(rec, slot, _as_str(attributes[key]))
     if rollup:
-        rec.rollup = _rollup(rollup)
+        rec.rollup, rec.corrupt_values = _rollup(rollup)
     policies = [_policy(attrs) for ev_name, attrs in events if ev_name == n.EVENT_POLICY]
     if policies:
         rec.policy_events = tuple(policies)
         rec.intercepted = True
     if rec.retry_attempt is None:
         rec.retry_attempt = 0
+    rec.corrupt_values += drop_nonfinite(rec)
     _finish(rec)
     return rec

@@ -10,7 +10,8 @@ runs them in parallel:
   attribute table, coercions and corrupt-line rules) but writes plain tuples:
   a request span becomes the arguments of its :class:`Request` (what
   :meth:`Request.from_record` would pass), any other span of a session the
-  slots of its :class:`SpanRecord`. Spans outside any session are only
+  slots of its :class:`SpanRecord`. Request spans outside any session are
+  request rows with no session id; other spans outside any session are only
   counted. Tuples of str/int/float are what ``marshal`` moves between
   processes fastest.
 - **Byte ranges in worker processes.** :func:`read_into` splits a big file
@@ -47,6 +48,7 @@ from alephant_otel.analytics._convert import (
     _ERROR_CODES,
     _ROLLUP,
     _SPEC,
+    NUMERIC_SLOTS,
     _as_float,
     _as_int,
     _as_str,
@@ -71,7 +73,8 @@ _CHUNK_MIN: Final = 4 << 20
 _CHUNK_MAX: Final = 32 << 20
 _MAX_WORKERS: Final = 8
 _EOF: Final = 1 << 62
-_CORRUPT: Final = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
+# OverflowError: a time written as a JSON ``Infinity`` (the json module reads it) cannot be an int.
+CORRUPT: Final = (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
 
 
 def _decoder() -> tuple[str, Callable[[bytes], Any]]:
@@ -117,6 +120,7 @@ _OPERATION, _PROVIDER, _REQ_MODEL, _RESP_MODEL = (
 _IN, _OUT, _COST, _COST_SOURCE = _V["input_tokens"], _V["output_tokens"], _V["cost_usd"], _V["cost_source"]
 _RETRY, _INTERCEPTED, _STREAMING, _HTTP = _V["retry_attempt"], _V["intercepted"], _V["streaming"], _V["http_status"]
 _INCOMPLETE: Final = _V["incomplete"]
+_NUMERIC: Final = tuple(_V[slot] for slot in NUMERIC_SLOTS)
 
 _REQUEST: Final = n.SPAN_KIND_REQUEST
 _SESSION_NAME_SPAN: Final = n.SESSION_SPAN_NAME
@@ -132,17 +136,21 @@ def _policy_rows(events: Iterable[Any]) -> tuple[tuple[str, str, int | None], ..
     return tuple(out)
 
 
-def rows_from_otlp(resource_spans: Iterable[Any], rows: list[tuple[Any, ...]]) -> int:
-    """Append a row per session span of OTLP/JSON ``resourceSpans`` to ``rows``.
+def rows_from_otlp(
+    resource_spans: Iterable[Any], rows: list[tuple[Any, ...]], corrupt_values: list[int] | None = None
+) -> int:
+    """Append a row per session span (and per request span outside any session) of ``resourceSpans`` to ``rows``.
 
     A request span's row is ``(True, session_id, session_name, *Request
     arguments)`` with the policy events as ``(reason, code, status)`` tuples;
     any other span of a session is ``(False, *SpanRecord slots)`` with the
     roll-up as a tuple. The values are the ones
-    :func:`~._convert.records_from_otlp` gives, field by field.
+    :func:`~._convert.records_from_otlp` gives, field by field. Numbers that
+    are NaN or infinite are dropped as ``drop_nonfinite`` does and counted in
+    ``corrupt_values[0]`` when it is given.
 
     Returns:
-        How many spans carried no session id (not appended).
+        How many spans carried no session id and were not appended (all but request spans).
 
     Raises:
         KeyError, TypeError, ValueError, AttributeError: The JSON is not
@@ -155,6 +163,7 @@ def rows_from_otlp(resource_spans: Iterable[Any], rows: list[tuple[Any, ...]]) -
     memo: dict[Any, Any] = {}
     share = memo.setdefault  # one object per distinct string of the line: marshal writes it once
     ignored = 0
+    bad = 0
     append = rows.append
     for rs in resource_spans:
         service = _service(rs)
@@ -172,6 +181,7 @@ def rows_from_otlp(resource_spans: Iterable[Any], rows: list[tuple[Any, ...]]) -
                         error = True
                     message = status.get("message") or ""
                 v = blank.copy()
+                odd = False
                 rollup: dict[str, Any] | None = None
                 alias: dict[int, Any] | None = None
                 for kv in sp.get("attributes") or ():
@@ -196,15 +206,24 @@ def rows_from_otlp(resource_spans: Iterable[Any], rows: list[tuple[Any, ...]]) -
                                 v[s[1]] = int(y)
                             else:
                                 v[s[1]] = _as_int(plain(value))
+                                odd = True
                         else:
                             v[s[1]] = _as_int(x)
+                            odd = True
                     elif tag == 4:
                         x = value.get("stringValue")
                         if x is None:
                             y = value.get("doubleValue")
-                            v[s[1]] = y if y.__class__ is float and len(value) == 1 else _as_float(plain(value))
+                            if y.__class__ is float and len(value) == 1:
+                                v[s[1]] = y
+                                if y - y != 0:  # a JSON NaN/Infinity literal (the json module reads them)
+                                    odd = True
+                            else:
+                                v[s[1]] = _as_float(plain(value))
+                                odd = True
                         else:
                             v[s[1]] = _as_float(x)
+                            odd = True
                     elif tag == 5:
                         x = value.get("stringValue")
                         v[s[1]] = s[2](plain(value) if x is None else x)
@@ -221,6 +240,12 @@ def rows_from_otlp(resource_spans: Iterable[Any], rows: list[tuple[Any, ...]]) -
                     for i, x in alias.items():
                         if v[i] is None:
                             v[i] = x
+                if odd:  # a number not in the plain form this library writes: it may be NaN or infinite
+                    for i in _NUMERIC:
+                        x = v[i]
+                        if x is not None and x - x != 0:  # see _convert.drop_nonfinite
+                            v[i] = None
+                            bad += 1
                 session_id = v[_SESSION_ID]
                 policies: tuple[tuple[str, str, int | None], ...] = ()
                 events = sp.get("events")
@@ -228,13 +253,17 @@ def rows_from_otlp(resource_spans: Iterable[Any], rows: list[tuple[Any, ...]]) -
                     policies = _policy_rows(events)
                     if policies:
                         v[_INTERCEPTED] = True
-                if session_id is None:
-                    # Still parse what a record would read, so a bad span marks the line corrupt.
-                    if rollup is not None:
-                        _rollup(rollup)
+                roll = None
+                if rollup is not None:
+                    roll, bad_rollup = _rollup(rollup)
+                    bad += bad_rollup
+                if session_id is None and v[_KIND] != _REQUEST:
                     ignored += 1
                     continue
-                _emit(v, tid, sid, pid, name, start, end, error, message, service, policies, rollup, share, append)
+                # A request span outside any session travels as a request row with no session id.
+                _emit(v, tid, sid, pid, name, start, end, error, message, service, policies, roll, share, append)
+    if corrupt_values is not None:
+        corrupt_values[0] += bad
     return ignored
 
 
@@ -250,7 +279,7 @@ def _emit(
     message: str,
     service: str | None,
     policies: tuple[tuple[str, str, int | None], ...],
-    rollup: dict[str, Any] | None,
+    roll: Rollup | None,
     share: Callable[[Any, Any], Any],
     append: Callable[[tuple[Any, ...]], None],
 ) -> None:
@@ -267,7 +296,6 @@ def _emit(
         elif v[_REQUEST_ID] is not None or v[_IN] is not None or v[_COST] is not None:
             kind = _REQUEST
         v[_KIND] = kind
-    roll = _rollup(rollup) if rollup is not None else None
     if kind == _REQUEST:
         # What Request.from_record makes of the record (it interns the strings
         # that repeat; here they are shared within the line).
@@ -329,6 +357,7 @@ def _emit(
         service=service,
         policy_events=policies,
         rollup=None if roll is None else _rollup_row(roll),
+        corrupt_values=0,  # counted per line by rows_from_otlp
     )
     if fields["intercepted"] is None:
         fields["intercepted"] = False
@@ -367,12 +396,15 @@ class ReadStats:
     lines: int = 0
     corrupt: int = 0
     incomplete_tail: bool = False
+    #: Numbers dropped as corrupt (NaN, infinite) in lines that were read.
+    corrupt_values: int = 0
 
-    def take(self, lines: int, corrupt: int, incomplete_tail: bool) -> None:
+    def take(self, lines: int, corrupt: int, incomplete_tail: bool, corrupt_values: int = 0) -> None:
         """Add the counts of one more chunk."""
         self.lines += lines
         self.corrupt += corrupt
         self.incomplete_tail = self.incomplete_tail or incomplete_tail
+        self.corrupt_values += corrupt_values
 
 
 #: Takes one line's rows and how many of its spans had no session.
@@ -417,24 +449,26 @@ def read_chunk(
                 continue
             result.lines += 1
             rows: list[tuple[Any, ...]] = []
+            bad = [0]
             try:
                 doc = loads(line)
                 resource_spans = doc["resourceSpans"] if "resourceSpans" in doc else doc["resource_spans"]
-                ignored = rows_from_otlp(resource_spans, rows)
-            except _CORRUPT:
+                ignored = rows_from_otlp(resource_spans, rows, bad)
+            except CORRUPT:
                 if line.endswith(b"\n"):
                     result.corrupt += 1
                 else:
                     result.incomplete_tail = True
                 continue
             del doc, resource_spans
+            result.corrupt_values += bad[0]
             sink(rows, ignored)
     return result
 
 
 def _read_chunk_marshalled(
     path: str, start: int, end: int, progress: Callable[[int], None] | None = None
-) -> tuple[list[bytes], int, int, int, bool]:
+) -> tuple[list[bytes], int, int, int, bool, int]:
     # Each line's rows as a marshal blob: compact, and faster than pickling tuples
     # back from a worker.
     blobs: list[bytes] = []
@@ -448,10 +482,10 @@ def _read_chunk_marshalled(
             blobs.append(dumps(rows))
 
     r = read_chunk(path, start, end, sink, progress)
-    return blobs, ignored, r.lines, r.corrupt, r.incomplete_tail
+    return blobs, ignored, r.lines, r.corrupt, r.incomplete_tail, r.corrupt_values
 
 
-def _pool_task(path: str, start: int, end: int) -> tuple[list[bytes], int, int, int, bool]:
+def _pool_task(path: str, start: int, end: int) -> tuple[list[bytes], int, int, int, bool, int]:
     """What a worker runs for one chunk."""
     return _read_chunk_marshalled(path, start, end)
 
@@ -535,10 +569,10 @@ def read_into(
         # Parse the whole chunk first, then build: as in the pool, the decoder's
         # memory is reused line after line instead of interleaving with what the
         # builder keeps (measured: that interleaving made a serial read 1.9x slower).
-        blobs, ignored, lines, corrupt, tail = _read_chunk_marshalled(str(path), start, end, report)
+        blobs, ignored, lines, corrupt, tail, bad = _read_chunk_marshalled(str(path), start, end, report)
         _feed_blobs(builder, blobs, ignored)
         del blobs
-        stats.take(lines, corrupt, tail)
+        stats.take(lines, corrupt, tail, bad)
         done = end
     if progress is not None:
         progress(size, size)
@@ -576,7 +610,7 @@ def _read_parallel(
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init)
     except (OSError, ValueError, NotImplementedError, ImportError):
         return 0
-    pending: deque[tuple[int, Future[tuple[list[bytes], int, int, int, bool]]]] = deque()
+    pending: deque[tuple[int, Future[tuple[list[bytes], int, int, int, bool, int]]]] = deque()
     todo = iter(chunks)
     try:
         # A few chunks per worker in flight: the workers never wait for the
@@ -587,13 +621,13 @@ def _read_parallel(
                 break
         while pending:
             end, fut = pending.popleft()
-            blobs, ignored, lines, corrupt, tail = fut.result()
+            blobs, ignored, lines, corrupt, tail, bad = fut.result()
             nxt = next(todo, None)
             if nxt is not None:
                 pending.append((nxt[1], pool.submit(_pool_task, path, *nxt)))
             _feed_blobs(builder, blobs, ignored)
             del blobs
-            stats.take(lines, corrupt, tail)
+            stats.take(lines, corrupt, tail, bad)
             done = end
             if progress is not None:
                 progress(min(done, size), size)

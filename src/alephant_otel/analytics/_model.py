@@ -67,6 +67,7 @@ class SpanRecord:
 
     __slots__ = (
         "agent_id",
+        "corrupt_values",
         "cost_source",
         "cost_usd",
         "end_ns",
@@ -133,6 +134,8 @@ class SpanRecord:
         self.policy_events: tuple[PolicyEvent, ...] = ()
         self.rollup: Rollup | None = None
         self.service: str | None = None
+        #: Numbers of the span dropped as corrupt (NaN, infinite) when it was read.
+        self.corrupt_values = 0
 
     def __repr__(self) -> str:
         return f"SpanRecord({self.kind or 'span'} {self.name!r} trace={self.trace_id} span={self.span_id})"

@@ -6,28 +6,86 @@ import gc
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from alephant_otel.analytics._model import Session
+from alephant_otel.analytics._model import Request, Session
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder
 from alephant_otel.analytics._sources import Progress, SpanQuery, SpanSource, iso_ns, open_source
 
 __all__ = [
     "SORT_KEYS",
     "STATUSES",
+    "SessionIdError",
     "SessionSet",
     "filter_sessions",
     "load_sessions",
     "parse_time",
     "read_sessions",
+    "resolve_session_id",
     "sort_sessions",
 ]
 
 STATUSES: Final = ("active", "completed", "intercepted")
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: Candidates an ambiguous-prefix message names before "and N more".
+_MAX_CANDIDATES: Final = 5
+
+
+class SessionIdError(LookupError):
+    """No session, or more than one, answers to the id or prefix a user gave.
+
+    The message is one line; ``candidates`` holds every matching id (empty
+    when none matched).
+    """
+
+    def __init__(self, message: str, candidates: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.candidates = list(candidates)
+
+
+def resolve_session_id(sessions: Iterable[Session], text: str, *, source: str | None = None) -> str:
+    """The id of the one session whose id is ``text`` or starts with it.
+
+    Every id the CLI prints can be pasted back whole or shortened to a unique
+    prefix. An exact match wins over longer ids it is a prefix of.
+
+    Args:
+        sessions: The sessions to search.
+        text: A session id or a unique prefix of one (surrounding blanks ignored).
+        source: Where the sessions were read, for the message.
+
+    Raises:
+        SessionIdError: No session matches, or the prefix matches several
+            (the message lists them).
+
+    Examples:
+        >>> from alephant_otel.analytics import Session
+        >>> ss = [Session("s1a"), Session("s1b"), Session("s2c")]
+        >>> resolve_session_id(ss, "s2")
+        's2c'
+        >>> resolve_session_id(ss, "s1")
+        Traceback (most recent call last):
+        ...
+        alephant_otel.analytics._query.SessionIdError: session id prefix 's1' matches 2 sessions: s1a, s1b
+    """
+    wanted = text.strip()
+    where = f" in {source}" if source else ""
+    ids = [s.session_id for s in sessions]
+    if not wanted:
+        raise SessionIdError("empty session id: give an id or a prefix of one, as `sessions list` prints it")
+    if wanted in ids:
+        return wanted
+    matches = sorted(i for i in dict.fromkeys(ids) if i.startswith(wanted))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise SessionIdError(f"no session {wanted}{where}; {len(ids)} sessions seen")
+    shown = ", ".join(matches[:_MAX_CANDIDATES])
+    more = f" and {len(matches) - _MAX_CANDIDATES} more" if len(matches) > _MAX_CANDIDATES else ""
+    raise SessionIdError(f"session id prefix {wanted!r} matches {len(matches)} sessions{where}: {shown}{more}", matches)
 
 
 def parse_time(text: str, *, now_ns: int | None = None) -> int:
@@ -63,16 +121,31 @@ class SessionSet:
         source: Description of the source (path or backend URL).
         spans: Span records read.
         corrupt: Lines/documents skipped because they could not be parsed.
+        outside: Request spans outside any session (calls made with no ``session()`` open), in start order.
+        corrupt_values: Numbers dropped as corrupt (NaN, Infinity) from spans that were otherwise read.
     """
 
     sessions: list[Session]
     source: str
     spans: int
     corrupt: int
+    outside: list[Request] = field(default_factory=list)
+    corrupt_values: int = 0
 
     def get(self, session_id: str) -> Session | None:
         """The session with this id, if it was read."""
         return next((s for s in self.sessions if s.session_id == session_id), None)
+
+    def resolve(self, text: str) -> Session:
+        """The session whose id is ``text`` or a unique prefix of it (see :func:`resolve_session_id`).
+
+        Raises:
+            SessionIdError: None or several match.
+        """
+        sid = resolve_session_id(self.sessions, text, source=self.source)
+        found = self.get(sid)
+        assert found is not None  # resolve_session_id returned one of these ids
+        return found
 
 
 def read_sessions(
@@ -123,7 +196,8 @@ def read_sessions(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return SessionSet(sessions, src.description, builder.spans, src.corrupt)
+    outside = sorted(builder.outside, key=lambda r: (r.start_ns, r.span_id))
+    return SessionSet(sessions, src.description, builder.spans, src.corrupt, outside, builder.corrupt_values)
 
 
 def load_sessions(

@@ -74,16 +74,25 @@ class SessionBuilder:
         self._sessions: dict[str, _Acc] = {}
         self.spans = 0
         self.ignored = 0
+        #: Request spans outside any session (a gateway call made with no ``session()`` open).
+        self.outside: list[Request] = []
+        #: Numbers dropped as corrupt (NaN, infinite) from the spans taken.
+        self.corrupt_values = 0
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     def add(self, rec: SpanRecord) -> None:
-        """Take one span record (spans outside any session are counted and dropped)."""
+        """Take one span record (request spans outside any session go to :attr:`outside`, other spans are counted)."""
         self.spans += 1
+        self.corrupt_values += rec.corrupt_values
         sid = rec.session_id
         if sid is None:
-            self.ignored += 1
+            # Only spans the bridge marked as requests: an SDK's own span with usage is not a gateway call.
+            if rec.kind == n.SPAN_KIND_REQUEST:
+                self.outside.append(Request.from_record(rec))
+            else:
+                self.ignored += 1
             return
         acc = self._sessions.get(sid)
         if acc is None:
@@ -113,6 +122,9 @@ class SessionBuilder:
         sid = row[1]
         start = row[8]
         end = row[9]
+        if sid is None:
+            self.outside.append(_request_of_row(row))
+            return
         acc = self._sessions.get(sid)
         if acc is None:
             acc = self._sessions[sid] = _Acc(sid, start, end)
@@ -121,9 +133,7 @@ class SessionBuilder:
                 acc.start_ns = start
             acc.last_ns = max(acc.last_ns, end)
         acc.trace_ids[row[4]] = None
-        req = Request(*row[3:])
-        if req.policy_events:
-            req.policy_events = tuple(PolicyEvent(*p) for p in row[28])  # sent as plain tuples
+        req = _request_of_row(row)
         acc.requests.append(req)
         if acc.path is None and row[13] is not None:
             acc.path = row[13]
@@ -146,6 +156,13 @@ class SessionBuilder:
         sessions = [_build(acc, now, int(active_window_s * 1e9)) for acc in self._sessions.values()]
         sessions.sort(key=lambda s: (s.start_ns, s.session_id))
         return sessions
+
+
+def _request_of_row(row: tuple[Any, ...]) -> Request:
+    req = Request(*row[3:])
+    if req.policy_events:
+        req.policy_events = tuple(PolicyEvent(*p) for p in row[28])  # sent as plain tuples
+    return req
 
 
 def build_sessions(

@@ -1,13 +1,23 @@
 """The JSON documents of ``alephant-otel sessions ... --json`` (a stable schema).
 
 Every document has ``"schema"`` (``alephant-otel/sessions.<verb>/1``; the
-number changes only on an incompatible change), ``"source"`` and
-``"corrupt_lines"``. Times are ISO 8601 UTC strings (``null`` when unknown),
-durations are seconds, costs USD floats, and counts integers:
+number changes only on an incompatible change; new keys may be added),
+``"source"``, ``"corrupt_lines"`` and ``"corrupt_values"`` (numbers dropped
+because they were NaN or infinite). Times are ISO 8601 UTC strings (``null``
+when unknown), durations are seconds, costs USD floats, and counts integers.
+The output is strict JSON: never ``NaN`` or ``Infinity`` (a cost whose sum
+overflows is ``null``).
 
 ``sessions.list/1``::
 
-    {"schema", "source", "corrupt_lines", "sessions_seen", "sessions": [SESSION, ...]}
+    {"schema", "source", "corrupt_lines", "corrupt_values", "sessions_seen",
+     "sessions": [SESSION, ...], "no_session": NO_SESSION}
+
+NO_SESSION: the gateway requests made outside any session (no ``session()``
+open; not counted in any SESSION), in the time range asked, zeros when none::
+
+    {"request_count", "retries", "errors", "intercepted", "cost_usd",
+     "input_tokens", "output_tokens", "first_started_at", "last_started_at"}
 
 SESSION (also the top of ``show``)::
 
@@ -38,7 +48,8 @@ SESSION (also the top of ``show``)::
 ``sessions.vitals/1``::
 
     {"schema", "source", "corrupt_lines", "sessions_seen",
-     "totals": {"sessions", "by_status": {status: n}, "request_count", "retries", "errors",
+     "totals": {"sessions", "by_status": {status: n}, "request_count", "retries",
+                "errors" (ended in error, interceptions included), "failed" (errors not intercepted),
                 "intercepted", "cost_usd", "input_tokens", "output_tokens",
                 "latency_p50_s", "latency_p95_s", "latency_threshold_s"},
      "by_agent": [GROUP], "by_path": [GROUP],
@@ -51,25 +62,41 @@ SESSION (also the top of ``show``)::
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from alephant_otel.analytics._model import PolicyEvent, Request, Rollup, Run, Session, iso
 from alephant_otel.analytics._vitals import GroupVitals, Vitals
 
-__all__ = ["SCHEMA_LIST", "SCHEMA_SHOW", "SCHEMA_VITALS", "list_json", "session_json", "show_json", "vitals_json"]
+__all__ = [
+    "SCHEMA_LIST",
+    "SCHEMA_SHOW",
+    "SCHEMA_VITALS",
+    "list_json",
+    "no_session_json",
+    "session_json",
+    "show_json",
+    "vitals_json",
+]
 
 SCHEMA_LIST = "alephant-otel/sessions.list/1"
 SCHEMA_SHOW = "alephant-otel/sessions.show/1"
 SCHEMA_VITALS = "alephant-otel/sessions.vitals/1"
 
 
-def _r(x: float) -> float:
-    return round(x, 12)
+def _r(x: float) -> float | None:
+    # Every number read is finite (non-finite ones are dropped as corrupt), but a sum can overflow.
+    return round(x, 12) if math.isfinite(x) else None
 
 
 def _rollup(r: Rollup | None) -> dict[str, Any] | None:
-    return None if r is None else asdict(r)
+    if r is None:
+        return None
+    doc = asdict(r)
+    doc["cost_usd"] = _r(r.cost_usd)
+    return doc
 
 
 def _policy(e: PolicyEvent) -> dict[str, Any]:
@@ -105,7 +132,7 @@ def session_json(s: Session) -> dict[str, Any]:
 
 
 def _share(part: float, whole: float) -> float:
-    return round(part / whole, 6) if whole > 0 else 0.0
+    return round(part / whole, 6) if whole > 0 and math.isfinite(whole) and math.isfinite(part) else 0.0
 
 
 def _request_json(r: Request, total: float) -> dict[str, Any]:
@@ -160,24 +187,55 @@ def _run_json(run: Run, total: float) -> dict[str, Any]:
     }
 
 
-def list_json(sessions: list[Session], *, source: str, corrupt: int, seen: int) -> dict[str, Any]:
+def no_session_json(outside: Sequence[Request]) -> dict[str, Any]:
+    """The NO_SESSION object: totals of the requests made outside any session."""
+    return {
+        "request_count": len(outside),
+        "retries": sum(r.retried for r in outside),
+        "errors": sum(r.error for r in outside),
+        "intercepted": sum(r.intercepted for r in outside),
+        "cost_usd": _r(sum(r.cost_usd for r in outside)),
+        "input_tokens": sum(r.input_tokens for r in outside),
+        "output_tokens": sum(r.output_tokens for r in outside),
+        "first_started_at": iso(min((r.start_ns for r in outside), default=None)),
+        "last_started_at": iso(max((r.start_ns for r in outside), default=None)),
+    }
+
+
+def list_json(
+    sessions: list[Session],
+    *,
+    source: str,
+    corrupt: int,
+    seen: int,
+    corrupt_values: int = 0,
+    outside: Sequence[Request] = (),
+) -> dict[str, Any]:
     """The ``sessions list --json`` document."""
     return {
         "schema": SCHEMA_LIST,
         "source": source,
         "corrupt_lines": corrupt,
+        "corrupt_values": corrupt_values,
         "sessions_seen": seen,
         "sessions": [session_json(s) for s in sessions],
+        "no_session": no_session_json(outside),
     }
 
 
-def show_json(s: Session, *, source: str, corrupt: int) -> dict[str, Any]:
+def show_json(s: Session, *, source: str, corrupt: int, corrupt_values: int = 0) -> dict[str, Any]:
     """The ``sessions show --json`` document."""
     doc = session_json(s)
     doc["runs_tree"] = [_run_json(r, s.cost_usd) for r in s.runs]
     doc["requests"] = [_request_json(r, s.cost_usd) for r in s.direct_requests]
     doc["policy_events"] = [_policy(e) for e in s.policy_events]
-    return {"schema": SCHEMA_SHOW, "source": source, "corrupt_lines": corrupt, "session": doc}
+    return {
+        "schema": SCHEMA_SHOW,
+        "source": source,
+        "corrupt_lines": corrupt,
+        "corrupt_values": corrupt_values,
+        "session": doc,
+    }
 
 
 def _group(g: GroupVitals) -> dict[str, Any]:
@@ -194,12 +252,13 @@ def _group(g: GroupVitals) -> dict[str, Any]:
     }
 
 
-def vitals_json(v: Vitals, *, source: str, corrupt: int, seen: int) -> dict[str, Any]:
+def vitals_json(v: Vitals, *, source: str, corrupt: int, seen: int, corrupt_values: int = 0) -> dict[str, Any]:
     """The ``sessions vitals --json`` document."""
     return {
         "schema": SCHEMA_VITALS,
         "source": source,
         "corrupt_lines": corrupt,
+        "corrupt_values": corrupt_values,
         "sessions_seen": seen,
         "totals": {
             "sessions": len(v.sessions),
@@ -207,6 +266,7 @@ def vitals_json(v: Vitals, *, source: str, corrupt: int, seen: int) -> dict[str,
             "request_count": v.requests,
             "retries": v.retries,
             "errors": v.errors,
+            "failed": v.failed,
             "intercepted": v.intercepted,
             "cost_usd": _r(v.cost_usd),
             "input_tokens": v.input_tokens,

@@ -34,11 +34,10 @@ from alephant_otel import _names as n
 from alephant_otel._tracefile import default_trace_file, is_compressed, open_trace_file, read_lines
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._convert import record_from_flat, records_from_otlp
+from alephant_otel.analytics._http import HttpGetter
 from alephant_otel.analytics._model import SpanRecord
 
 if TYPE_CHECKING:
-    import httpx
-
     from alephant_otel.analytics._reconstruct import SessionBuilder
 
 __all__ = [
@@ -47,6 +46,7 @@ __all__ = [
     "PhoenixSource",
     "Progress",
     "SourceError",
+    "SourceSpecError",
     "SpanQuery",
     "SpanSource",
     "TempoSource",
@@ -61,7 +61,6 @@ _log = logging.getLogger(__name__)
 Progress = Callable[[int, "int | None"], None]
 
 _TIMEOUT_S: Final = 30.0
-_CONNECT_TIMEOUT_S: Final = 5.0
 _BACKEND_LIMIT: Final = 1000
 
 
@@ -69,6 +68,13 @@ class SourceError(Exception):
     """A source cannot be read: a missing file, an unreachable or failing backend.
 
     The message is one line a user can act on.
+    """
+
+
+class SourceSpecError(SourceError):
+    """The source's name itself is wrong (``http://...`` without ``tempo+``, an unknown scheme).
+
+    A usage error: the CLI exits 2 for it, 1 for other :class:`SourceError`.
     """
 
 
@@ -145,6 +151,7 @@ class FileSource:
         self.corrupt = 0
         self.lines = 0
         self.incomplete_tail = False
+        self.cut = False
         self.workers = workers
 
     def _open(self) -> Any:
@@ -169,6 +176,19 @@ class FileSource:
         self.lines += stats.lines
         self.corrupt += stats.corrupt
         self.incomplete_tail = self.incomplete_tail or stats.incomplete_tail
+        builder.corrupt_values += stats.corrupt_values
+        self._check_some_valid()
+
+    def _check_some_valid(self) -> None:
+        """An empty file is an empty answer; a file of nothing but bad lines is not a trace file."""
+        valid = self.lines - self.corrupt - self.incomplete_tail
+        if self.cut and valid <= 0:
+            raise SourceError(f"cannot read {self.path}: the compressed data is cut or damaged before any span line")
+        if self.corrupt and valid <= 0:
+            raise SourceError(
+                f"no valid span line in {self.path}: {self.corrupt} line(s) are not OTLP/JSON trace data "
+                "(is it a trace file?)"
+            )
 
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Every span in the file, streamed line by line."""
@@ -176,6 +196,7 @@ class FileSource:
 
     def _cut(self) -> None:
         self.corrupt += 1  # the line a cut or damaged compressed stream broke
+        self.cut = True
 
     def _records(self, progress: Progress | None) -> Iterator[SpanRecord]:
         fh = self._open()
@@ -199,7 +220,7 @@ class FileSource:
                     resource_spans = doc["resourceSpans"] if "resourceSpans" in doc else doc["resource_spans"]
                     # Materialize the line so that a bad span counts the line corrupt, not half of it.
                     records = list(records_from_otlp(resource_spans))
-                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                except _fastfile.CORRUPT:
                     if line.endswith(b"\n"):
                         self.corrupt += 1
                     else:
@@ -208,6 +229,7 @@ class FileSource:
                 yield from records
             if progress is not None:
                 progress(done, total)
+        self._check_some_valid()
 
 
 # --- HTTP backends ------------------------------------------------------------------
@@ -217,13 +239,13 @@ def _parse_base(spec: str) -> tuple[str, dict[str, list[str]]]:
     scheme, _, rest = spec.partition("+")
     parts = urlsplit(rest)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SourceError(f"bad source {spec!r}: expected {scheme}+http(s)://host:port")
+        raise SourceSpecError(f"bad source {spec!r}: expected {scheme}+http(s)://host:port")
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     return base, parse_qs(parts.query)
 
 
 class _Http:
-    """Shared HTTP plumbing: one client, errors turned into :class:`SourceError`."""
+    """Shared HTTP plumbing (standard library only, see ``_http``): errors become :class:`SourceError`."""
 
     name = "backend"
 
@@ -232,33 +254,8 @@ class _Http:
         self.corrupt = 0
         self._headers = dict(headers or {})
 
-    def _get(self, client: httpx.Client, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        import httpx
-
-        url = self.base + path
-        try:
-            resp = client.get(url, params=params)
-        except httpx.TimeoutException:
-            raise SourceError(f"{self.name} at {self.base} timed out") from None
-        except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {self.name} at {self.base}: {exc}") from None
-        if resp.status_code >= 400:
-            detail = resp.text.strip().replace("\n", " ")[:200]
-            raise SourceError(f"{self.name} at {self.base} answered {resp.status_code} for {path}: {detail}")
-        try:
-            return resp.json()
-        except ValueError:
-            raise SourceError(f"{self.name} at {self.base} sent a response that is not JSON for {path}") from None
-
-    def _client(self) -> httpx.Client:
-        # httpx is only needed for backends (the trace file reads without it).
-        try:
-            import httpx
-        except ImportError:
-            raise SourceError(f"reading from {self.name} needs httpx: pip install 'alephant-otel[httpx]'") from None
-        # trust_env=False: a proxy variable must not reroute a loopback backend.
-        timeout = httpx.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S)
-        return httpx.Client(timeout=timeout, headers=self._headers, trust_env=False)
+    def _client(self) -> HttpGetter:
+        return HttpGetter(self.name, self.base, self._headers, SourceError, _TIMEOUT_S)
 
 
 def _seconds(ns: int | None) -> int | None:
@@ -284,10 +281,11 @@ class TempoSource(_Http):
 
     @staticmethod
     def traceql(query: SpanQuery) -> str:
-        """The TraceQL selecting spans of alephant sessions (one session when asked)."""
+        """The TraceQL selecting traces of alephant sessions and gateway requests (one session when asked)."""
         if query.session_id is not None:
             return f"{{ span.{n.ATTR_SESSION_ID} = {json.dumps(query.session_id)} }}"
-        return f"{{ span.{n.ATTR_SESSION_ID} != nil }}"
+        # Request spans made outside any session carry no session id: `sessions list` shows them as one line.
+        return f'{{ span.{n.ATTR_SESSION_ID} != nil || span.{n.ATTR_SPAN_KIND} = "{n.SPAN_KIND_REQUEST}" }}'
 
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Spans of every trace the TraceQL search finds."""
@@ -296,22 +294,22 @@ class TempoSource(_Http):
             params["start"] = _seconds(query.since_ns)
         if query.until_ns is not None:
             params["end"] = (_seconds(query.until_ns) or 0) + 1
-        with self._client() as client:
-            found = self._get(client, "/api/search", params)
-            ids = list(dict.fromkeys(t["traceID"] for t in (found or {}).get("traces") or () if "traceID" in t))
-            for i, trace_id in enumerate(ids):
-                doc = self._get(client, f"/api/traces/{quote(trace_id, safe='')}")
-                try:
-                    if "trace" in doc and isinstance(doc["trace"], dict):
-                        doc = doc["trace"]
-                    batches = doc.get("batches") if "batches" in doc else doc.get("resourceSpans")
-                    records = list(records_from_otlp(batches or ()))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    self.corrupt += 1
-                    continue
-                yield from records
-                if progress is not None:
-                    progress(i + 1, len(ids))
+        client = self._client()
+        found = client.get("/api/search", params)
+        ids = list(dict.fromkeys(t["traceID"] for t in (found or {}).get("traces") or () if "traceID" in t))
+        for i, trace_id in enumerate(ids):
+            doc = client.get(f"/api/traces/{quote(trace_id, safe='')}")
+            try:
+                if "trace" in doc and isinstance(doc["trace"], dict):
+                    doc = doc["trace"]
+                batches = doc.get("batches") if "batches" in doc else doc.get("resourceSpans")
+                records = list(records_from_otlp(batches or ()))
+            except _fastfile.CORRUPT:
+                self.corrupt += 1
+                continue
+            yield from records
+            if progress is not None:
+                progress(i + 1, len(ids))
 
 
 _JAEGER_TAG_FALLBACK: Final = {"error", "otel.status_code", "otel.status_description"}
@@ -344,30 +342,30 @@ class JaegerSource(_Http):
 
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Spans of every trace found in any service."""
-        with self._client() as client:
-            services = self._get(client, "/api/services").get("data") or []
-            searches = [(svc, tags) for svc in services for tags in self._searches(query)]
-            seen: set[str] = set()
-            for i, (svc, tags) in enumerate(searches):
-                params: dict[str, Any] = {"service": svc, "tags": json.dumps(tags), "limit": query.limit}
-                if query.since_ns is not None:
-                    params["start"] = query.since_ns // 1000
-                if query.until_ns is not None:
-                    params["end"] = query.until_ns // 1000
-                doc = self._get(client, "/api/traces", params)
-                for trace in doc.get("data") or ():
-                    try:
-                        tid = trace["traceID"]
-                        if tid in seen:
-                            continue
-                        seen.add(tid)
-                        records = list(self._records(trace))
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        self.corrupt += 1
+        client = self._client()
+        services = client.get("/api/services").get("data") or []
+        searches = [(svc, tags) for svc in services for tags in self._searches(query)]
+        seen: set[str] = set()
+        for i, (svc, tags) in enumerate(searches):
+            params: dict[str, Any] = {"service": svc, "tags": json.dumps(tags), "limit": query.limit}
+            if query.since_ns is not None:
+                params["start"] = query.since_ns // 1000
+            if query.until_ns is not None:
+                params["end"] = query.until_ns // 1000
+            doc = client.get("/api/traces", params)
+            for trace in doc.get("data") or ():
+                try:
+                    tid = trace["traceID"]
+                    if tid in seen:
                         continue
-                    yield from records
-                if progress is not None:
-                    progress(i + 1, len(searches))
+                    seen.add(tid)
+                    records = list(self._records(trace))
+                except _fastfile.CORRUPT:
+                    self.corrupt += 1
+                    continue
+                yield from records
+            if progress is not None:
+                progress(i + 1, len(searches))
 
     @staticmethod
     def _records(trace: Mapping[str, Any]) -> Iterator[SpanRecord]:
@@ -466,24 +464,24 @@ class PhoenixSource(_Http):
             params["attribute"] = f"{n.ATTR_SESSION_ID}:{json.dumps(query.session_id)}"
         path = f"/v1/projects/{quote(self.project, safe='')}/spans"
         pages = 0
-        with self._client() as client:
-            while True:
-                doc = self._get(client, path, params)
-                for sp in doc.get("data") or ():
-                    try:
-                        rec = self._record(sp)
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        self.corrupt += 1
-                        continue
-                    if query.session_id is None or rec.session_id == query.session_id:
-                        yield rec
-                pages += 1
-                if progress is not None:
-                    progress(pages, None)
-                cursor = doc.get("next_cursor")
-                if not cursor:
-                    return
-                params["cursor"] = cursor
+        client = self._client()
+        while True:
+            doc = client.get(path, params)
+            for sp in doc.get("data") or ():
+                try:
+                    rec = self._record(sp)
+                except _fastfile.CORRUPT:
+                    self.corrupt += 1
+                    continue
+                if query.session_id is None or rec.session_id == query.session_id:
+                    yield rec
+            pages += 1
+            if progress is not None:
+                progress(pages, None)
+            cursor = doc.get("next_cursor")
+            if not cursor:
+                return
+            params["cursor"] = cursor
 
     @staticmethod
     def _record(sp: Mapping[str, Any]) -> SpanRecord:
@@ -519,7 +517,7 @@ def open_source(spec: str | Path | None) -> SpanSource:
             (``?project=NAME``); ``None`` for the default trace file.
 
     Raises:
-        SourceError: A backend URL is malformed.
+        SourceSpecError: ``spec`` is a URL but not one of the forms above.
     """
     if spec is None:
         return FileSource(default_trace_path())
@@ -536,6 +534,12 @@ def open_source(spec: str | Path | None) -> SpanSource:
         base, qs = _parse_base(spec)
         project = qs["project"][0] if qs.get("project") else None
         return PhoenixSource(base, project)
-    if "+" in lowered.split("://", 1)[0] and "://" in lowered:
-        raise SourceError(f"unknown source {spec!r}: use a file path, tempo+http://, jaeger+http:// or phoenix+http://")
+    scheme, sep, _ = lowered.partition("://")
+    if sep and scheme in ("http", "https"):
+        forms = ", ".join(f"{b}+{spec}" for b in ("tempo", "jaeger", "phoenix"))
+        raise SourceSpecError(f"source {spec!r} does not say which backend it is: use {forms}")
+    if sep and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        raise SourceSpecError(
+            f"unknown source {spec!r}: use a file path, tempo+http://, jaeger+http:// or phoenix+http://"
+        )
     return FileSource(spec)

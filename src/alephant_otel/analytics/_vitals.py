@@ -8,7 +8,13 @@ Outliers are flagged against the sessions read, not fixed thresholds:
 - ``repeated_retries``: ``retry_threshold`` or more retried attempts;
 - ``token_outlier``: more than ``token_factor`` times the median tokens of
   the other sessions on the same path (needs ``min_peers`` such sessions);
-- ``intercepted`` and ``errors``: any policy event / any failed request.
+- ``intercepted``: any request the gateway intercepted (a policy event);
+- ``errors``: any request that failed for another reason (printed as "failed").
+
+A request the gateway intercepts ends with status ERROR too, so the
+``errors`` counts (JSON ``errors``) include interceptions; ``failed`` counts
+the requests that ended in error without being intercepted. The text output
+says "failed" and "intercepted", which add up to the errors.
 """
 
 from __future__ import annotations
@@ -20,7 +26,16 @@ from dataclasses import dataclass, field
 
 from alephant_otel.analytics._model import Session
 
-__all__ = ["Flag", "GroupVitals", "SessionVitals", "Vitals", "VitalsConfig", "compute_vitals", "percentile"]
+__all__ = [
+    "Flag",
+    "GroupVitals",
+    "SessionVitals",
+    "Vitals",
+    "VitalsConfig",
+    "compute_vitals",
+    "failed_requests",
+    "percentile",
+]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -96,6 +111,8 @@ class Vitals:
     latency_p50_s: float
     latency_p95_s: float
     latency_threshold_s: float | None
+    #: Requests that ended in error without being intercepted (``errors`` counts both).
+    failed: int = 0
 
     @property
     def flagged(self) -> list[SessionVitals]:
@@ -174,9 +191,10 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
                 )
         if s.intercepted:
             reasons = sorted({e.reason for e in s.policy_events if e.reason})
-            v.flags.append(Flag("intercepted", f"{s.intercepted} intercepted: {'; '.join(reasons) or 'policy'}"))
-        if s.errors > s.intercepted:
-            v.flags.append(Flag("errors", f"{s.errors - s.intercepted} failed requests"))
+            v.flags.append(Flag("intercepted", f"{_requests(s.intercepted)} ({'; '.join(reasons) or 'policy'})"))
+        failed = failed_requests(s)
+        if failed:
+            v.flags.append(Flag("errors", f"{_requests(failed)} ended in error (not intercepted)"))
 
     by_status: dict[str, int] = {"active": 0, "completed": 0, "intercepted": 0}
     for s in sessions:
@@ -197,4 +215,14 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
         latency_p50_s=percentile(all_latencies, 50),
         latency_p95_s=percentile(all_latencies, 95),
         latency_threshold_s=threshold,
+        failed=sum(failed_requests(s) for s in sessions),
     )
+
+
+def failed_requests(s: Session) -> int:
+    """Requests of ``s`` that ended in error without being intercepted by the gateway."""
+    return sum(1 for r in s.requests if r.error and not r.intercepted)
+
+
+def _requests(count: int) -> str:
+    return "1 request" if count == 1 else f"{count} requests"
