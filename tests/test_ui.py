@@ -1,0 +1,448 @@
+"""The web view (`alephant-otel ui`), the `--html` export and `sessions list --follow`.
+
+A real server (the CLI as a subprocess, loopback, port 0) and a real headless
+Chromium (Debian's `chromium`, driven by Playwright for Python). The browser
+tests skip only when /usr/bin/chromium is absent; CI installs it.
+
+With ALEPHANT_UPDATE_SCREENSHOTS=1 the browser also writes docs/ui-sessions.png
+and docs/ui-waterfall.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _util import ROOT, clean_env, wait_for
+from fixtures.analytics_data import Req, RunSpec, SessionSpec, make_spans, otlp_json, support_session, write_trace_file
+
+from alephant_otel._cli import _money
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS_NAME = "<script>alert(1)</script>"
+XSS_MODEL = "<script>alert(2)</script><img src=x onerror=alert(3)>"
+CLI = [sys.executable, "-m", "alephant_otel._cli"]
+
+browser_needed = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=clean_env(), check=False)
+
+
+def sessions_json(source: Path) -> list[dict[str, Any]]:
+    out = cli("sessions", "list", "--source", str(source), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["sessions"]
+
+
+def show_json(source: Path, session_id: str) -> dict[str, Any]:
+    out = cli("sessions", "show", session_id, "--source", str(source), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["session"]
+
+
+def all_requests(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    out = list(doc["requests"])
+
+    def walk(runs: list[dict[str, Any]]) -> None:
+        for run in runs:
+            out.extend(run["requests"])
+            walk(run["runs"])
+
+    walk(doc["runs_tree"])
+    return out
+
+
+def append_spans(path: Path, sessions: list[SessionSpec]) -> None:
+    line = json.dumps(otlp_json(make_spans(sessions, stray=False)), separators=(",", ":")) + "\n"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
+class UiProcess:
+    """`alephant-otel ui --port 0 --no-browser` in a subprocess, and the URL it printed."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*CLI, "ui", "--port", "0", "--no-browser", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        if match is None:
+            self.stop()
+            raise AssertionError(f"no URL printed: {line!r}")
+        self.url = match.group(1)
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+def http_get(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), exc.read().decode()
+
+
+# --- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("demo") / "demo.jsonl"
+    out = cli("demo", "--trace-file", str(path), timeout=120)
+    assert out.returncode == 0, out.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_ui(demo_file: Path) -> Iterator[UiProcess]:
+    ui = UiProcess("--source", str(demo_file))
+    yield ui
+    ui.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def xss_session() -> SessionSpec:
+    return SessionSpec(
+        "sess_xss",
+        "/x/<b>bold</b>",
+        XSS_NAME,
+        40_000,
+        1_000,
+        runs=[
+            RunSpec(
+                "run_x",
+                "agent<script>alert(4)</script>",
+                40_010,
+                900,
+                requests=[Req("req_x1", 40_020, 300, inp=5, out=5, cost=0.00001, model=XSS_MODEL)],
+            )
+        ],
+    )
+
+
+# --- the server over HTTP -------------------------------------------------------------
+
+
+def test_pages_carry_a_strict_csp_and_no_inline_script(demo_ui: UiProcess, demo_file: Path) -> None:
+    sid = sessions_json(demo_file)[0]["session_id"]
+    for path in ("", f"sessions/{sid}"):
+        status, headers, body = http_get(demo_ui.url + path)
+        assert status == 200
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+        # Every <script> is a file of the package or a JSON data block, never inline code.
+        for tag in re.findall(r"<script[^>]*>", body):
+            assert 'src="/static/' in tag or 'type="application/json"' in tag
+
+
+def test_unknown_session_is_a_404_page_with_a_link_back(demo_ui: UiProcess) -> None:
+    status, headers, body = http_get(demo_ui.url + "sessions/sess_nope")
+    assert status == 404
+    assert headers["Content-Type"].startswith("text/html")
+    assert "No session sess_nope" in body and 'href="/"' in body
+    assert "Traceback" not in body
+
+
+def test_unreadable_source_is_a_page_saying_what_is_wrong(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.jsonl"
+    ui = UiProcess("--source", str(missing))
+    try:
+        status, _, body = http_get(ui.url)
+        assert status == 503
+        assert "no trace file at" in body and str(missing) in body
+        assert "Traceback" not in body
+    finally:
+        err = ui.stop()
+    assert "Traceback" not in err
+    assert ui.proc.returncode == 0
+
+
+def test_refuses_a_non_loopback_host_without_the_flag() -> None:
+    out = cli("ui", "--host", "0.0.0.0", "--port", "0", "--no-browser")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "--allow-remote" in out.stderr and "no authentication" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_port_zero_prints_the_url_it_bound(demo_ui: UiProcess) -> None:
+    assert not demo_ui.url.endswith(":0/")
+    assert http_get(demo_ui.url + "api/version")[0] == 200
+
+
+# --- the browser --------------------------------------------------------------------
+
+
+@browser_needed
+def test_list_shows_every_session_and_a_click_opens_its_waterfall(
+    demo_ui: UiProcess, demo_file: Path, page: Any
+) -> None:
+    expected = sessions_json(demo_file)
+    page.goto(demo_ui.url)
+    links = page.locator("table.sessions tbody td.id a")
+    assert sorted(links.all_inner_texts()) == sorted(s["session_id"] for s in expected)
+    assert page.locator("section.charts img").count() == 5
+    if os.environ.get("ALEPHANT_UPDATE_SCREENSHOTS") == "1":
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        page.screenshot(path=str(ROOT / "docs" / "ui-sessions.png"), full_page=True)
+
+    target = max(expected, key=lambda s: s["request_count"])
+    page.locator("table.sessions tbody td.id a", has_text=target["session_id"]).click()
+    page.wait_for_selector("#waterfall")
+    assert page.url.endswith(f"/sessions/{target['session_id']}")
+    doc = show_json(demo_file, target["session_id"])
+    requests = all_requests(doc)
+    rows = page.locator(".wf-row.req")
+    assert rows.count() == len(requests) == target["request_count"]
+    text = page.locator("#waterfall").inner_text()
+    for r in requests:
+        row = page.locator(f'.wf-row.req[data-index] >> text="{r["request_id"]}"')
+        assert row.count() == 1, r["request_id"]
+        assert _money(r["cost_usd"]) in text
+    for agent in doc["agents"]:
+        assert agent in text
+    head = page.locator(".session-head").inner_text()
+    assert doc["path"] in head and _money(doc["cost_usd"]) in head and "matches" in head
+
+    # A request opens to its attributes.
+    first = requests[0]["request_id"]
+    page.locator(".wf-row.req", has_text=first).click()
+    detail = page.locator(".detail").first.inner_text()
+    assert "alephant.request.id" in detail and first in detail
+    if os.environ.get("ALEPHANT_UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "ui-waterfall.png"), full_page=True)
+    assert page.errors == []
+
+
+@browser_needed
+def test_filters_and_sorting_narrow_the_list(demo_ui: UiProcess, demo_file: Path, page: Any) -> None:
+    expected = sessions_json(demo_file)
+    intercepted = [s["session_id"] for s in expected if s["status"] == "intercepted"]
+    assert intercepted and len(intercepted) < len(expected)
+    page.goto(demo_ui.url)
+    page.select_option("select[name=status]", "intercepted")
+    page.click("form.filters button")
+    page.wait_for_url("**status=intercepted**")
+    assert page.locator("table.sessions tbody td.id a").all_inner_texts() == intercepted
+
+    path = expected[0]["path"]
+    page.goto(demo_ui.url)
+    page.fill("input[name=path]", path)
+    page.click("form.filters button")
+    page.wait_for_url("**path=**")
+    assert page.locator("table.sessions tbody td.id a").all_inner_texts() == [
+        s["session_id"] for s in expected if s["path"] == path
+    ]
+
+    page.goto(demo_ui.url + "?min_cost=1000")
+    assert page.locator("table.sessions tbody tr").count() == 0
+    assert page.locator("#empty").is_visible()
+
+    page.goto(demo_ui.url)
+    page.locator("th a", has_text="cost").click()
+    page.wait_for_url("**sort=cost**")
+    by_cost = [s["session_id"] for s in sorted(expected, key=lambda s: (s["cost_usd"], s["session_id"]), reverse=True)]
+    assert page.locator("table.sessions tbody td.id a").all_inner_texts() == by_cost
+
+
+@browser_needed
+def test_script_in_a_session_name_and_a_model_name_is_inert(tmp_path: Path, page: Any) -> None:
+    source = write_trace_file(tmp_path / "xss.jsonl", make_spans([xss_session()]))
+    ui = UiProcess("--source", str(source))
+    try:
+        page.goto(ui.url)
+        assert page.locator("td.id .name").inner_text() == XSS_NAME
+        page.locator("td.id a").click()
+        page.wait_for_selector("#waterfall")
+        assert page.locator(".session-head h1").inner_text() == XSS_NAME
+        assert page.locator(".wf-row.req .model").inner_text() == XSS_MODEL
+        page.locator(".wf-row.req").click()
+        assert XSS_MODEL in page.locator(".detail").inner_text()
+        assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
+        assert page.locator("img[src=x]").count() == 0
+        html_file = tmp_path / "xss.html"
+        out = cli("sessions", "show", "sess_xss", "--source", str(source), "--html", str(html_file))
+        assert out.returncode == 0, out.stderr
+        page.goto(html_file.as_uri())
+        page.wait_for_selector("#waterfall")
+        assert page.locator(".session-head h1").inner_text() == XSS_NAME
+        assert page.locator(".wf-row.req .model").inner_text() == XSS_MODEL
+        page.wait_for_timeout(200)
+        assert page.dialogs == []
+        assert page.errors == []
+    finally:
+        ui.stop()
+
+
+@browser_needed
+def test_live_pages_pick_up_spans_written_after_they_loaded(tmp_path: Path, page: Any) -> None:
+    source = write_trace_file(tmp_path / "live.jsonl", make_spans([support_session()]))
+    ui = UiProcess("--source", str(source))
+    try:
+        page.goto(ui.url)
+        page.evaluate("window.sameDocument = true")
+        assert page.locator("table.sessions tbody tr").count() == 1
+        append_spans(source, [xss_session()])
+        page.wait_for_selector("td.id a >> text=sess_xss", timeout=10_000)
+        assert page.evaluate("window.sameDocument") is True  # no reload
+        assert page.locator("table.sessions tbody tr").count() == 2
+        assert "2 of 2 sessions" in page.locator("#totals").inner_text()
+
+        # A session page grows: a new request in the session appears.
+        page.goto(ui.url + "sessions/sess_xss")
+        page.evaluate("window.sameDocument = true")
+        assert page.locator(".wf-row.req").count() == 1
+        more = xss_session()
+        more.emit_span = False
+        more.runs[0].emit_span = False
+        more.runs[0].requests = [Req("req_x2", 40_500, 200, inp=7, out=3, cost=0.00002)]
+        append_spans(source, [more])
+        page.wait_for_selector(".wf-row.req >> text=req_x2", timeout=10_000)
+        assert page.evaluate("window.sameDocument") is True
+        assert page.locator(".wf-row.req").count() == 2
+    finally:
+        ui.stop()
+
+
+@browser_needed
+def test_html_export_renders_the_same_waterfall_offline(demo_file: Path, browser: Any, tmp_path: Path) -> None:
+    sid = max(sessions_json(demo_file), key=lambda s: s["request_count"])["session_id"]
+    html_file = tmp_path / "session.html"
+    out = cli("sessions", "show", sid, "--source", str(demo_file), "--html", str(html_file))
+    assert out.returncode == 0, out.stderr
+    text = html_file.read_text()
+    assert "/static/" not in text and "http://" not in text.split("</head>")[0]
+
+    context = browser.new_context(offline=True)
+    asked: list[str] = []
+    context.on("request", lambda r: asked.append(r.url))
+    context.route("http*://**", lambda route: route.abort())
+    try:
+        pg = context.new_page()
+        pg.goto(html_file.as_uri())
+        pg.wait_for_selector("#waterfall")
+        requests = all_requests(show_json(demo_file, sid))
+        wf = pg.locator("#waterfall").inner_text()
+        assert pg.locator(".wf-row.req").count() == len(requests)
+        for r in requests:
+            assert r["request_id"] in wf and _money(r["cost_usd"]) in wf
+        pg.locator(".wf-row.req").first.click()
+        assert "alephant.request.id" in pg.locator(".detail").inner_text()
+        assert asked == [html_file.as_uri()]
+    finally:
+        context.close()
+
+
+# --- sessions list --follow -------------------------------------------------------------
+
+
+def test_sessions_list_follow_shows_a_session_appended_to_the_file(tmp_path: Path) -> None:
+    source = write_trace_file(tmp_path / "follow.jsonl", make_spans([support_session()]))
+    proc = subprocess.Popen(
+        [*CLI, "sessions", "list", "--follow", "--source", str(source)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(COLUMNS="200"),
+    )
+    seen: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        assert wait_for(lambda: any("sess_a" in line for line in seen), timeout=20)
+        assert not any("sess_xss" in line for line in seen)
+        append_spans(source, [xss_session()])
+        assert wait_for(lambda: any("sess_xss" in line for line in seen), timeout=20)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        reader.join(timeout=5)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_follow_refuses_a_backend_and_json(tmp_path: Path) -> None:
+    out = cli("sessions", "list", "--follow", "--json", "--source", str(tmp_path / "x.jsonl"))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    out = cli("sessions", "list", "--follow", "--source", "tempo+http://127.0.0.1:1")
+    assert out.returncode == 1 and "not" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_static_files_are_in_the_package() -> None:
+    from alephant_otel._web._pages import STATIC, static_file
+
+    for name in STATIC:
+        assert static_file(name)
+    time.sleep(0)
