@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from _util import ROOT, clean_env, wait_for
 from fixtures.analytics_data import Req, RunSpec, SessionSpec, make_spans, otlp_json, support_session, write_trace_file
+from fixtures.ui_data import showcase_sessions
 
 from alephant_otel._cli import _money
 
@@ -244,9 +245,6 @@ def test_list_shows_every_session_and_a_click_opens_its_waterfall(
     links = page.locator("table.sessions tbody td.id a")
     assert sorted(links.all_inner_texts()) == sorted(s["session_id"] for s in expected)
     assert page.locator("section.charts img").count() == 5
-    if os.environ.get("ALEPHANT_UPDATE_SCREENSHOTS") == "1":
-        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-        page.screenshot(path=str(ROOT / "docs" / "ui-sessions.png"), full_page=True)
 
     target = max(expected, key=lambda s: s["request_count"])
     page.locator("table.sessions tbody td.id a", has_text=target["session_id"]).click()
@@ -271,9 +269,39 @@ def test_list_shows_every_session_and_a_click_opens_its_waterfall(
     page.locator(".wf-row.req", has_text=first).click()
     detail = page.locator(".detail").first.inner_text()
     assert "alephant.request.id" in detail and first in detail
-    if os.environ.get("ALEPHANT_UPDATE_SCREENSHOTS") == "1":
-        page.screenshot(path=str(ROOT / "docs" / "ui-waterfall.png"), full_page=True)
     assert page.errors == []
+
+
+@browser_needed
+def test_showcase_pages_draw_their_charts_and_waterfall(tmp_path: Path, page: Any) -> None:
+    """A day of varied sessions; with ALEPHANT_UPDATE_SCREENSHOTS=1, the pictures in docs/."""
+    specs = showcase_sessions()
+    source = write_trace_file(tmp_path / "traces.otlp.jsonl", make_spans(specs), batch=16)
+    ui = UiProcess("--source", str(source), "--limit", "12")
+    update = os.environ.get("ALEPHANT_UPDATE_SCREENSHOTS") == "1"
+    try:
+        page.goto(ui.url + "?sort=started&order=asc")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator("table.sessions tbody tr").count() == 12
+        assert f"of {len(specs)} sessions" in page.locator("#totals").inner_text()
+        assert page.locator("ul.flagged li").count() >= 3
+        page.locator("a[rel=next]").click()
+        assert page.locator("table.sessions tbody tr").count() == 12
+        if update:
+            page.goto(ui.url)
+            page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+            page.screenshot(path=str(ROOT / "docs" / "ui-sessions.png"), full_page=True)
+        busy = next(s for i, s in enumerate(specs) if i % 7 == 3)
+        page.goto(ui.url + "sessions/" + busy.session_id)
+        page.wait_for_selector("#waterfall")
+        assert page.locator(".badge.retry").count() == 2
+        assert page.locator(".badge.stream").count() == sum(1 for q in busy.all_requests() if q.streaming)
+        page.locator(".wf-row.req").nth(1).click()
+        if update:
+            page.screenshot(path=str(ROOT / "docs" / "ui-waterfall.png"), full_page=True)
+        assert page.errors == []
+    finally:
+        ui.stop()
 
 
 @browser_needed

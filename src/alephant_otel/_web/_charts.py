@@ -118,6 +118,8 @@ def _stacked(
         b = min((t - lo) // width, _BUCKETS - 1)
         grid[b][index[key if key in kept else "other"]] += v
     y_max = max(sum(col) for col in grid) or 1.0
+    if y_fmt is _axis_int:
+        y_max = float(math.ceil(y_max / 4) * 4)  # whole numbers on every grid line
     plot_w, plot_h = W - _L - _R, H - _T - _B
     bar_w = plot_w / _BUCKETS
     body = _axes(y_max, y_fmt)

@@ -263,7 +263,7 @@ def list_page(
         f'<tbody id="rows">{"".join(_row(s) for s in rows)}</tbody></table></div>'
         f'<p class="empty" id="empty"{"" if not chosen else " hidden"}>No session matches.</p>'
     )
-    chart_q = query.params(page="", sort="", order="")
+    chart_q = query.params(page="")
     chart_imgs = "".join(
         f'<figure><img alt="{_e(name)} chart" data-chart="{_e(name)}" '
         f'src="/charts/{_e(name)}.svg?{_e(chart_q)}&amp;v={_e(version)}" width="560" height="230"></figure>'

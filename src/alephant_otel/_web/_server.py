@@ -36,6 +36,7 @@ from alephant_otel.analytics import (
     SessionSet,
     SourceError,
     TempoSource,
+    Vitals,
     compute_vitals,
     open_source,
     read_sessions,
@@ -114,6 +115,26 @@ class SessionStore:
         return found
 
 
+_SELECTIONS: Final = 32
+
+
+class _Selection:
+    """The sessions one filter and sort selects, and their vitals once asked for."""
+
+    def __init__(self, chosen: list[Session], problems: list[str]) -> None:
+        self.chosen = chosen
+        self.problems = problems
+        self._vitals: Vitals | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def vitals(self) -> Vitals:
+        with self._lock:
+            if self._vitals is None:
+                self._vitals = compute_vitals(self.chosen)
+            return self._vitals
+
+
 class _Answer(Exception):
     """Raised by a route to answer with an error page."""
 
@@ -133,7 +154,23 @@ class UiServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], store: SessionStore, defaults: ListQuery) -> None:
         self.store = store
         self.defaults = defaults
+        self._selections: dict[tuple[int, str], _Selection] = {}
+        self._selections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def selection(self, result: SessionSet, query: ListQuery) -> _Selection:
+        """The sessions ``query`` selects, cached per read and filter/sort (pages and charts share it)."""
+        key = (id(result.sessions), query.params(page="", size=""))
+        with self._selections_lock:
+            found = self._selections.get(key)
+        if found is None:
+            chosen, problems = query.select(result.sessions)
+            found = _Selection(chosen, problems)
+            with self._selections_lock:
+                if len(self._selections) >= _SELECTIONS:
+                    self._selections.pop(next(iter(self._selections)))
+                self._selections[key] = found
+        return found
 
     @property
     def url(self) -> str:
@@ -230,15 +267,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- routes ---------------------------------------------------------------------
 
-    def _selection(self, qs: dict[str, list[str]]) -> tuple[str, SessionSet, ListQuery, list[Session], list[str]]:
+    def _selection(self, qs: dict[str, list[str]]) -> tuple[str, SessionSet, ListQuery, _Selection]:
         version, result = self.server.store.read()
         query = ListQuery.parse(qs, self.server.defaults)
-        chosen, problems = query.select(result.sessions)
-        return version, result, query, chosen, problems
+        return version, result, query, self.server.selection(result, query)
 
     def _list(self, path: str, qs: dict[str, list[str]]) -> None:
-        version, result, query, chosen, problems = self._selection(qs)
+        version, result, query, sel = self._selection(qs)
         store = self.server.store
+        chosen, problems = sel.chosen, list(sel.problems)
         if result.corrupt:
             problems.append(f"{result.corrupt} corrupt line(s) skipped in {result.source}")
         page = _pages.list_page(
@@ -247,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
             chosen=chosen,
             seen=len(result.sessions),
             problems=problems,
-            vitals=compute_vitals(chosen),
+            vitals=sel.vitals,
             statuses=STATUSES,
             charts=tuple(CHARTS),
             version=version,
@@ -260,8 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"version": version})
 
     def _api_list(self, path: str, qs: dict[str, list[str]]) -> None:
-        version, result, query, chosen, _ = self._selection(qs)
-        doc = _pages.list_json_rows(chosen, query, len(result.sessions))
+        version, result, query, sel = self._selection(qs)
+        doc = _pages.list_json_rows(sel.chosen, query, len(result.sessions))
         doc["version"] = version
         self._json(doc)
 
@@ -269,8 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
         name = path[len("/charts/") : -len(".svg")]
         if name not in CHARTS:
             raise _Answer(HTTPStatus.NOT_FOUND, "Not found", f"There is no chart {name}.")
-        _, _, _, chosen, _ = self._selection(qs)
-        svg = render_chart(name, chosen, compute_vitals(chosen)) or ""
+        _, _, _, sel = self._selection(qs)
+        svg = render_chart(name, sel.chosen, sel.vitals) or ""
         self._send(HTTPStatus.OK, svg.encode(), "image/svg+xml")
 
     def _lookup(self, session_id: str) -> tuple[str, SessionSet, Session]:

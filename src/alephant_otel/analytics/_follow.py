@@ -15,8 +15,10 @@ size and mtime): a cheap tag for clients polling for changes.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -80,6 +82,7 @@ class TraceFollower:
         self._compressed = False
         self._sessions: list[Session] = []
         self._built_for: _Stamp | None = None
+        self._built_at = 0.0
 
     @property
     def version(self) -> str:
@@ -102,17 +105,30 @@ class TraceFollower:
             stamp = self._stat()
             old = self._stamp
             if old is not None and stamp == old and self._built_for == stamp:
-                # Unchanged; statuses still move from active to completed with the clock.
-                self._sessions = self._builder.build(active_window_s=self.active_window_s)
+                # Unchanged. Only the clock can still move a session from active to completed:
+                # rebuild (a cost that grows with the file) only then, at most once a second.
+                now = time.monotonic()
+                if any(s.status == "active" for s in self._sessions) and now - self._built_at >= 1.0:
+                    self._sessions = self._builder.build(active_window_s=self.active_window_s)
+                    self._built_at = now
                 return SessionSet(self._sessions, self.description, self._builder.spans, self.corrupt)
             replaced = old is None or (old.dev, old.ino) != (stamp.dev, stamp.ino) or stamp.size < self._offset
-            if replaced or self._compressed:
-                self._full_read()
-            else:
-                self._read_tail(stamp.size)
+            # As in read_sessions: the read makes many small objects and no cycles; the cyclic
+            # GC rescanning them all, again and again, doubled the time.
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                if replaced or self._compressed:
+                    self._full_read()
+                else:
+                    self._read_tail(stamp.size)
+                self._sessions = self._builder.build(active_window_s=self.active_window_s)
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
             self._stamp = stamp
-            self._sessions = self._builder.build(active_window_s=self.active_window_s)
             self._built_for = stamp
+            self._built_at = time.monotonic()
             return SessionSet(self._sessions, self.description, self._builder.spans, self.corrupt)
 
     def _full_read(self) -> None:
