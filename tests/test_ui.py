@@ -291,10 +291,11 @@ def test_showcase_pages_draw_their_charts_and_waterfall(tmp_path: Path, page: An
             page.goto(ui.url)
             page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
             page.screenshot(path=str(ROOT / "docs" / "ui-sessions.png"), full_page=True)
-        busy = next(s for i, s in enumerate(specs) if i % 7 == 3)
+        busy = specs[24]  # retried twice after rate limits, then intercepted
         page.goto(ui.url + "sessions/" + busy.session_id)
         page.wait_for_selector("#waterfall")
         assert page.locator(".badge.retry").count() == 2
+        assert page.locator(".badge.policy").inner_text() == "policy: PII detected in prompt (pii)"
         assert page.locator(".badge.stream").count() == sum(1 for q in busy.all_requests() if q.streaming)
         page.locator(".wf-row.req").nth(1).click()
         if update:

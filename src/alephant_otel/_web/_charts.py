@@ -67,6 +67,18 @@ def _axes(y_max: float, y_fmt: Callable[[float], str]) -> list[str]:
     return out
 
 
+def _nice_max(value: float, *, integer: bool) -> float:
+    """The top of an axis of four steps at or above ``value``, each step a round number."""
+    if value <= 0:
+        return 4.0 if integer else 1.0
+    raw = value / 4
+    scale = 10 ** math.floor(math.log10(raw))
+    step = next(m * scale for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * scale >= raw * (1 - 1e-9))
+    if integer:
+        step = max(1.0, math.ceil(step))
+    return step * 4
+
+
 def _axis_money(x: float) -> str:
     if x <= 0:
         return "$0"
@@ -117,9 +129,7 @@ def _stacked(
     for t, key, v in points:
         b = min((t - lo) // width, _BUCKETS - 1)
         grid[b][index[key if key in kept else "other"]] += v
-    y_max = max(sum(col) for col in grid) or 1.0
-    if y_fmt is _axis_int:
-        y_max = float(math.ceil(y_max / 4) * 4)  # whole numbers on every grid line
+    y_max = _nice_max(max(sum(col) for col in grid), integer=y_fmt is _axis_int)
     plot_w, plot_h = W - _L - _R, H - _T - _B
     bar_w = plot_w / _BUCKETS
     body = _axes(y_max, y_fmt)
@@ -153,7 +163,7 @@ def _scatter(
     if not points:
         return _empty(title)
     x_max = max(x for x, _, _ in points) or 1.0
-    y_max = max(y for _, y, _ in points) or 1.0
+    y_max = _nice_max(max(y for _, y, _ in points), integer=y_fmt is _axis_int)
     plot_w, plot_h = W - _L - _R, H - _T - _B
     body = _axes(y_max, y_fmt)
     # Unflagged first: the flagged dots are drawn on top.
