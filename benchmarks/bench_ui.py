@@ -143,6 +143,8 @@ def main() -> None:
         rows: list[tuple[str, str]] = []
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            # The list's first load reads the whole file: minutes on a loaded 2-core machine.
+            browser_timeout_ms = 600_000
             ui = Ui(big)
             try:
                 page_ms, draw_ms = [], []
@@ -177,6 +179,7 @@ def main() -> None:
             ui = Ui(many)
             try:
                 page = browser.new_page()
+                page.set_default_timeout(browser_timeout_ms)
                 t = time.perf_counter()
                 page.goto(ui.url)
                 first = (time.perf_counter() - t) * 1000
