@@ -28,6 +28,7 @@ import pytest
 from _util import ROOT, clean_env, wait_for
 from fixtures.analytics_data import Req, RunSpec, SessionSpec, make_spans, otlp_json, support_session, write_trace_file
 from fixtures.ui_data import showcase_sessions
+from test_analytics_backends import _Server, jaeger_route, tempo_route
 
 from alephant_otel._cli import _money
 
@@ -475,3 +476,40 @@ def test_static_files_are_in_the_package() -> None:
     for name in STATIC:
         assert static_file(name)
     time.sleep(0)
+
+
+# --- trace links into Tempo and Jaeger --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "route", "link"),
+    [("tempo", tempo_route, "{base}/api/traces/{trace}"), ("jaeger", jaeger_route, "{base}/trace/{trace}")],
+)
+def test_a_request_links_to_its_trace_in_tempo_or_jaeger(scheme: str, route: Any, link: str) -> None:
+    backend = _Server(route)
+    ui = UiProcess("--source", f"{scheme}+{backend.url}")
+    try:
+        status, _, body = http_get(ui.url + "api/sessions/sess_a")
+        assert status == 200
+        requests = [r for r in json.loads(body)["rows"] if r["kind"] == "request"]
+        assert len(requests) == 5
+        for r in requests:
+            trace = dict(r["attrs"])["trace_id"]
+            assert r["trace_url"] == link.format(base=backend.url, trace=trace)
+    finally:
+        ui.stop()
+        backend.close()
+
+
+@browser_needed
+def test_the_trace_link_opens_from_the_request_attributes(page: Any) -> None:
+    backend = _Server(jaeger_route)
+    ui = UiProcess("--source", f"jaeger+{backend.url}")
+    try:
+        page.goto(ui.url + "sessions/sess_a")
+        page.locator(".wf-row.req").first.click()
+        href = page.locator(".detail a").get_attribute("href")
+        assert href is not None and href.startswith(f"{backend.url}/trace/")
+    finally:
+        ui.stop()
+        backend.close()
