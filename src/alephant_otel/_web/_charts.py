@@ -72,8 +72,8 @@ def _nice_max(value: float, *, integer: bool) -> float:
     if value <= 0:
         return 4.0 if integer else 1.0
     raw = value / 4
-    scale = 10 ** math.floor(math.log10(raw))
-    step = next(m * scale for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * scale >= raw * (1 - 1e-9))
+    scale: float = 10.0 ** math.floor(math.log10(raw))
+    step: float = next(m * scale for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * scale >= raw * (1 - 1e-9))
     if integer:
         step = max(1.0, math.ceil(step))
     return step * 4

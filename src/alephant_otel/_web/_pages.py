@@ -36,6 +36,7 @@ __all__ = [
 #: Static files the pages use, with their content types.
 STATIC: Final = {
     "ui.css": "text/css; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
     "waterfall.js": "text/javascript; charset=utf-8",
     "list.js": "text/javascript; charset=utf-8",
 }
@@ -96,6 +97,8 @@ def json_block(doc: Any, element_id: str) -> str:
 
 
 def _shell(title: str, body: str, *, scripts: Sequence[str] = (), live: str = "", inline: bool = False) -> str:
+    if scripts:
+        scripts = ("common.js", *scripts)
     if inline:
         css = static_file("ui.css").decode()
         js = "".join(static_file(s).decode() for s in scripts)

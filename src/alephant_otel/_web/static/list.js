@@ -1,15 +1,10 @@
 // alephant-otel: keeps the session list current while the trace file grows.
-// Polls /api/version; when it changes, redraws the table body and the totals from
+// When the file changes (common.js polls), redraws the table body and the totals from
 // /api/list (values through textContent only) and reloads the charts.
 (function () {
   "use strict";
 
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  var el = window.alephant.el;
 
   function redraw(doc) {
     var body = document.getElementById("rows");
@@ -42,29 +37,7 @@
     });
   }
 
-  function start() {
-    var live = document.body.dataset.live;
-    if (!live) return;
-    var parts = live.split(" ");
-    var version = parts[0];
-    var url = parts[1];
-    document.getElementById("live").hidden = false;
-    setInterval(function () {
-      fetch("/api/version", { cache: "no-store" })
-        .then(function (resp) { return resp.json(); })
-        .then(function (v) {
-          if (v.version === version) return null;
-          return fetch(url, { cache: "no-store" }).then(function (resp) { return resp.ok ? resp.json() : null; });
-        })
-        .then(function (doc) {
-          if (!doc) return;
-          version = doc.version;
-          redraw(doc);
-        })
-        .catch(function () { /* the server stopped: keep the page as it is */ });
-    }, 1000);
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  window.alephant.ready(function () {
+    window.alephant.follow(redraw);
+  });
 })();

@@ -4,12 +4,7 @@
 (function () {
   "use strict";
 
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  var el = window.alephant.el;
 
   function num(n) {
     return Number(n || 0).toLocaleString("en-US");
@@ -228,28 +223,6 @@
     line.after(detail(r));
   }
 
-  function poll(version, url) {
-    var live = document.getElementById("live");
-    if (live) live.hidden = false;
-    setInterval(function () {
-      fetch("/api/version", { cache: "no-store" })
-        .then(function (resp) { return resp.json(); })
-        .then(function (v) {
-          if (v.version === version) return null;
-          return fetch(url, { cache: "no-store" }).then(function (resp) {
-            if (!resp.ok) return null;
-            return resp.json();
-          });
-        })
-        .then(function (doc) {
-          if (!doc) return;
-          version = doc.version;
-          draw(doc);
-        })
-        .catch(function () { /* the server stopped: keep the page as it is */ });
-    }, 1000);
-  }
-
   function start() {
     var data = document.getElementById("session-data");
     if (!data) return;
@@ -258,13 +231,8 @@
     window.alephantRenderMs = performance.now() - t0;
     document.body.dataset.rendered = "1";
     document.getElementById("session").addEventListener("click", onClick);
-    var live = document.body.dataset.live;
-    if (live) {
-      var parts = live.split(" ");
-      poll(parts[0], parts[1]);
-    }
+    window.alephant.follow(draw);
   }
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  window.alephant.ready(start);
 })();
