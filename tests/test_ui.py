@@ -513,3 +513,18 @@ def test_the_trace_link_opens_from_the_request_attributes(page: Any) -> None:
     finally:
         ui.stop()
         backend.close()
+
+
+def test_a_request_for_another_host_name_is_refused(demo_ui: UiProcess) -> None:
+    """DNS rebinding: a page of evil.example resolved to 127.0.0.1 must not read the sessions."""
+    port = demo_ui.url.rsplit(":", 1)[1].strip("/")
+    request = urllib.request.Request(demo_ui.url + "api/list", headers={"Host": f"evil.example:{port}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            status, body = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            status, body = exc.code, exc.read().decode()
+    assert status == 421
+    assert "sess_" not in body
+    assert http_get(demo_ui.url.replace("127.0.0.1", "localhost") + "api/version")[0] == 200

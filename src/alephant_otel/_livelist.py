@@ -9,6 +9,7 @@ most recent. Ctrl-C ends it with status 0.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -77,6 +78,8 @@ def _fail(message: str) -> int:
 
 def follow_list(args: argparse.Namespace) -> int:
     """Run ``sessions list --follow`` until interrupted."""
+    # The CLI pauses the cyclic GC for a one-off read; a process that runs for hours keeps it.
+    gc.enable()
     # Errors are written here, not raised as the CLI's CliError: run as `python -m alephant_otel._cli`,
     # the CLI module is __main__ and this module's import of it is a second copy with its own classes.
     if args.json:

@@ -148,7 +148,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         # Served anyway: the page says what is wrong, and a trace file may appear once the app runs.
         sys.stderr.write(f"alephant-otel: warning: {exc}\n")
     try:
-        server = UiServer((args.host, args.port), store, defaults)
+        server = UiServer((args.host, args.port), store, defaults, check_host=is_loopback(args.host))
     except OSError as exc:
         return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", _DOMAIN)
     # Errors answering a page are logged here (the browser gets a plain page, never a traceback).

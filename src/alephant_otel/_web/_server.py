@@ -151,9 +151,12 @@ class UiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: SessionStore, defaults: ListQuery) -> None:
+    def __init__(
+        self, address: tuple[str, int], store: SessionStore, defaults: ListQuery, *, check_host: bool = True
+    ) -> None:
         self.store = store
         self.defaults = defaults
+        self.check_host = check_host
         self._selections: dict[tuple[int, str], _Selection] = {}
         self._selections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -171,6 +174,21 @@ class UiServer(ThreadingHTTPServer):
                     self._selections.pop(next(iter(self._selections)))
                 self._selections[key] = found
         return found
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a request's Host header names this loopback server.
+
+        A page of another site can resolve its own name to 127.0.0.1 (DNS rebinding) and then
+        read same-origin from this server; its requests carry that name as Host, so only the
+        loopback names are answered (unless the server was started for remote use).
+        """
+        if not self.check_host:
+            return True
+        if not host:
+            return False
+        bound, port = str(self.server_address[0]), self.server_address[1]
+        names = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"{bound}:{port}", f"[{bound}]:{port}"}
+        return host.lower() in names
 
     @property
     def url(self) -> str:
@@ -223,6 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
         qs = parse_qs(parts.query, keep_blank_values=True)
         source = self.server.store.description
         try:
+            if not self.server.host_allowed(self.headers.get("Host")):
+                raise _Answer(
+                    HTTPStatus.MISDIRECTED_REQUEST, "Unexpected host", "This server answers only its loopback address."
+                )
             route = self._route(path)
             if route is None:
                 raise _Answer(HTTPStatus.NOT_FOUND, "Not found", f"There is no page at {path}.")
