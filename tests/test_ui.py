@@ -528,3 +528,20 @@ def test_a_request_for_another_host_name_is_refused(demo_ui: UiProcess) -> None:
     assert status == 421
     assert "sess_" not in body
     assert http_get(demo_ui.url.replace("127.0.0.1", "localhost") + "api/version")[0] == 200
+
+
+def test_bad_filter_values_are_said_on_the_page(demo_ui: UiProcess, demo_file: Path) -> None:
+    status, _, body = http_get(demo_ui.url + "?min_cost=lots&since=yesterday-ish&page=x&sort=colour&status=odd")
+    assert status == 200
+    for problem in ("bad min cost", "bad time", "bad page", "unknown sort", "unknown status"):
+        assert problem in body
+    # The bad values are ignored: every session is listed.
+    assert all(s["session_id"] in body for s in sessions_json(demo_file))
+    assert "Traceback" not in body
+
+
+def test_is_loopback() -> None:
+    from alephant_otel._web._commands import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.2", "example.com", ""))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import sys
 import webbrowser
 from pathlib import Path
@@ -162,7 +161,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     def ready() -> None:
         sys.stdout.write(f"alephant-otel ui: {store.description} at {server.url} (Ctrl-C to stop)\n")
         sys.stdout.flush()
-        if not args.no_browser and not os.environ.get("ALEPHANT_NO_BROWSER"):
+        if not args.no_browser:
             webbrowser.open(server.url)
 
     try:
