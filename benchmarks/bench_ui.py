@@ -183,7 +183,12 @@ def main() -> None:
                 t = time.perf_counter()
                 page.goto(ui.url)
                 first = (time.perf_counter() - t) * 1000
-                rows.append((f"list page, {args.sessions:,} sessions: first load (the vitals of all of them)", f"{first:.0f} ms"))
+                rows.append(
+                    (
+                        f"list page, {args.sessions:,} sessions: first load (the vitals of all of them)",
+                        f"{first:.0f} ms",
+                    )
+                )
                 later = []
                 for i in range(args.runs):
                     t = time.perf_counter()
