@@ -5,7 +5,8 @@ Chromium (Debian's `chromium`, driven by Playwright for Python). The browser
 tests skip only when /usr/bin/chromium is absent; CI installs it.
 
 With ALEPHANT_UPDATE_SCREENSHOTS=1 the browser also writes docs/ui-sessions.png
-and docs/ui-waterfall.png.
+and docs/ui-waterfall.png; with ALEPHANT_REQUIRE_BROWSER=1 (CI) a missing
+browser is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ XSS_NAME = "<script>alert(1)</script>"
 XSS_MODEL = "<script>alert(2)</script><img src=x onerror=alert(3)>"
 CLI = [sys.executable, "-m", "alephant_otel._cli"]
 
-browser_needed = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+# CI sets ALEPHANT_REQUIRE_BROWSER=1: there a missing browser fails the tests instead of skipping them.
+REQUIRE_BROWSER = os.environ.get("ALEPHANT_REQUIRE_BROWSER") == "1"
+browser_needed = pytest.mark.skipif(
+    not CHROMIUM.exists() and not REQUIRE_BROWSER, reason="needs Debian's chromium at /usr/bin/chromium"
+)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -145,6 +150,8 @@ def demo_ui(demo_file: Path) -> Iterator[UiProcess]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
+        if REQUIRE_BROWSER:
+            pytest.fail("ALEPHANT_REQUIRE_BROWSER=1 but there is no /usr/bin/chromium (apt-get install chromium)")
         pytest.skip("needs Debian's chromium at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
