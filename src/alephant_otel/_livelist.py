@@ -50,23 +50,47 @@ _COLUMNS: Final = (
 )
 
 
+#: Columns left out, in this order, while the table is wider than the terminal.
+_DROP_ORDER: Final = ("agents", "runs", "retries", "started", "tokens", "duration", "requests", "path", "status")
+
+
 def _order(sessions: list[Session]) -> list[Session]:
     return sorted(sessions, key=lambda s: (s.status != "active", -max(s.last_activity_ns, s.end_ns or 0)))
 
 
-def _table(result: SessionSet, shown: list[Session], limit: int) -> Table:
+def _columns(rows: list[dict[str, object]], width: int) -> list[tuple[str, str, str]]:
+    """The columns that fit ``width``: the least needed ones are dropped first, never the id or cost."""
+    cols = list(_COLUMNS)
+
+    def needed(c: tuple[str, str, str]) -> int:
+        return max([len(c[0]), *(len(str(r[c[1]])) for r in rows)]) + 3
+
+    for key in _DROP_ORDER:
+        if sum(needed(c) for c in cols) + 1 <= width:
+            break
+        cols = [c for c in cols if c[1] != key]
+    return cols
+
+
+def _table(result: SessionSet, shown: list[Session], limit: int, width: int) -> Table:
     active = sum(1 for s in shown if s.status == "active")
     table = Table(
         title=f"sessions in {escape(result.source)}: {len(shown)} shown, {active} active (Ctrl-C to stop)",
         title_justify="left",
     )
-    for label, _, justify in _COLUMNS:
-        table.add_column(label, justify=justify)  # type: ignore[arg-type]
-    for s in shown[: limit or None]:
-        row = list_row(s)
-        cells = [escape(str(row[key])) for _, key, _ in _COLUMNS]
-        style = _STATUS_STYLE.get(s.status, "")
-        cells[2] = f"[{style}]{s.status}[/]"
+    sessions = shown[: limit or None]
+    rows = [list_row(s) for s in sessions]
+    columns = _columns(rows, width)
+    for label, key, justify in columns:
+        # Ids and costs stay whole: an id is pasted into `sessions show`.
+        table.add_column(label, justify=justify, no_wrap=key in ("session_id", "cost"))  # type: ignore[arg-type]
+    for s, row in zip(sessions, rows, strict=True):
+        cells = []
+        for _, key, _ in columns:
+            if key == "status":
+                cells.append(f"[{_STATUS_STYLE.get(s.status, '')}]{s.status}[/]")
+            else:
+                cells.append(escape(str(row[key])))
         table.add_row(*cells)
     return table
 
@@ -115,11 +139,11 @@ def follow_list(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         if out.is_terminal:
-            with Live(_table(result, shown, limit), console=out, auto_refresh=False) as live:
+            with Live(_table(result, shown, limit, out.width), console=out, auto_refresh=False) as live:
                 while True:
                     time.sleep(_INTERVAL_S)
                     result, shown = select()
-                    live.update(_table(result, shown, limit), refresh=True)
+                    live.update(_table(result, shown, limit, out.width), refresh=True)
         else:
             _print_changes(out, select, limit, (result, shown))
     except KeyboardInterrupt:
@@ -140,7 +164,7 @@ def _print_changes(
         result, shown = current
         key = [tuple(list_row(s).values()) for s in shown]
         if key != last:
-            out.print(_table(result, shown, limit))
+            out.print(_table(result, shown, limit, out.width))
             out.file.flush()
             last = key
         time.sleep(_INTERVAL_S)
