@@ -552,3 +552,26 @@ def test_is_loopback() -> None:
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.2", "example.com", ""))
+
+
+def test_opens_the_browser_unless_told_not_to(demo_file: Path, tmp_path: Path) -> None:
+    opened = tmp_path / "opened.txt"
+    fake = tmp_path / "browser.py"
+    fake.write_text(f"import sys, pathlib\npathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n")
+    env = clean_env(BROWSER=f"{sys.executable} {fake} %s", DISPLAY=":99")
+    proc = subprocess.Popen(
+        [*CLI, "ui", "--port", "0", "--source", str(demo_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+        assert url is not None
+        assert wait_for(lambda: opened.exists() and opened.read_text() == url.group(1))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert proc.returncode == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
+import threading
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,14 @@ def register_ui(subparsers: Any) -> None:
     p.set_defaults(handler=_cmd_ui)
 
 
+def _has_display() -> bool:
+    """Whether a graphical browser can open (on Linux without X or Wayland, webbrowser would
+    start a text browser in this terminal)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _fail(message: str, status: int) -> int:
     sys.stderr.write(f"alephant-otel: {message}\n")
     return status
@@ -161,8 +171,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     def ready() -> None:
         sys.stdout.write(f"alephant-otel ui: {store.description} at {server.url} (Ctrl-C to stop)\n")
         sys.stdout.flush()
-        if not args.no_browser:
-            webbrowser.open(server.url)
+        if not args.no_browser and _has_display():
+            # In a thread: a browser that runs in the foreground must not hold up the server.
+            threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
 
     try:
         serve(server, ready)
