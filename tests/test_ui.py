@@ -575,3 +575,28 @@ def test_opens_the_browser_unless_told_not_to(demo_file: Path, tmp_path: Path) -
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=15)
     assert proc.returncode == 0
+
+
+def test_the_follower_reads_appended_lines_once_and_waits_for_a_partial_one(tmp_path: Path) -> None:
+    from alephant_otel.analytics import read_sessions
+    from alephant_otel.analytics._follow import TraceFollower
+
+    whole = write_trace_file(tmp_path / "whole.jsonl", make_spans(showcase_sessions(8)), batch=5)
+    data = whole.read_bytes()
+    growing = tmp_path / "growing.jsonl"
+    follower = TraceFollower(growing)
+    cut = data.index(b"\n", len(data) // 2) + 40  # mid-line: a writer half-way through a batch
+    growing.write_bytes(data[:cut])
+    first = follower.poll()
+    assert first.corrupt == 0
+    with growing.open("ab") as fh:
+        fh.write(data[cut:])
+    last = follower.poll()
+    expected = read_sessions(whole)
+    assert last.spans == expected.spans > first.spans
+    assert [(s.session_id, s.request_count, s.cost_usd) for s in last.sessions] == [
+        (s.session_id, s.request_count, s.cost_usd) for s in expected.sessions
+    ]
+    assert follower.poll().sessions == last.sessions  # unchanged file: nothing read again
+    growing.write_bytes(data[: data.index(b"\n") + 1])  # replaced by a shorter file: read anew
+    assert follower.poll().spans < first.spans
