@@ -245,6 +245,10 @@ def _outside(args: argparse.Namespace, result: SessionSet) -> list[Request]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.follow:
+        from alephant_otel._livelist import follow_list
+
+        return follow_list(args)
     result = _read(args)
     sessions = _selected(args, result)
     outside = _outside(args, result)
@@ -456,6 +460,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _dump(show_json(s, source=result.source, corrupt=result.corrupt, corrupt_values=result.corrupt_values))
         return 0
+    if args.html:
+        from alephant_otel._web import write_html
+
+        try:
+            write_html(s, source=result.source, spec=args.source, path=args.html)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+        return 0
     out = _console(sys.stdout)
     total = s.cost_usd
     style = _STATUS_STYLE.get(s.status, "")
@@ -552,6 +564,9 @@ def _register_sessions(subparsers: Any) -> None:
     verbs = sessions.add_subparsers(dest="verb", metavar="{list,vitals,show}")
     verbs.required = True
     p = verbs.add_parser("list", parents=[common, selection], help="one row per session")
+    p.add_argument(
+        "--follow", action="store_true", help="a live table (active sessions first) while a trace file grows"
+    )
     p.set_defaults(handler=_cmd_list)
     p = verbs.add_parser("vitals", parents=[common, selection], help="totals, cost by agent and path, outliers")
     p.add_argument("--min-peers", type=_positive_int, default=3, help="sessions needed before flagging outliers")
@@ -560,6 +575,7 @@ def _register_sessions(subparsers: Any) -> None:
     p.add_argument(
         "session_id", metavar="SESSION_ID", help="a session id or unique prefix, as printed by `sessions list`"
     )
+    p.add_argument("--html", metavar="FILE", help="write the session's waterfall as one self-contained HTML file")
     p.set_defaults(handler=_cmd_show)
 
 
@@ -571,9 +587,15 @@ def _register_demo(subparsers: Any) -> None:
     register_demo(subparsers)
 
 
+def _register_ui(subparsers: Any) -> None:
+    from alephant_otel._web import register_ui
+
+    register_ui(subparsers)
+
+
 #: Each entry adds one top-level subcommand and sets ``handler`` on its parser
 #: (``handler(args) -> exit status``).
-SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo, _register_ui]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ says "failed" and "intercepted", which add up to the errors.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _median_without(ordered: Sequence[int], value: int) -> float:
+    """The median of sorted ``ordered`` with one occurrence of ``value`` left out."""
+    skip = bisect.bisect_left(ordered, value)
+
+    def at(k: int) -> int:
+        return ordered[k] if k < skip else ordered[k + 1]
+
+    m = len(ordered) - 1
+    return float(at(m // 2)) if m % 2 else (at(m // 2 - 1) + at(m // 2)) / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +180,13 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
     threshold: float | None = None
     if len(with_requests) >= cfg.min_peers:
         threshold = max(percentile(with_requests, 95), cfg.latency_factor * statistics.median(with_requests))
-    tokens_by_path: dict[str | None, list[tuple[str, int]]] = {}
+    # Per path, every session's tokens, sorted: the median of a session's peers is read from it
+    # by index (one sort per path instead of one per session: 10,000 sessions took 30 s).
+    tokens_by_path: dict[str | None, list[int]] = {}
     for s in sessions:
-        tokens_by_path.setdefault(s.path, []).append((s.session_id, s.tokens))
+        tokens_by_path.setdefault(s.path, []).append(s.tokens)
+    for values in tokens_by_path.values():
+        values.sort()
 
     for v in rows:
         s = v.session
@@ -178,14 +194,15 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
             v.flags.append(Flag("high_latency", f"p95 {v.latency_p95_s:.2f}s >= {threshold:.2f}s across sessions"))
         if s.retries >= cfg.retry_threshold:
             v.flags.append(Flag("repeated_retries", f"{s.retries} retried attempts"))
-        peers = [t for sid, t in tokens_by_path.get(s.path, ()) if sid != s.session_id]
-        if len(peers) >= cfg.min_peers:
-            median = statistics.median(peers)
+        path_tokens = tokens_by_path.get(s.path, [])
+        peers = len(path_tokens) - 1
+        if peers >= cfg.min_peers:
+            median = _median_without(path_tokens, s.tokens)
             if median > 0 and s.tokens > cfg.token_factor * median:
                 v.flags.append(
                     Flag(
                         "token_outlier",
-                        f"{s.tokens} tokens = {s.tokens / median:.1f}x the median of {len(peers)} sessions "
+                        f"{s.tokens} tokens = {s.tokens / median:.1f}x the median of {peers} sessions "
                         f"on {s.path or '(no path)'}",
                     )
                 )

@@ -1,0 +1,43 @@
+// alephant-otel: keeps the session list current while the trace file grows.
+// When the file changes (common.js polls), redraws the table body and the totals from
+// /api/list (values through textContent only) and reloads the charts.
+(function () {
+  "use strict";
+
+  var el = window.alephant.el;
+
+  function redraw(doc) {
+    var body = document.getElementById("rows");
+    var rows = document.createDocumentFragment();
+    doc.rows.forEach(function (r) {
+      var tr = el("tr");
+      doc.columns.forEach(function (key, i) {
+        var td = el("td", doc.aligns[i]);
+        if (key === "session_id") {
+          td.className = "text id";
+          var a = el("a", null, r.session_id);
+          a.href = "/sessions/" + encodeURIComponent(r.session_id);
+          td.appendChild(a);
+          if (r.name) td.appendChild(el("span", "name", r.name));
+        } else if (key === "status") {
+          td.appendChild(el("span", "status " + r.status, r.status));
+        } else {
+          td.textContent = String(r[key]);
+        }
+        tr.appendChild(td);
+      });
+      rows.appendChild(tr);
+    });
+    body.replaceChildren(rows);
+    document.getElementById("empty").hidden = doc.rows.length > 0;
+    document.getElementById("totals").textContent = doc.totals;
+    document.querySelectorAll("img[data-chart]").forEach(function (img) {
+      var src = img.getAttribute("src").replace(/([?&])v=[^&]*/, "$1v=" + encodeURIComponent(doc.version));
+      img.setAttribute("src", src);
+    });
+  }
+
+  window.alephant.ready(function () {
+    window.alephant.follow(redraw);
+  });
+})();
