@@ -215,6 +215,18 @@ def test_unknown_session_is_a_404_page_with_a_link_back(demo_ui: UiProcess) -> N
     assert "Traceback" not in body
 
 
+def test_session_pages_take_a_unique_prefix_and_list_an_ambiguous_one(demo_ui: UiProcess, demo_file: Path) -> None:
+    ids = [s["session_id"] for s in sessions_json(demo_file)]
+    first = ids[0]
+    unique = next(first[:n] for n in range(1, len(first) + 1) if sum(i.startswith(first[:n]) for i in ids) == 1)
+    status, _, body = http_get(demo_ui.url + f"sessions/{unique}")
+    assert status == 200 and first in body
+    shared = os.path.commonprefix(ids)  # noqa: RUF071 (ids, not paths: character by character)
+    status, _, body = http_get(demo_ui.url + f"sessions/{shared}")
+    assert status == 404
+    assert f"matches {len(ids)} sessions" in body and all(i in body for i in ids)
+
+
 def test_unreadable_source_is_a_page_saying_what_is_wrong(tmp_path: Path) -> None:
     missing = tmp_path / "nothing-here.jsonl"
     ui = UiProcess("--source", str(missing))

@@ -33,6 +33,7 @@ from alephant_otel.analytics import (
     STATUSES,
     FileSource,
     JaegerSource,
+    SessionIdError,
     SessionSet,
     SourceError,
     TempoSource,
@@ -40,6 +41,7 @@ from alephant_otel.analytics import (
     compute_vitals,
     open_source,
     read_sessions,
+    resolve_session_id,
 )
 from alephant_otel.analytics._follow import TraceFollower
 from alephant_otel.analytics._model import Session
@@ -102,17 +104,20 @@ class SessionStore:
             stamp, result = self._cached
         return f"b{stamp:.0f}", result
 
-    def find(self, result: SessionSet, session_id: str) -> Session | None:
-        """The session with this id, or the only one it is a prefix of."""
+    def find(self, result: SessionSet, session_id: str) -> Session:
+        """The session with this id, or the only one it is a prefix of.
+
+        Raises:
+            SessionIdError: No session matches, or the prefix matches several (the message lists them).
+        """
         with self._lock:
             if self._by_id is None or self._by_id[0] != id(result.sessions):
                 self._by_id = (id(result.sessions), {s.session_id: s for s in result.sessions})
             index = self._by_id[1]
         found = index.get(session_id)
-        if found is None and session_id:
-            matches = [s for sid, s in index.items() if sid.startswith(session_id)]
-            found = matches[0] if len(matches) == 1 else None
-        return found
+        if found is not None:
+            return found
+        return index[resolve_session_id(index.values(), session_id, source=result.source)]
 
 
 _SELECTIONS: Final = 32
@@ -335,13 +340,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _lookup(self, session_id: str) -> tuple[str, SessionSet, Session]:
         store = self.server.store
         version, result = store.read()
-        s = store.find(result, session_id)
-        if s is None:
-            raise _Answer(
-                HTTPStatus.NOT_FOUND,
-                "Unknown session",
-                f"No session {session_id} in {result.source} ({len(result.sessions)} sessions seen).",
-            )
+        try:
+            s = store.find(result, session_id)
+        except SessionIdError as exc:
+            raise _Answer(HTTPStatus.NOT_FOUND, "Unknown session", f"{str(exc).capitalize()}.") from None
         return version, result, s
 
     def _session(self, path: str, qs: dict[str, list[str]]) -> None:
