@@ -46,7 +46,9 @@ with session("sess_roads"):
     client.close()
     with httpx.Client() as c:
         # Roads 2 and 3: raw httpx, a bearer token with "\n", an x-api-key with "\r".
-        for headers in ({"Authorization": "Bearer " + S["bearer_newline"] + "\n"}, {"x-api-key": S["x_api_key_cr"] + "\r"}):
+        for headers in (
+            {"Authorization": "Bearer " + S["bearer_newline"] + "\n"}, {"x-api-key": S["x_api_key_cr"] + "\r"}
+        ):
             try:
                 c.get(gw + "/v1/models", headers=headers)
             except Exception:
@@ -118,12 +120,18 @@ def _secret(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, bytes], subprocess.CompletedProcess[str]]:
+def exported(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, str], dict[str, bytes], subprocess.CompletedProcess[str]]:
     names = [n for secrets, _ in ROADS.values() for n in secrets]
     secrets = {n: _secret(n) for n in names}
     trace_file = tmp_path_factory.mktemp("roads") / "traces.otlp.jsonl"
     handler = type("H", (_CookieHandler,), {"secret": secrets["cookie"]})
-    with OtlpReceiver() as rx, GatewayEmulator() as gw, LoopbackServer(QuietHTTPServer(("127.0.0.1", 0), handler)) as ck:
+    with (
+        OtlpReceiver() as rx,
+        GatewayEmulator() as gw,
+        LoopbackServer(QuietHTTPServer(("127.0.0.1", 0), handler)) as ck,
+    ):
         env = clean_env(
             GW=gw.url,
             COOKIE=ck.url,

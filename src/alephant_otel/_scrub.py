@@ -94,7 +94,7 @@ _SCAN_SOURCE: Final = (
     r"|(?P<hname>\b(?:proxy-)?authorization|\b(?:set-)?cookie)[ \t]*:[ \t]*(?P<hval>[^\r\n\"\\]+)"
     r"|(?P<q>\\?[\"']?)(?P<name>(?<![\w.-])(?:[\w.-]*?(?:{names})[\w.-]*|{bare})(?![\w.-]))(?P=q)[ \t]*[:=][ \t]*"
     + _VALUE
-    + r"|(?P<bearer>\bbearer\s+)[A-Za-z0-9\-._~+/]{6,}=*"
+    + r"|(?P<bearer>\bbearer\s+)[A-Za-z0-9\-._~+/=]{6,}"
     r"|(?P<basic>\bbasic\s+)(?=[A-Za-z0-9+/]*[0-9+/=]|[A-Za-z0-9+/]+(?-i:[A-Z]))[A-Za-z0-9+/]{8,}={0,2}"
     r"|(?P<skey>\bsk-[A-Za-z0-9][A-Za-z0-9_\-./+=~]{7,})"
 )

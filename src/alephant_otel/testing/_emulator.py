@@ -480,7 +480,7 @@ class _Handler(QuietHTTPHandler):
     def _read_body(self) -> bytes:
         """The request body, sized by ``content-length`` or sent ``chunked`` (a generator body)."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
