@@ -67,8 +67,9 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
     name = scrub_text(span.name)
     if attrs is None and events is None and new_description == description and name == span.name:
         return span
-    bounded = None
-    if attrs is not None:
+    bounded: Any = attrs
+    if attrs is not None and span.dropped_attributes:
+        # Only to carry the dropped count: building one re-validates every value.
         bounded = BoundedAttributes(maxlen=None, attributes=attrs, immutable=True, max_value_len=None)
         bounded.dropped = span.dropped_attributes
     return ReadableSpan(
