@@ -16,7 +16,8 @@ per run, best of ``--runs`` (the machine's other load only adds):
 - a session span that recorded an exception whose message and stack trace
   quote an ``Authorization`` header: a scrubbed copy.
 
-Prints a markdown table of microseconds per span.
+Prints a markdown table of microseconds per span, with, for scale, what the
+OTLP exporter spends encoding the clean request span.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from alephant_otel._scrubexport import scrub_span
 
 RESOURCE = Resource.create({"service.name": "bench"})
+CONTEXT = SpanContext(trace_id=0x5B8AA5A2D2C872E8321CF37308D69DF2, span_id=0x051581BF3CB55C13, is_remote=False)
 REQUEST_ATTRS: dict[str, str | int | float | bool | tuple[str, ...]] = {
     "http.method": "POST",
     "http.url": "https://ai.alephant.io/v1/chat/completions",
@@ -75,6 +77,7 @@ REQUEST_ATTRS: dict[str, str | int | float | bool | tuple[str, ...]] = {
 def _span(attrs: dict[str, object], events: list[Event] = [], status: Status | None = None) -> ReadableSpan:  # noqa: B006
     return ReadableSpan(
         name="chat openai/gpt-4o-mini",
+        context=CONTEXT,
         resource=RESOURCE,
         attributes=attrs,  # type: ignore[arg-type]
         events=events,
@@ -124,6 +127,17 @@ def main() -> None:
                 out = scrub_span(span)
             timings.append((time.perf_counter() - started) / args.spans * 1e6)
         print(f"| {label} | {min(timings):.1f} | {'yes' if out is not span else 'no'} |")
+    # For scale: what the OTLP exporter spends encoding the clean request span anyway.
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    span = shapes()["request span, nothing to scrub"]
+    timings = []
+    for _ in range(args.runs):
+        started = time.perf_counter()
+        for _ in range(args.spans):
+            encode_spans([span])
+        timings.append((time.perf_counter() - started) / args.spans * 1e6)
+    print(f"| for scale: OTLP protobuf encoding of the clean request span | {min(timings):.1f} | - |")
 
 
 if __name__ == "__main__":

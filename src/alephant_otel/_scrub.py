@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final
 from urllib.parse import unquote_plus
@@ -90,6 +90,39 @@ def _mark(name: str) -> str:
     return f"[Scrubbed due to {name!r}]"
 
 
+def _sub_at(text: str, needles: tuple[str, ...], pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> str:
+    """``pattern.sub(repl, text)``, trying ``pattern`` only where one of ``needles`` (lower case) starts.
+
+    A case-insensitive pattern that starts with ``\\b`` is tried at every
+    position by ``sub`` (~0.3 µs a character); ``str.find`` finds the few
+    places it can match at C speed.
+    """
+    lower = text.lower()
+    if len(lower) != len(text):  # a character whose lower case is longer: positions would not line up
+        return pattern.sub(repl, text)
+    starts: list[int] = []
+    for needle in needles:
+        at = lower.find(needle)
+        while at >= 0:
+            starts.append(at)
+            at = lower.find(needle, at + 1)
+    out: list[str] = []
+    done = 0
+    for at in sorted(starts):
+        if at < done:
+            continue
+        m = pattern.match(text, at)
+        if m is None:
+            continue
+        out.append(text[done:at])
+        out.append(repl(m))
+        done = m.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
+
+
 def _keep_prefix(mark: str, m: re.Match[str]) -> str:
     """A bare token's replacement: what introduced it (``Bearer ``), then the note."""
     return m.group(1) + mark
@@ -106,7 +139,11 @@ _HEADERS: Final = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 #: A ``name:`` or ``name=`` (quoted as in JSON or a repr, or not); its value is read by _VALUE.
-_PAIR: Final = re.compile(r"(?<![\w.%-])(?P<q>\\?[\"']?)(?P<name>[\w.-]++)(?P=q)[ \t]*[:=][ \t]*")
+#: Found from its separator: ``[:=]`` is scanned for quickly, the name read backwards
+#: from there (in the reversed text: a match anchored at one place, not tried at every one).
+_SEP: Final = re.compile(r"[:=]")
+_NAME_BACKWARDS: Final = re.compile(r"[ \t]*(?P<q>\"\\|'\\|\"|'|)(?P<name>[\w.-]+)(?P=q)(?![\w.%-])")
+_SPACES: Final = re.compile(r"[ \t]*")
 _VALUE: Final = re.compile(
     r"b?\"(?:[^\"\\\r\n]|\\.)*\""  # "..." (JSON, repr)
     r"|b?'(?:[^'\\\r\n]|\\.)*'"  # '...' (repr)
@@ -180,10 +217,18 @@ class _Scrubber:
     def _pairs(self, text: str) -> str:
         out: list[str] = []
         done = 0  # text before this is in ``out``
-        for m in _PAIR.finditer(text):
-            if m.start() < done or not self.is_secret_name(m.group("name")):
+        backwards = text[::-1]
+        size = len(text)
+        for sep in _SEP.finditer(text):
+            at = sep.start()
+            m = _NAME_BACKWARDS.match(backwards, size - at)
+            if m is None or size - m.end() < done:
                 continue
-            v = _VALUE.match(text, m.end())
+            name = m.group("name")[::-1]
+            if not self.is_secret_name(name):
+                continue
+            spaces = _SPACES.match(text, at + 1)
+            v = _VALUE.match(text, spaces.end() if spaces is not None else at + 1)
             if v is None:
                 continue
             value = v.group(0)
@@ -191,7 +236,6 @@ class _Scrubber:
             inner = inner.strip("\"'\\")
             if _HARMLESS.fullmatch(inner) or inner.startswith("[Scrub") or inner == _URL_MARK:
                 continue
-            name = m.group("name")
             if value.startswith('\\"'):
                 new = f'\\"{_mark(name)}\\"'
             elif value[-1] in "\"'" and len(value) > 1:
@@ -221,17 +265,17 @@ class _Scrubber:
             return value
         # Each pass only where its marker is: a regular expression that has to try
         # every position costs ~0.5 µs a character, a substring test next to nothing.
-        lower = value.lower()
         text = value
+        lower = value.lower()
         if "illegal header" in lower or "authorization" in lower or "cookie" in lower:
-            text = _HEADERS.sub(self._header, text)
+            text = _sub_at(text, ("illegal header", "authorization", "cookie"), _HEADERS, self._header)
         if "=" in text:
             text = _QUERY.sub(self._query, text)
         if "=" in text or ":" in text:
             text = self._pairs(text)
         for marker, pattern, why in self.tokens:
             if marker in lower:
-                text = pattern.sub(partial(_keep_prefix, _mark(why)), text)
+                text = _sub_at(text, (marker,), pattern, partial(_keep_prefix, _mark(why)))
         return text
 
 
