@@ -217,3 +217,17 @@ def test_a_processor_added_after_configure_gets_scrubbed_spans(tmp_path: Path, t
 def test_a_bad_scrub_pattern_is_a_clear_value_error() -> None:
     with pytest.raises(ValueError, match="not a regular expression"):
         configure(scrub_patterns=["("])
+
+
+def test_the_configured_virtual_key_is_scrubbed_wherever_it_appears() -> None:
+    from alephant_otel._scrub import scrub_text, set_extra_patterns
+
+    key = "vk_" + uuid.uuid4().hex  # not the sk- form: found because it is the configured key
+    try:
+        set_extra_patterns(env={"ALEPHANT_VIRTUAL_KEY": key})
+        assert scrub_text(f"echoed {key} back") == "echoed [Scrubbed due to 'configured key'] back"
+        set_extra_patterns(env={"ALEPHANT_SCRUB_PATTERNS": "tenant[-_]pin, ("})  # a bad entry is skipped
+        assert scrub_text("tenant_pin=abc123xyz") == "tenant_pin=[Scrubbed due to 'tenant_pin']"
+        assert scrub_text(f"echoed {key} back") == f"echoed {key} back"
+    finally:
+        set_extra_patterns(env={})

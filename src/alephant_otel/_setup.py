@@ -399,7 +399,10 @@ def configure(
         tracer_provider: Use this provider instead of the global one.
         meter_provider: Where GenAI metrics go (default: the global one).
         trace_file: Append spans to this OTLP/JSON lines file (default:
-            ``ALEPHANT_TRACE_FILE``; unset means no file).
+            ``ALEPHANT_TRACE_FILE``; unset means no file). A later call
+            with another path switches files; one without stops writing.
+            A path that is not a regular file (a FIFO, a directory, a
+            device other than ``/dev/null``) gets no spans and one warning.
         cost_header: Response header with the gateway-reported cost
             (default ``x-litellm-response-cost``).
         baggage_hosts: Turn baggage scoping on: ``alephant.*`` baggage is
