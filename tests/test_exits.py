@@ -201,7 +201,11 @@ def test_the_emulator_records_a_chunked_request_body(gateway: GatewayEmulator) -
 def test_an_ipv6_gateway_matches_however_it_is_written(
     configured: str, requested: str, tracer_provider: TracerProvider
 ) -> None:
-    with GatewayEmulator(host="::1") as gw:
+    try:
+        server = GatewayEmulator(host="::1")
+    except OSError:  # pragma: no cover - a host without IPv6 loopback
+        pytest.skip("no IPv6 loopback here")
+    with server as gw:
         port = gw.url.rsplit(":", 1)[1]
         configure(gateway_url=f"http://{configured}:{port}", tracer_provider=tracer_provider)
         with httpx.Client() as client, session("sess_v6"):
