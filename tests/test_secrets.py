@@ -370,6 +370,6 @@ def test_captured_request_headers_are_redacted(tmp_path: Path) -> None:
     # The capture really happened (so the test can fail): other request headers are on the spans.
     assert b"http.request.header.user_agent" in data
     assert b"http.request.header.authorization" in data
-    assert b"[REDACTED]" in data
+    assert b"[Scrubbed due to 'authorization']" in data
     assert find_leaks(secret, {"trace file": data}) == []
     assert find_leaks(secret, {"stderr": done.stderr.encode(), "stdout": done.stdout.encode()}) == []

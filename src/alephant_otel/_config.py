@@ -16,6 +16,7 @@ from pathlib import Path
 
 from alephant_otel import _names as n
 from alephant_otel._gateway import parse_gateway_urls
+from alephant_otel._scrub import check_patterns
 
 __all__ = ["Settings", "resolve_settings"]
 
@@ -33,6 +34,8 @@ class Settings:
     cost_header: str = n.DEFAULT_COST_HEADER
     #: None: OTel's default baggage propagation; a set: alephant baggage only to these hosts.
     baggage_hosts: frozenset[str] | None = None
+    #: More credential name patterns to scrub (``ALEPHANT_SCRUB_PATTERNS`` adds its own where used).
+    scrub_patterns: tuple[str, ...] = ()
 
 
 def _env_gateway(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -62,6 +65,7 @@ def resolve_settings(
     trace_file: str | os.PathLike[str] | None = None,
     cost_header: str | None = None,
     baggage_hosts: Iterable[str] | None = None,
+    scrub_patterns: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge arguments over the environment.
@@ -86,4 +90,7 @@ def resolve_settings(
         header = env.get(n.ENV_COST_HEADER, "").strip().lower() or n.DEFAULT_COST_HEADER
     # Entries are normalised (case, IDN, brackets) where they are matched: _scoping.host_key.
     hosts = frozenset(baggage_hosts) if baggage_hosts is not None else _env_hosts(env)
-    return Settings(gateway_urls=urls, trace_file=path, cost_header=header, baggage_hosts=hosts)
+    patterns = check_patterns(scrub_patterns) if scrub_patterns is not None else ()
+    return Settings(
+        gateway_urls=urls, trace_file=path, cost_header=header, baggage_hosts=hosts, scrub_patterns=patterns
+    )

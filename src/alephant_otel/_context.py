@@ -30,11 +30,22 @@ from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
 from alephant_otel._ids import new_id
-from alephant_otel._redact import redact_url
+from alephant_otel._scrub import scrub_text
 from alephant_otel._validate import check_value, is_valid
 from alephant_otel._version import __version__
 
-__all__ = ["Current", "RequestTotals", "State", "active_state", "current", "run", "session", "use_tracer_provider"]
+__all__ = [
+    "Current",
+    "RequestTotals",
+    "State",
+    "active_state",
+    "current",
+    "end_open_requests",
+    "on_open_requests",
+    "run",
+    "session",
+    "use_tracer_provider",
+]
 
 _log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -489,6 +500,32 @@ def _tracer() -> trace.Tracer:
     return trace.get_tracer(n.INSTRUMENTATION_NAME, __version__, tracer_provider=_provider)
 
 
+def _normal_exit(exc: BaseException) -> bool:
+    """``sys.exit()``, ``sys.exit(0)``: the program ends as it meant to, which is no error.
+
+    ``KeyboardInterrupt`` and a non-zero exit code are not normal exits.
+    """
+    return isinstance(exc, SystemExit) and exc.code in (0, None)
+
+
+#: Callbacks that end the requests still reading a response (set by the httpx hooks).
+_finishers: list[Callable[[RequestTotals | None], None]] = []
+
+
+def on_open_requests(finisher: Callable[[RequestTotals | None], None]) -> None:
+    """Register ``finisher(totals)``: end the open requests counted in ``totals`` (None: all of them)."""
+    _finishers.append(finisher)
+
+
+def end_open_requests(totals: RequestTotals | None = None) -> None:
+    """End the requests still reading a response (of one scope, or all at exit). Never raises."""
+    for finisher in _finishers:
+        try:
+            finisher(totals)
+        except Exception:
+            _log.debug("alephant_otel: could not end the open requests", exc_info=True)
+
+
 @contextlib.contextmanager
 def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, AttributeValue]) -> Iterator[Context]:
     """Start ``span_name`` in ``ctx``, attach it, and close both on exit.
@@ -504,10 +541,15 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
     try:
         yield ctx
     except BaseException as exc:
-        if span.is_recording():
-            # An exception message may quote a URL with its query key (raise_for_status() does).
-            message = redact_url(str(exc))
-            stacktrace = redact_url("".join(traceback.format_exception(exc)))
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # The process is leaving: a response still being read inside this scope
+            # will never finish. End it now, so it counts here and is exported.
+            end_open_requests(totals)
+        if span.is_recording() and not _normal_exit(exc):
+            # Scrubbed again at export; here too, so the live span never holds a key
+            # that an exception message quoted (raise_for_status() quotes the URL).
+            message = scrub_text(str(exc))
+            stacktrace = scrub_text("".join(traceback.format_exception(exc)))
             span.record_exception(exc, {"exception.message": message, "exception.stacktrace": stacktrace})
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:512]))
         raise

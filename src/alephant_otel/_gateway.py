@@ -9,12 +9,14 @@ path prefix), never on substrings, so lookalikes such as
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["GatewayMatcher", "add_extra_gateway", "parse_gateway_urls", "remove_extra_gateway"]
+__all__ = ["GatewayMatcher", "add_extra_gateway", "ip_literal", "parse_gateway_urls", "remove_extra_gateway"]
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
@@ -47,7 +49,26 @@ def _parse_one(url: str) -> _Origin:
     # The OpenAI-style base URL usually ends in /v1: the gateway is the origin.
     if path.endswith("/v1"):
         path = path[:-3]
-    return _Origin(scheme, _ascii_host(parts.hostname.lower().rstrip(".")), port, path)
+    return _Origin(scheme, ip_literal(_ascii_host(parts.hostname.lower().rstrip("."))), port, path)
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_ip(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host.partition("%")[0] if ":" in host else host))
+    except ValueError:
+        return host
+
+
+def ip_literal(host: str) -> str:
+    """An IP-literal host in its one canonical form (``0:0:0:0:0:0:0:1`` -> ``::1``); any other host as is.
+
+    Cheap for names: only a host with ``:`` (IPv6) or ending in a digit (IPv4)
+    is parsed, and each distinct one once.
+    """
+    if ":" in host or host[-1:].isdigit():
+        return _canonical_ip(host)
+    return host
 
 
 def _ascii_host(host: str) -> str:
@@ -96,7 +117,9 @@ class GatewayMatcher:
     @property
     def urls(self) -> tuple[str, ...]:
         """The configured gateway origins, normalised."""
-        return tuple(f"{o.scheme}://{o.host}:{o.port}{o.path}" for o in self._origins)
+        return tuple(
+            f"{o.scheme}://{f'[{o.host}]' if ':' in o.host else o.host}:{o.port}{o.path}" for o in self._origins
+        )
 
     def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
         """Whether a request to these URL parts goes to the gateway (or to an extra one)."""
@@ -108,7 +131,7 @@ class GatewayMatcher:
     def _matches_own(self, scheme: str, host: str, port: int | None, path: str) -> bool:
         scheme = scheme.lower()
         prefixes = self._by_origin.get(
-            (scheme, host.lower().rstrip("."), port if port is not None else _DEFAULT_PORTS.get(scheme, -1))
+            (scheme, ip_literal(host.lower().rstrip(".")), port if port is not None else _DEFAULT_PORTS.get(scheme, -1))
         )
         if prefixes is None:
             return False

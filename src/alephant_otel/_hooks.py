@@ -28,7 +28,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
-from alephant_otel._context import RequestTotals, active_state, active_totals
+from alephant_otel._context import RequestTotals, active_state, active_totals, on_open_requests
 from alephant_otel._cost import compute_cost, gateway_cost, load_prices
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
@@ -90,6 +90,26 @@ def _warn_if_misrouted(scheme: str, host: str, port: int | None, path: str) -> N
         origin,
         n.ENV_GATEWAY_URL,
     )
+
+
+#: The bodies being read now, by watcher id: what an exit must end (see _end_open).
+_reading: dict[int, tuple[tuple[RequestTotals, ...], BodyWatcher]] = {}
+
+
+def _end_open(totals: RequestTotals | None) -> None:
+    """End the requests whose response is still being read: those counted in ``totals``, or all.
+
+    Called when the process exits (``sys.exit`` inside a session, the
+    provider's shutdown): the rest of the body will never be read, and the
+    span, marked ``alephant.response.incomplete``, must be exported and counted
+    before the session's roll-up and the exporters' last flush.
+    """
+    for in_totals, watcher in list(_reading.values()):
+        if totals is None or totals in in_totals:
+            watcher.finish(complete=False)
+
+
+on_open_requests(_end_open)
 
 
 class _Once:
@@ -543,6 +563,7 @@ class Bridge:
                 return
 
         def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
+            _reading.pop(id(watcher), None)
             try:
                 record(body, whole, complete, error)
             finally:
@@ -553,6 +574,7 @@ class Bridge:
             # The instrumentation ends the span when this hook returns; the
             # real end happens when the body does.
             span.end = lambda end_time=None: None  # type: ignore[method-assign]
+            _reading[id(watcher)] = (req.totals, watcher)
         else:
             self._record(req, status, _NOTHING_READ, reported_cost, True, None, content_type)
 

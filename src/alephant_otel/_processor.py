@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from alephant_otel._context import active_state
-from alephant_otel._redact import redact_url
-from alephant_otel._spanattrs import attributes_of, starting_dict
+from alephant_otel._context import active_state, end_open_requests
+from alephant_otel._scrub import redact_url
+from alephant_otel._spanattrs import starting_dict
 
 __all__ = ["AlephantSpanProcessor", "add_span_sink", "redact_url", "remove_span_sink"]
 
 _log = logging.getLogger(__name__)
-
-#: URL attributes the HTTP instrumentations set (old and new semconv).
-_URL_KEYS: Final = ("http.url", "url.full", "url.query", "http.target")
-#: Captured request headers (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST=".*"``)
-#: that carry credentials, as the instrumentation names them; redacted even when the user did
-#: not list them in ``..._SANITIZE_FIELDS``.
-_SECRET_HEADER_KEYS: Final = tuple(
-    "http.request.header." + h
-    for h in ("authorization", "proxy_authorization", "x_api_key", "api_key", "cookie", "x_goog_api_key")
-)
-_REDACTED_HEADER: Final = ("[REDACTED]",)
-_SECRET_HEADERS: Final = frozenset(_SECRET_HEADER_KEYS)
-_WATCHED: Final = frozenset(_URL_KEYS + _SECRET_HEADER_KEYS)
 
 SpanSink = Callable[[ReadableSpan], None]
 # Test helpers (the ``alephant_gateway`` fixture) that see every span ending on any provider
@@ -68,12 +54,12 @@ class AlephantSpanProcessor(SpanProcessor):
         >>> provider = TracerProvider()
         >>> provider.add_span_processor(AlephantSpanProcessor())
 
-    It also redacts credential-like query parameters (``api_key=``,
-    ``key=``, ``token=``...) from the URL attributes HTTP instrumentations set,
-    so a key passed in a query string never reaches an exporter, and the
-    credential headers (``authorization``, ``x-api-key``, ``api-key``...)
-    that ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` would
-    record.
+    Credentials are not its job: ``configure()`` and the instrumentor put a
+    scrubbing step in front of every exporter on the provider (see
+    ``_scrubexport``), which runs at export time, off the request's thread.
+    Its :meth:`shutdown` (it runs first among the provider's processors) ends
+    the requests whose response is still being read, so their spans are
+    exported, marked incomplete, before the exporters shut down.
 
     Request-level data (usage, cost, retries, policy events) is added by the
     httpx hooks before the request span ends, and roll-ups by the session and
@@ -84,21 +70,8 @@ class AlephantSpanProcessor(SpanProcessor):
         """Copy the alephant ids from the parent context's baggage onto ``span``."""
         try:
             attrs = active_state(parent_context).span_attributes
-            live = starting_dict(span, len(attrs))
-            current = live if live is not None else attributes_of(span)
-            # Redaction before the ids go on: fewer keys to look through, and the
-            # ids never need it. Usually one watched key is present (the URL).
-            if current:
-                for key in _WATCHED.intersection(current):
-                    value = current[key]
-                    if key in _SECRET_HEADERS:
-                        if value != _REDACTED_HEADER:
-                            span.set_attribute(key, _REDACTED_HEADER)
-                    elif isinstance(value, str) and "=" in value:
-                        redacted = redact_url(value)
-                        if redacted != value:
-                            span.set_attribute(key, redacted)
             if attrs:
+                live = starting_dict(span, len(attrs))
                 if live is not None:
                     live.update(attrs)
                 else:
@@ -116,7 +89,8 @@ class AlephantSpanProcessor(SpanProcessor):
                 _log.debug("alephant_otel: span sink failed", exc_info=True)
 
     def shutdown(self) -> None:
-        """Nothing to release."""
+        """End the requests still reading a response (the process is exiting), so they are exported."""
+        end_open_requests()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered here."""

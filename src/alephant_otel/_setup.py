@@ -24,14 +24,13 @@ import weakref
 from collections.abc import Collection, Iterable
 from functools import partial
 from inspect import iscoroutinefunction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -43,6 +42,11 @@ from alephant_otel._context import use_tracer_provider
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._hooks import Bridge
 from alephant_otel._processor import AlephantSpanProcessor
+from alephant_otel._scrub import set_extra_patterns
+from alephant_otel._scrubexport import guard_provider
+
+if TYPE_CHECKING:
+    from alephant_otel._traceslot import TraceFileSlot
 
 __all__ = ["AlephantInstrumentor", "configure"]
 
@@ -51,8 +55,9 @@ _lock = threading.RLock()
 _bridge: Bridge | None = None
 _patched = False
 _auto = False  # set by the pre-instrument entry point under opentelemetry-instrument
-_joined: weakref.WeakSet[SdkTracerProvider] = weakref.WeakSet()
-_trace_files: dict[tuple[int, str], SpanProcessor] = {}
+_joined: weakref.WeakKeyDictionary[SdkTracerProvider, AlephantSpanProcessor] = weakref.WeakKeyDictionary()
+# One trace file processor per provider, switched by each configure() (see TraceFileSlot).
+_trace_files: weakref.WeakKeyDictionary[SdkTracerProvider, TraceFileSlot] = weakref.WeakKeyDictionary()
 # Client instrumentor class -> (tracer provider it was instrumented with, the caller's own hooks).
 _hooked: dict[type, tuple[Any, dict[str, Any]]] = {}
 _HOOK_NAMES = ("request_hook", "response_hook", "async_request_hook", "async_response_hook")
@@ -249,27 +254,30 @@ def _join_provider(provider: Any) -> SdkTracerProvider | None:
             return None
         provider = proxy_target
     sdk: SdkTracerProvider = provider
-    if sdk not in _joined:
-        sdk.add_span_processor(AlephantSpanProcessor())
-        _joined.add(sdk)
+    ours = _joined.get(sdk)
+    if ours is None:
+        ours = _joined[sdk] = AlephantSpanProcessor()
+    # Every time: processors the app added since the last call get scrubbed exports too.
+    guard_provider(sdk, ours)
     return sdk
 
 
 def _add_trace_file(provider: SdkTracerProvider, settings: Settings) -> None:
-    if settings.trace_file is None:
-        return
-    key = (id(provider), str(settings.trace_file.resolve()))
-    if key in _trace_files:
-        return
+    """Point the provider's trace file at ``settings.trace_file`` (None: stop writing one)."""
     from alephant_otel._fileexporter import named_exporter_paths
+    from alephant_otel._traceslot import TraceFileSlot
 
-    if settings.trace_file.resolve() in named_exporter_paths():
-        return  # OTEL_TRACES_EXPORTER=alephant_file writes this file already
-    from alephant_otel._tracefile import TraceFileExporter
+    target = settings.trace_file
+    if target is not None and target.resolve() in named_exporter_paths():
+        target = None  # OTEL_TRACES_EXPORTER=alephant_file writes this file already
 
-    processor = BatchSpanProcessor(TraceFileExporter(settings.trace_file))
-    provider.add_span_processor(processor)
-    _trace_files[key] = processor
+    slot = _trace_files.get(provider)
+    if slot is None:
+        if target is None:
+            return
+        slot = _trace_files[provider] = TraceFileSlot()
+        provider.add_span_processor(slot.processor)
+    slot.switch(target)
 
 
 def _apply_scoping(settings: Settings) -> None:
@@ -285,6 +293,7 @@ def _apply_scoping(settings: Settings) -> None:
 def _install(settings: Settings, tracer_provider: Any, meter_provider: Any, *, instrument_new: bool) -> None:
     global _bridge  # noqa: PLW0603 - the hooks read the active bridge
     with _lock:
+        set_extra_patterns(settings.scrub_patterns)
         _bridge = Bridge(
             GatewayMatcher(settings.gateway_urls), cost_header=settings.cost_header, meter_provider=meter_provider
         )
@@ -312,7 +321,7 @@ class AlephantInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     Keyword arguments of :meth:`instrument`: ``tracer_provider``,
     ``meter_provider``, ``gateway_url``, ``trace_file``, ``cost_header``,
-    ``baggage_hosts`` (see :func:`configure`).
+    ``baggage_hosts``, ``scrub_patterns`` (see :func:`configure`).
 
     Examples:
         >>> from alephant_otel import AlephantInstrumentor
@@ -330,6 +339,7 @@ class AlephantInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 trace_file=kwargs.get("trace_file"),
                 cost_header=kwargs.get("cost_header"),
                 baggage_hosts=kwargs.get("baggage_hosts"),
+                scrub_patterns=kwargs.get("scrub_patterns"),
             )
         except ValueError:
             if not _auto:
@@ -408,6 +418,7 @@ def configure(
     trace_file: str | os.PathLike[str] | None = None,
     cost_header: str | None = None,
     baggage_hosts: Iterable[str] | None = None,
+    scrub_patterns: Iterable[str] | None = None,
 ) -> trace.TracerProvider:
     """Make a plain script traced, in one idempotent call.
 
@@ -425,13 +436,21 @@ def configure(
         tracer_provider: Use this provider instead of the global one.
         meter_provider: Where GenAI metrics go (default: the global one).
         trace_file: Append spans to this OTLP/JSON lines file (default:
-            ``ALEPHANT_TRACE_FILE``; unset means no file).
+            ``ALEPHANT_TRACE_FILE``; unset means no file). A later call
+            with another path switches files; one without stops writing.
+            A path that is not a regular file (a FIFO, a directory, a
+            device other than ``/dev/null``) gets no spans and one warning.
         cost_header: Response header with the gateway-reported cost
             (default ``x-litellm-response-cost``).
         baggage_hosts: Turn baggage scoping on: ``alephant.*`` baggage is
             then sent only to these (internal) hosts, never to the gateway
             or third parties. Default: ``ALEPHANT_SCOPE_BAGGAGE``; unset
             keeps OpenTelemetry's default propagation.
+        scrub_patterns: More names whose values are credentials (regular
+            expressions, searched case-insensitively in attribute keys,
+            header and query parameter names and ``name=value`` pairs), on
+            top of the built-in list; ``ALEPHANT_SCRUB_PATTERNS``
+            (comma-separated) adds its own. Every exported span is scrubbed.
 
     Returns:
         The tracer provider in use.
@@ -440,7 +459,11 @@ def configure(
         ValueError: An argument is invalid (e.g. a gateway URL without scheme).
     """
     settings = resolve_settings(
-        gateway_url=gateway_url, trace_file=trace_file, cost_header=cost_header, baggage_hosts=baggage_hosts
+        gateway_url=gateway_url,
+        trace_file=trace_file,
+        cost_header=cost_header,
+        baggage_hosts=baggage_hosts,
+        scrub_patterns=scrub_patterns,
     )
     with _lock:
         provider: Any = tracer_provider
@@ -460,6 +483,7 @@ def configure(
                 trace_file=settings.trace_file,
                 cost_header=settings.cost_header,
                 baggage_hosts=settings.baggage_hosts,
+                scrub_patterns=settings.scrub_patterns,
             )
         result: trace.TracerProvider = provider
         return result

@@ -30,6 +30,7 @@ import json
 import logging
 import lzma
 import os
+import stat
 import sys
 import threading
 import weakref
@@ -64,6 +65,7 @@ _log = logging.getLogger(__name__)
 _APP_DIR = "alephant-otel"
 _FILE_NAME = "traces.otlp.jsonl"
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 # Traces name sessions, agents and workflow paths: readable by the owner only,
 # as the Collector's file exporter does.
 _FILE_MODE = 0o600
@@ -176,6 +178,42 @@ def _reinit_locks_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_locks_after_fork)
+
+
+def _open_nonblocking(path: Path) -> int:
+    """Open ``path`` for appending without ever waiting: a FIFO with no reader fails at once (ENXIO).
+
+    A blocking open of a FIFO waits for a reader; the batch thread would hang
+    there and the exit with it (the SDK joins that thread at shutdown).
+    """
+    try:
+        return os.open(path, _OPEN_FLAGS | _NONBLOCK, _FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "not a regular file (a FIFO with no reader)") from None
+        raise
+
+
+def _is_devnull(info: os.stat_result) -> bool:
+    # /dev/null is a fine place to send traces to nobody: writes succeed and never block.
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -353,12 +391,20 @@ class TraceFileExporter(SpanExporter):
 
     def _open(self) -> int:
         try:
-            return os.open(self._path, _OPEN_FLAGS, _FILE_MODE)
+            fd = _open_nonblocking(self._path)
         except FileNotFoundError:
             # Only now: a stat per batch to check for the directory is wasted
             # work when it is there, and it may be deleted at any time.
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self._path, _OPEN_FLAGS, _FILE_MODE)
+            fd = _open_nonblocking(self._path)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) and not _is_devnull(info):
+                raise OSError(errno.EINVAL, f"not a regular file ({_kind(info.st_mode)})")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _append(self, line: bytes) -> None:
         fd = self._open()

@@ -20,7 +20,7 @@ from alephant_otel import _names as n
 from alephant_otel._cli import _dur as duration
 from alephant_otel._cli import _money as money
 from alephant_otel._cli import _when as when
-from alephant_otel._redact import redact_url
+from alephant_otel._scrub import scrub_text
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
 
 __all__ = ["PAGE_SIZE", "ListQuery", "TraceLinks", "duration", "list_row", "money", "waterfall", "when"]
@@ -80,7 +80,7 @@ def _attrs(r: Request, session: Session) -> list[list[Any]]:
     ]
     for e in r.policy_events:
         pairs.append((n.EVENT_POLICY, f"reason={e.reason} code={e.code} status={e.status}"))
-    return [[k, redact_url(v) if isinstance(v, str) else v] for k, v in pairs if v is not None]
+    return [[k, scrub_text(v) if isinstance(v, str) else v] for k, v in pairs if v is not None]
 
 
 def _steps(runs: list[Run], requests: list[Request]) -> Iterator[Run | Request]:
@@ -115,7 +115,7 @@ def _request_row(r: Request, s: Session, depth: int, t0: int, links: TraceLinks 
         "incomplete": r.incomplete,
         "error": r.error and not r.policy_events,
         "http_status": r.http_status,
-        "status_message": redact_url(r.status_message),
+        "status_message": scrub_text(r.status_message),
         "policy": [{"reason": e.reason, "code": e.code, "status": e.status} for e in r.policy_events],
         "trace_url": links.url(r.trace_id) if links is not None else None,
         "attrs": _attrs(r, s),

@@ -286,7 +286,7 @@ class GatewayEmulator(LoopbackServer):
         # remembers which responses it counted, and two emulators' "resp_1" would collide.
         self._ids = secrets.token_hex(4)
         self._state = _State()
-        server = _Server((host, port), _Handler)
+        server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         server.emulator = self
         super().__init__(server)
 
@@ -388,6 +388,12 @@ class _Server(QuietHTTPServer):
     emulator: GatewayEmulator
 
 
+class _Server6(_Server):
+    """The emulator on an IPv6 address (``host="::1"``)."""
+
+    address_family = socket.AF_INET6
+
+
 class _Handler(QuietHTTPHandler):
     server: _Server
 
@@ -471,11 +477,26 @@ class _Handler(QuietHTTPHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
+    def _read_body(self) -> bytes:
+        """The request body, sized by ``content-length`` or sent ``chunked`` (a generator body)."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            parts: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    # Trailer fields, if any, up to the blank line that ends the message.
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
     def _handle(self, method: str) -> None:
         emu = self.server.emulator
         parts = urlsplit(self.path)
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         try:
             parsed = json.loads(body) if body else None
         except ValueError:

@@ -62,9 +62,10 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT``."""
+        """Base URL, ``http://127.0.0.1:PORT`` (``http://[::1]:PORT`` on IPv6)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host = str(host)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self: _S) -> _S:
         """Start serving in a daemon thread (idempotent)."""
