@@ -51,7 +51,7 @@ from alephant_otel.analytics import (
     sort_sessions,
 )
 from alephant_otel.analytics._model import iso
-from alephant_otel.analytics._report import list_json, show_json, vitals_json
+from alephant_otel.analytics._report import list_json, session_notes, show_json, vitals_json
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -489,14 +489,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         else:
             tree.add(_request_label(step, total))
     out.print(tree)
-    notes = []
-    if not s.span_present:
-        notes.append("no session span read: rebuilt from request/run spans")
-    if s.totals_from_rollup:
-        notes.append("no request spans read: totals from the session span's roll-up")
-    elif s.rollup_matches is False:
-        notes.append("the session span's roll-up differs from the request spans (other processes or sampling)")
-    for note in notes:
+    for note in session_notes(s):
         out.print(f"[dim]note: {note}[/]")
     return 0
 

@@ -22,6 +22,7 @@ from alephant_otel._cli import _money as money
 from alephant_otel._cli import _when as when
 from alephant_otel._scrub import scrub_text
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
+from alephant_otel.analytics._report import session_notes
 
 __all__ = ["PAGE_SIZE", "ListQuery", "TraceLinks", "duration", "list_row", "money", "waterfall", "when"]
 
@@ -157,13 +158,7 @@ def waterfall(s: Session, *, source: str, links: TraceLinks | None = None) -> di
         else:
             rows.append(_request_row(step, s, 0, t0, links))
     end = max([s.end_ns or 0, s.last_activity_ns, *(r.end_ns for r in s.requests)])
-    notes = []
-    if not s.span_present:
-        notes.append("no session span read: rebuilt from request/run spans")
-    if s.totals_from_rollup:
-        notes.append("no request spans read: totals from the session span's roll-up")
-    if s.rollup_matches is False:
-        notes.append("the session span's roll-up differs from the request spans (other processes or sampling)")
+    notes = session_notes(s)
     return {
         "source": source,
         "session": {

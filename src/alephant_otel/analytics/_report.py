@@ -77,6 +77,7 @@ __all__ = [
     "list_json",
     "no_session_json",
     "session_json",
+    "session_notes",
     "show_json",
     "vitals_json",
 ]
@@ -129,6 +130,18 @@ def session_json(s: Session) -> dict[str, Any]:
         "rollup_matches": s.rollup_matches,
         "trace_ids": list(s.trace_ids),
     }
+
+
+def session_notes(s: Session) -> list[str]:
+    """What a reader should know about how this session was rebuilt (empty when nothing)."""
+    notes = []
+    if not s.span_present:
+        notes.append("no session span read: rebuilt from request/run spans")
+    if s.totals_from_rollup:
+        notes.append("no request spans read: totals from the session span's roll-up")
+    elif s.rollup_matches is False:
+        notes.append("the session span's roll-up differs from the request spans (other processes or sampling)")
+    return notes
 
 
 def _share(part: float, whole: float) -> float:
