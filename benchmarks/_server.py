@@ -55,6 +55,13 @@ RESPONSE = (
     b"\r\n" + COMPLETION
 )
 
+#: OTLP/HTTP export acknowledged (an empty ExportTraceServiceResponse), for the peers' ``*_otlp`` arms.
+TRACES_OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+
+#: Header names of the last chat request, lowercased: ``GET /last-headers`` returns them as JSON,
+#: so that the peer runner can tell which headers an arm put on the wire.
+_last_headers: list[str] = []
+
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\n"
     b"content-type: text/event-stream; charset=utf-8\r\n"
@@ -119,9 +126,13 @@ class _Conn(asyncio.Protocol):
                 return
             length = 0
             chunks = 500
-            for line in self.buf[:end].split(b"\r\n")[1:]:
+            lines = self.buf[:end].split(b"\r\n")
+            target = lines[0].split(b" ")[1] if lines[0].count(b" ") >= 2 else b""
+            names = []
+            for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
+                names.append(name)
                 if name == b"content-length":
                     length = int(value)
                 elif name == b"x-bench-chunks":
@@ -131,6 +142,17 @@ class _Conn(asyncio.Protocol):
             body = self.buf[end + 4 : end + 4 + length]
             self.buf = self.buf[end + 4 + length :]
             assert self.transport is not None
+            if target == b"/v1/traces":
+                self.transport.write(TRACES_OK)
+                continue
+            if target == b"/last-headers":
+                reply = json.dumps(_last_headers).encode()
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                    % (len(reply), reply)
+                )
+                continue
+            _last_headers[:] = [name.decode("latin-1") for name in names]
             if b'"stream":true' in body or b'"stream": true' in body:
                 self.streaming = True
                 self.task = asyncio.ensure_future(self._stream(chunks))

@@ -69,10 +69,12 @@ def _median(xs: Sequence[float]) -> float:
 class Worker:
     """One benchmark variant in its own process, driven a batch at a time."""
 
-    def __init__(self, bench: str, variant: str, url: str, lib: str = "httpx") -> None:
+    def __init__(
+        self, bench: str, variant: str, url: str, lib: str = "httpx", argv: Sequence[str] | None = None
+    ) -> None:
         self.name = variant
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_workers.py"), bench, variant, url, lib],
+            list(argv) if argv else [sys.executable, str(HERE / "_workers.py"), bench, variant, url, lib],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -320,6 +322,47 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
+def main_peers(args: argparse.Namespace) -> int:
+    """``--peers``: print the peers table; exit 1 when alephant misses the floor."""
+    import peers
+
+    t0 = time.perf_counter()
+    server, url = start_server()
+    try:
+        table, verdict, results = peers.run_peers(
+            url,
+            arms=args.arms.split(",") if args.arms else None,
+            requests=3 if args.smoke else args.requests,
+            warmup=3 if args.smoke else 50,
+            rounds=1 if args.smoke else (args.rounds or 7),
+            batch=3 if args.smoke else 200,
+            use_callgrind=not (args.smoke or args.no_callgrind),
+            keep=args.keep_callgrind,
+        )
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
+    print(
+        f"Run: `python benchmarks/run.py --peers` ({(time.perf_counter() - t0) / 60:.1f} min); {machine_note()}, "
+        f"openai {_version('openai')}, httpx2 {_version('httpx2')}; {peers.versions()}.\n"
+    )
+    print(table)
+    if args.smoke:
+        failed = [r.name for r in results.values() if r.error and "no environment" not in r.error]
+        return 1 if failed else 0
+    return 1 if verdict is False else 0
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes (< 2 min)")
@@ -329,7 +372,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per benchmark")
     parser.add_argument("--memory-sessions", type=int, help="sessions in the memory benchmark (default 20,000)")
     parser.add_argument("--write-readme", action="store_true", help=f"replace the results block in {README.name}")
+    peers = parser.add_argument_group("peers (instead of the benchmarks above)")
+    peers.add_argument("--peers", action="store_true", help="the peers table: instructions per request per arm")
+    peers.add_argument("--arms", help="comma-separated peer arms (default: every arm whose environment exists)")
+    peers.add_argument("--requests", type=int, default=200, help="requests measured under callgrind per arm")
+    peers.add_argument("--no-callgrind", action="store_true", help="CPU time only")
+    peers.add_argument("--keep-callgrind", type=Path, help="copy each arm's callgrind.out into this folder")
+    peers.add_argument("--smoke", action="store_true", help="a few requests per arm: no callgrind, one round")
     args = parser.parse_args(argv)
+    if args.peers or args.smoke:
+        return main_peers(args)
     only = set(args.only.split(","))
     quick = args.quick
     rounds = args.rounds or (5 if quick else 15)

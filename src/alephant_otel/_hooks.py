@@ -27,6 +27,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from alephant_otel import _fastpaths
 from alephant_otel import _names as n
 from alephant_otel._context import RequestTotals, active_state, active_totals, on_open_requests
 from alephant_otel._cost import compute_cost, gateway_cost, load_prices
@@ -249,7 +250,7 @@ def _has_list_layout(cls: type) -> bool:
         ok = False
         try:
             probe = cls({"Keep": "1"})
-            items = getattr(probe, "_list", None)
+            items = getattr(probe, "_list", None) if _fastpaths.ENABLED else None
             if type(items) is list:
                 items.append((b"X-Probe", b"x-probe", b"v"))
                 ok = (
@@ -440,7 +441,8 @@ class Bridge:
             req.retry_attempt = int(retry)
         if extensions is not None:
             extensions[_EXT] = req
-            self._guard_end(req)
+            if _fastpaths.ENABLED:
+                self._guard_end(req)
         if not span.is_recording():
             return
         attrs: dict[str, AttributeValue] = {

@@ -138,6 +138,8 @@ ENV_SCOPE_BAGGAGE: Final = "ALEPHANT_SCOPE_BAGGAGE"
 ENV_VIRTUAL_KEY: Final = "ALEPHANT_VIRTUAL_KEY"
 #: How many worker processes the analytics read a big trace file with (1: none).
 ENV_ANALYTICS_WORKERS: Final = "ALEPHANT_ANALYTICS_WORKERS"
+#: A diagnostic: "1" turns off every fast path into another library's private structures (_fastpaths.py).
+ENV_NO_FAST_PATHS: Final = "ALEPHANT_NO_FAST_PATHS"
 DEFAULT_GATEWAY_URL: Final = "https://ai.alephant.io"
 
 # --- Instrumentation scope -----------------------------------------------------

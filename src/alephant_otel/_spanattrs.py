@@ -24,6 +24,8 @@ from typing import Any
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
+from alephant_otel import _fastpaths
+
 __all__ = ["attributes_of", "set_clean", "starting_dict"]
 
 _log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class _Probed(dict[type, bool]):
     def __missing__(self, cls: type) -> bool:
         from opentelemetry.sdk.trace import Span as SdkSpan
 
-        ok = issubclass(cls, SdkSpan) and _probe() is cls
+        ok = _fastpaths.ENABLED and issubclass(cls, SdkSpan) and _probe() is cls
         self[cls] = ok
         return ok
 

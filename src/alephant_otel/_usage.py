@@ -68,6 +68,9 @@ _OPERATIONS: Final = {
 # A JSON string value of at most 256 characters, escapes allowed.
 _JSON_STR: Final = rb'"((?:[^"\\\x00-\x1f]|\\.){1,256})"'
 _MODEL_RE: Final = re.compile(rb'"model"\s*:\s*' + _JSON_STR)
+#: The same, for a value without escapes: one character-class repeat, which the regex engine
+#: runs in a tight loop (the alternation above costs ~1,000 instructions per character).
+_MODEL_PLAIN_RE: Final = re.compile(rb'"model"\s*:\s*"([^"\\\x00-\x1f]{1,256})"')
 _ID_RE: Final = re.compile(rb'"id"\s*:\s*' + _JSON_STR)
 _USAGE_RE: Final = re.compile(rb'"usage"\s*:\s*\{')
 _ERROR_RE: Final = re.compile(rb'"error"\s*:\s*(?=[{"])')
@@ -253,6 +256,13 @@ def request_model(body: bytes | None) -> str | None:
     try:
         if not body:
             return None
+        # Usually one "model" key, last in the body: matched where it is, no regex scan.
+        last = body.rfind(b'"model"')
+        if last < 0:
+            return None
+        if body.find(b'"model"') == last:
+            match = _MODEL_PLAIN_RE.match(body, last) or _MODEL_RE.match(body, last)
+            return _json_str(bytes(match.group(1))) if match is not None else None
         match = _MODEL_RE.search(body)
         if match is None:
             return None
