@@ -8,7 +8,8 @@ clears the exporter and points ``configure()`` at its own emulator.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry import trace
@@ -25,6 +26,26 @@ _exporter = InMemorySpanExporter()
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(_exporter))
 trace.set_tracer_provider(_provider)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (scripts/test.sh): the longest tests first, Phoenix last.
+
+    Workers take tests in this order, so the slow-marked sets (tens of seconds
+    each) start at once on both cores and the short tests fill the gaps at the
+    end, instead of one slow test running alone at the end. The Phoenix module
+    goes last: under .ci/run it waits for the install that runs in the
+    background. A run without xdist keeps the files' order.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name == "test_phoenix.py":
+            return 2
+        return 0 if item.get_closest_marker("slow") is not None else 1
+
+    items.sort(key=rank)  # stable: the files' order within each rank
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +68,42 @@ def _collect_garbage_after_each_test() -> Iterator[None]:
     """
     yield
     gc.collect()
+
+
+@pytest.fixture
+def report_line(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Show a line of figures (the fuzz counts the README quotes) even though output is captured.
+
+    In one process it is printed at once. pytest-xdist does not show its
+    workers' output: there the line travels with the test's report and the
+    controller prints it in a "figures" section of the summary.
+    """
+
+    def emit(line: str) -> None:
+        request.node.user_properties.append(("figures", line))
+        if "PYTEST_XDIST_WORKER" not in os.environ:
+            with capsys.disabled():
+                print(f"\n{line}")
+
+    return emit
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Under pytest-xdist: the lines ``report_line`` recorded on the workers."""
+    if not config.pluginmanager.has_plugin("dsession"):
+        return
+    lines = [
+        str(value)
+        for key in ("passed", "failed")
+        for report in terminalreporter.stats.get(key, [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "figures"
+    ]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
