@@ -14,5 +14,6 @@ cd "$(dirname "$0")/.."
 if [ "$#" -gt 0 ]; then
     exec python -m pytest "$@"
 fi
-python -m pytest -n "${ALEPHANT_TEST_WORKERS:-auto}" --dist loadgroup --no-loadscope-reorder \
+# --durations: the slowest tests, to see where the time goes (issue 23).
+python -m pytest -n "${ALEPHANT_TEST_WORKERS:-auto}" --dist loadgroup --no-loadscope-reorder --durations=25 \
     --doctest-modules src/alephant_otel tests
