@@ -64,10 +64,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_warnings_and_caches() -> None:
     """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
-    from alephant_otel import _context
+    from alephant_otel import _context, _setup
 
     _context._warned_keys.clear()
     _context.clear_cache()
+    # Keyed by id(): a hook of an earlier test, freed, can leave its id to this test's hook.
+    _setup._misfit_warned.clear()
 
 
 @pytest.fixture(autouse=True)
