@@ -73,3 +73,30 @@ def imported_modules(source: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module.split(".")[0])
     return names - set(sys.stdlib_module_names) - {"__future__"}
+
+
+#: Set by .ci/run: a directory where each set-up step it runs in the background (``phoenix``,
+#: ``chromium``) leaves ``<name>.pending`` when it starts and ``<name>.rc`` (its exit code) when done.
+CI_JOBS_ENV = "ALEPHANT_CI_JOBS"
+
+
+def wait_for_ci_job(name: str, timeout: float) -> str | None:
+    """Wait until the background set-up step ``name`` of .ci/run has finished.
+
+    Returns None when no such step was started (a local run: nothing to wait
+    for), else its exit code as text, or ``"timeout"`` when it is still running
+    after ``timeout`` seconds.
+    """
+    jobs = os.environ.get(CI_JOBS_ENV)
+    if not jobs:
+        return None
+    rc, pending = Path(jobs) / f"{name}.rc", Path(jobs) / f"{name}.pending"
+    if not rc.exists() and not pending.exists():
+        return None
+    deadline = time.monotonic() + timeout
+    while not rc.exists():
+        if time.monotonic() > deadline:
+            return "timeout"
+        time.sleep(0.5)
+    # The writer may not have flushed yet: an empty file reads as "done, code unknown".
+    return rc.read_text().strip() or "?"

@@ -8,9 +8,10 @@ clears the exporter and points ``configure()`` at its own emulator.
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +32,49 @@ _provider.add_span_processor(SimpleSpanProcessor(_exporter))
 trace.set_tracer_provider(_provider)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (scripts/test.sh): the longest tests first, Phoenix last.
+
+    Workers take tests in this order, so the slow-marked sets (tens of seconds
+    each) start at once on both cores and the short tests fill the gaps at the
+    end, instead of one slow test running alone at the end. The Phoenix module
+    goes last: under .ci/run it waits for the install that runs in the
+    background. A run without xdist keeps the files' order.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name == "test_phoenix.py":
+            return 2
+        return 0 if item.get_closest_marker("slow") is not None else 1
+
+    items.sort(key=rank)  # stable: the files' order within each rank
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Exempt what exists once the tests are collected (modules, strategies) from every collection.
+
+    ``_collect_garbage_after_each_test`` runs a full collection after each of
+    some 600 tests; with the SDKs, hypothesis and OpenTelemetry imported that
+    walks a quarter of a million objects each time (0.1-0.2 s, more on a busy
+    machine). Frozen, they are skipped: the collector walks only what the tests
+    made since, which is where a test's leaked cycle lives.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_warnings_and_caches() -> None:
     """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
-    from alephant_otel import _context, _hooks
+    from alephant_otel import _context, _hooks, _setup
 
     _context._warned_keys.clear()
     _hooks._misrouted_hosts.clear()
     _context.clear_cache()
+    # Keyed by id(): a hook of an earlier test, freed, can leave its id to this test's hook.
+    _setup._misfit_warned.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +88,42 @@ def _collect_garbage_after_each_test() -> Iterator[None]:
     """
     yield
     gc.collect()
+
+
+@pytest.fixture
+def report_line(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Show a line of figures (the fuzz counts the README quotes) even though output is captured.
+
+    In one process it is printed at once. pytest-xdist does not show its
+    workers' output: there the line travels with the test's report and the
+    controller prints it in a "figures" section of the summary.
+    """
+
+    def emit(line: str) -> None:
+        request.node.user_properties.append(("figures", line))
+        if "PYTEST_XDIST_WORKER" not in os.environ:
+            with capsys.disabled():
+                print(f"\n{line}")
+
+    return emit
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Under pytest-xdist: the lines ``report_line`` recorded on the workers."""
+    if not config.pluginmanager.has_plugin("dsession"):
+        return
+    lines = [
+        str(value)
+        for key in ("passed", "failed")
+        for report in terminalreporter.stats.get(key, [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "figures"
+    ]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -96,11 +168,30 @@ def metrics(gateway: GatewayEmulator) -> Iterator[InMemoryMetricReader]:
 
 @pytest.fixture(scope="session")
 def plain_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bin directory of a fresh venv with only ``pip install .``: what a newcomer has (no dev extras)."""
-    venv = tmp_path_factory.mktemp("plain") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    """The bin directory of a fresh venv with only ``pip install .``: what a newcomer has (no dev extras).
+
+    Built once per run, not once per xdist worker: the workers share the parent of their base
+    temporary directories, and a lock there lets the first one build while the others wait.
+    """
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    venv = shared / "plain-install" / "venv"
     bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
-    done = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(ROOT)],
-                          capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done_marker = venv.parent / "installed"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done_marker.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+            done = subprocess.run(
+                [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(ROOT)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+            done_marker.touch()
     return bin_dir

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,21 +26,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def plain_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with ``pip install <this checkout>`` and nothing else; returns its bin directory."""
-    venv = tmp_path_factory.mktemp("plain") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    bin_dir = venv / "bin"
-    installed = subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert installed.returncode == 0, installed.stderr[-2000:]
-    return bin_dir
+@pytest.fixture
+def plain_venv(plain_install: Path) -> Path:
+    """The bin directory of the run's plain ``pip install <this checkout>`` venv (see conftest)."""
+    return plain_install
 
 
 def run(bin_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:

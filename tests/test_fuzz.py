@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -156,13 +156,12 @@ class Tally:
 
 
 @contextlib.contextmanager
-def tallied(target: str, n: int, capsys: pytest.CaptureFixture[str]) -> Iterator[Tally]:
+def tallied(target: str, n: int, report_line: Callable[[str], None]) -> Iterator[Tally]:
     tally = Tally(target)
     try:
         yield tally
     finally:
-        with capsys.disabled():
-            print(f"\n{tally.line()}")
+        report_line(tally.line())
     assert (tally.crashes, tally.invalid, tally.mismatches) == (0, 0, 0)
     assert tally.examples >= n
 
@@ -359,12 +358,12 @@ def _try(tally: Tally, call: Any, fields: dict[str, tuple[str, object]]) -> Any:
 @examples
 def test_api_values_are_rejected_or_sent_intact(
     n: int, clients: Clients, gateway: GatewayEmulator, spans: InMemorySpanExporter,
-    capsys: pytest.CaptureFixture[str],
+    report_line: Callable[[str], None],
 ) -> None:
     """Arbitrary text as session/run ids, names, paths, request ids: a ValueError naming the field, or
     accepted and sent byte for byte; every example over the in-process transport, every other one
     also over real loopback HTTP to the emulator."""
-    with tallied("api", n, capsys) as tally:
+    with tallied("api", n, report_line) as tally:
 
         def one(v: dict[str, Any]) -> None:
             with tally.example():
@@ -492,7 +491,7 @@ inbound = st.fixed_dictionaries({
 @examples
 def test_inbound_baggage_never_breaks_a_request(
     n: int, clients: Clients, gateway: GatewayEmulator, spans: InMemorySpanExporter,
-    alephant_log: LogCounter, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    alephant_log: LogCounter, report_line: Callable[[str], None], caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Arbitrary and near-valid W3C ``baggage`` headers, extracted by OpenTelemetry (global
     propagator, the W3C propagator, ``attach_carrier``), then a gateway request in that context:
@@ -501,7 +500,7 @@ def test_inbound_baggage_never_breaks_a_request(
     w3c = W3CBaggagePropagator()
     # OpenTelemetry's own warnings about malformed entries (each quoting the entry) are not ours to count.
     caplog.set_level(logging.ERROR, logger="opentelemetry.baggage.propagation")
-    with tallied("baggage", n, capsys) as tally:
+    with tallied("baggage", n, report_line) as tally:
 
         def one(v: dict[str, Any]) -> None:
             with tally.example():
@@ -669,11 +668,11 @@ def sane(tally: Tally, r: ParsedResponse) -> None:
 
 @examples
 def test_fuzzed_usage_fields_in_real_shaped_bodies(
-    n: int, capsys: pytest.CaptureFixture[str], internal_log: LogCounter
+    n: int, report_line: Callable[[str], None], internal_log: LogCounter
 ) -> None:
     """Real OpenAI chat / Responses / Anthropic bodies with any JSON type in the token fields and junk
     elsewhere: never raises, and each count is exactly the field's value when that is a count, else absent."""
-    with tallied("usage-json", n, capsys) as tally:
+    with tallied("usage-json", n, report_line) as tally:
 
         def one(drawn: tuple[str, dict[str, Any], dict[str, int | None]]) -> None:
             with tally.example():
@@ -767,10 +766,10 @@ def cut_streams(draw: st.DrawFn) -> tuple[bytes, int, dict[str, int | None], byt
 
 
 @examples
-def test_streams_cut_anywhere(n: int, capsys: pytest.CaptureFixture[str], internal_log: LogCounter) -> None:
+def test_streams_cut_anywhere(n: int, report_line: Callable[[str], None], internal_log: LogCounter) -> None:
     """A valid stream cut at any byte (a connection that dropped): never raises, counts are the stream's
     or absent, ``complete`` only when the terminal event made it; the uncut stream reads exactly."""
-    with tallied("usage-stream-cut", n, capsys) as tally:
+    with tallied("usage-stream-cut", n, report_line) as tally:
 
         def one(drawn: tuple[bytes, int, dict[str, int | None], bytes]) -> None:
             with tally.example():
@@ -858,12 +857,12 @@ def chunked(draw: st.DrawFn) -> tuple[bytes, list[bytes], int | None, bool]:
 
 @examples
 def test_random_chunking_through_the_body_watcher(
-    n: int, capsys: pytest.CaptureFixture[str], internal_log: LogCounter
+    n: int, report_line: Callable[[str], None], internal_log: LogCounter
 ) -> None:
     """A body split into random chunks (empty ones too, around the 1 MiB whole/head+tail switch) through
     the watcher, sync and async, read to the end or dropped early: every byte passes through unchanged,
     the body is reported exactly once, as the whole body or exactly its head + tail, and parses the same."""
-    with tallied("watcher", n, capsys) as tally:
+    with tallied("watcher", n, report_line) as tally:
         loop = asyncio.new_event_loop()
 
         def one(drawn: tuple[bytes, list[bytes], int | None, bool]) -> None:

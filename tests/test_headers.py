@@ -299,7 +299,11 @@ def test_invalid_inbound_baggage_is_dropped_with_one_warning(
     try:
         with httpx.Client() as client:
             for _ in range(5):
-                client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"}).raise_for_status()
+                # A priced model: an unpriced one adds its own once-per-process warning when this
+                # test is the first in its process to use it (as on a pytest-xdist worker).
+                client.post(
+                    gateway.url + "/v1/embeddings", json={"model": "openai/text-embedding-3-small", "input": "x"}
+                ).raise_for_status()
     finally:
         context.detach(token)
     assert len(gateway.requests) == 5

@@ -9,8 +9,11 @@ session: totals, status, tree shape, every request, to the microsecond
 Phoenix stores times in.
 
 Phoenix (``arize-phoenix``, pinned in ``scripts/install-phoenix.sh``) lives in
-its own environment, ``.venv-phoenix``; without it the module is skipped and
-says how to install it. A server that is installed but does not start fails.
+its own environment, ``.venv-phoenix`` (or ``$ALEPHANT_PHOENIX_VENV``); without
+it the module is skipped and says how to install it. A server that is
+installed but does not start fails. Under ``.ci/run`` the install runs in the
+background while the rest of the suite does: the module runs last on one
+worker (conftest.py orders it) and waits for the install to finish.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from _util import ROOT, clean_env
+from _util import ROOT, clean_env, wait_for_ci_job
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -55,7 +58,7 @@ from alephant_otel.analytics import (
 )
 from alephant_otel.testing import Fault, GatewayEmulator
 
-PHOENIX_VENV = ROOT / ".venv-phoenix"
+PHOENIX_VENV = Path(os.environ.get("ALEPHANT_PHOENIX_VENV") or ROOT / ".venv-phoenix")
 # Written by the install script as its last step: a half-built venv never counts.
 PHOENIX_MARKER = PHOENIX_VENV / "alephant-phoenix-installed"
 PROJECT = "alephant-roundtrip"
@@ -65,6 +68,10 @@ MODEL = "openai/gpt-4o-mini"
 START_TIMEOUT_S = 180.0  # first start runs Phoenix's migrations; ~10 s on the 2-core CI machine
 INGEST_TIMEOUT_S = 60.0  # Phoenix inserts OTLP spans asynchronously, in batches
 US = 1_000  # Phoenix keeps times in microseconds
+# How long to wait for .ci/run's background install: the script bounds pip at 1200 s.
+INSTALL_WAIT_S = 1320.0
+
+pytestmark = pytest.mark.xdist_group("phoenix")  # one server, on one worker
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ def _tail(path: Path, lines: int = 40) -> str:
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
     """A Phoenix server on loopback (sqlite in a temp dir, no telemetry), stopped at teardown."""
+    install = wait_for_ci_job("phoenix", INSTALL_WAIT_S)
+    if install == "timeout":
+        pytest.skip(f"the background Phoenix install was still running after {INSTALL_WAIT_S:.0f} s")
     if not PHOENIX_MARKER.is_file():
         pytest.skip(f"Arize Phoenix is not installed in {PHOENIX_VENV.name}: run scripts/install-phoenix.sh")
     workdir = tmp_path_factory.mktemp("phoenix")
