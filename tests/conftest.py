@@ -26,6 +26,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import alephant_otel
 from alephant_otel.testing import GatewayEmulator
 
+# pytest-xdist hands its workers the controller's terminal width as COLUMNS (80 when piped).
+# The CLI honours COLUMNS when piped, so under xdist every table would be 80 columns wide while
+# a plain `pytest` run sees 200: a worker starts as a plain pytest process would.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 _exporter = InMemorySpanExporter()
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(_exporter))
