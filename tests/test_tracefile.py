@@ -34,12 +34,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, format_span_id, format_trace_id
 
-from alephant_otel._tracefile import (
-    TraceFileExporter,
-    default_trace_file,
-    encode_request_line,
-    iter_trace_file,
-)
+from alephant_otel._tracefile import TraceFileExporter, encode_request_line
+from alephant_otel._tracereader import default_trace_file, iter_trace_file
 
 LOGGER = "alephant_otel._tracefile"
 CAMEL = re.compile(r"^[a-z][A-Za-z]*$")

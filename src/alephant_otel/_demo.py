@@ -283,7 +283,7 @@ def run_demo(trace_file: Path) -> DemoResult:
 
 def demo_trace_file() -> Path:
     """The demo's own trace file, next to the default one: the user's traces are never mixed with it."""
-    from alephant_otel._tracefile import default_trace_file
+    from alephant_otel._tracereader import default_trace_file
 
     return default_trace_file().with_name(DEMO_FILE_NAME)
 

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 from alephant_otel import _names as n
-from alephant_otel._tracefile import TraceFileExporter, default_trace_file
+from alephant_otel._tracefile import TraceFileExporter
+from alephant_otel._tracereader import default_trace_file
 
 __all__ = ["AlephantFileExporter", "named_exporter_paths"]
 
