@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import alephant_otel
 import alephant_otel.testing
 
@@ -12,11 +14,14 @@ import alephant_otel.testing
 def test_all_lists_exactly_the_public_names() -> None:
     import types
 
+    # dir(), not vars(): the public names are imported on first use (PEP 562).
     public = {
-        n for n, v in vars(alephant_otel).items()
-        if n.isidentifier() and not n.startswith("_") and not isinstance(v, types.ModuleType)
+        n for n in dir(alephant_otel)
+        if n.isidentifier() and not n.startswith("_") and not isinstance(getattr(alephant_otel, n), types.ModuleType)
     } - {"annotations"}
     assert public == set(alephant_otel.__all__) - {"__version__"}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        alephant_otel.nope  # noqa: B018
     assert sorted(alephant_otel.testing.__all__) == alephant_otel.testing.__all__
 
 
@@ -32,3 +37,12 @@ def test_import_does_not_load_the_emulator_or_analytics() -> None:
             "('alephant_otel.testing', 'alephant_otel.analytics', 'alephant_otel._cli', 'rich'))]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_cli_and_a_plain_import_load_neither_the_sdk_nor_the_instrumentation() -> None:
+    """``alephant-otel sessions`` only reads files: it starts without the SDK's weight (~0.4 s)."""
+    heavy = ("opentelemetry.sdk", "opentelemetry.instrumentation", "google.protobuf", "wrapt")
+    for stmt in ("import alephant_otel", "import alephant_otel._cli"):
+        code = f"import sys; {stmt}; print(sorted(m for m in sys.modules if m.startswith({heavy!r}))[:3])"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]", f"{stmt}: {out.strip()}"

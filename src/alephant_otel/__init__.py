@@ -14,12 +14,49 @@ Examples:
 
 from __future__ import annotations
 
-from alephant_otel._carry import attach_carrier, bind_context, context_carrier
-from alephant_otel._context import Current, current, run, session
-from alephant_otel._headers import gateway_headers
-from alephant_otel._processor import AlephantSpanProcessor
-from alephant_otel._setup import AlephantInstrumentor, configure
+import typing
+
 from alephant_otel._version import __version__
+
+if typing.TYPE_CHECKING:
+    from alephant_otel._carry import attach_carrier, bind_context, context_carrier
+    from alephant_otel._context import Current, current, run, session
+    from alephant_otel._headers import gateway_headers
+    from alephant_otel._processor import AlephantSpanProcessor
+    from alephant_otel._setup import AlephantInstrumentor, configure
+
+# Imported on first use (PEP 562): the command line, the pytest plugin and the
+# trace-file reader live in this package too, and none of them needs the SDK or
+# the instrumentation that these names bring (~0.4 s of imports at every start).
+_LAZY: dict[str, str] = {
+    "AlephantInstrumentor": "alephant_otel._setup",
+    "AlephantSpanProcessor": "alephant_otel._processor",
+    "Current": "alephant_otel._context",
+    "attach_carrier": "alephant_otel._carry",
+    "bind_context": "alephant_otel._carry",
+    "configure": "alephant_otel._setup",
+    "context_carrier": "alephant_otel._carry",
+    "current": "alephant_otel._context",
+    "gateway_headers": "alephant_otel._headers",
+    "run": "alephant_otel._context",
+    "session": "alephant_otel._context",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AlephantInstrumentor",

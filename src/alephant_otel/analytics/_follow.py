@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from alephant_otel._tracefile import is_compressed, open_trace_file
+from alephant_otel._tracereader import is_compressed, open_trace_file
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._model import Session
 from alephant_otel.analytics._query import SessionSet

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
 from alephant_otel import _names as n
-from alephant_otel._tracefile import default_trace_file, is_compressed, open_trace_file, read_lines
+from alephant_otel._tracereader import default_trace_file, is_compressed, open_trace_file, read_lines
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._convert import record_from_flat, records_from_otlp
 from alephant_otel.analytics._http import HttpGetter
