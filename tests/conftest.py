@@ -39,6 +39,11 @@ _provider.add_span_processor(SimpleSpanProcessor(_exporter))
 trace.set_tracer_provider(_provider)
 
 
+#: A test whose xdist_group pytest-xdist ignored (see pytest_collection_modifyitems).
+_UNGROUPED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own, which marks the grouped node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (scripts/test.sh): the longest tests first, Phoenix last.
 
@@ -50,6 +55,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return
+    # --dist loadgroup keeps a group on one worker by a suffix on the node id. When a pytest
+    # release stops that from taking (pytest-dev/pytest-xdist#1386), every group is split
+    # silently and its shared fixture (a Phoenix server) is set up once per worker: the
+    # grouped tests fail instead, saying why (an error raised here would be an INTERNALERROR).
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+                item.stash[_UNGROUPED] = True
 
     def rank(item: pytest.Item) -> int:
         if item.path.name == "test_phoenix.py":
@@ -70,6 +83,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures (a Phoenix server) are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fails a test whose ``xdist_group`` pytest-xdist ignored (see pytest_collection_modifyitems)."""
+    if item.stash.get(_UNGROUPED, False):
+        pytest.fail(
+            "pytest-xdist's --dist loadgroup did not keep this test's xdist_group on one worker "
+            "(pytest-dev/pytest-xdist#1386, with pytest 9.2): install the pytest version pyproject.toml pins",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
