@@ -573,9 +573,7 @@ def _register_sessions(subparsers: Any) -> None:
 
 
 def _register_demo(subparsers: Any) -> None:
-    # Imported here: the demo pulls in the SDK setup and the emulator, which
-    # `sessions` never needs.
-    from alephant_otel._demo import register_demo
+    from alephant_otel._democli import register_demo
 
     register_demo(subparsers)
 
