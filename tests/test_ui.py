@@ -241,6 +241,30 @@ def test_unreadable_source_is_a_page_saying_what_is_wrong(tmp_path: Path) -> Non
     assert ui.proc.returncode == 0
 
 
+@pytest.mark.parametrize("kind", ["missing", "garbage", "unreachable"])
+def test_an_unreadable_source_warns_as_sessions_list_says_it(kind: str, tmp_path: Path) -> None:
+    """The ui serves anyway, and its one warning is the line `sessions list` exits 1 with."""
+    source = {
+        "missing": str(tmp_path / "nothing-here.jsonl"),
+        "garbage": str(tmp_path / "garbage.bin"),
+        "unreachable": "tempo+http://127.0.0.1:1",
+    }[kind]
+    (tmp_path / "garbage.bin").write_bytes(b"not a trace\n\x00\xff binary\n")
+    listed = cli("sessions", "list", "--source", source)
+    assert listed.returncode == 1 and listed.stderr.count("\n") == 1
+    ui = UiProcess("--source", source)
+    err = ui.stop()
+    assert ui.proc.returncode == 0
+    assert err.splitlines()[0] == listed.stderr.strip().replace("alephant-otel: ", "alephant-otel: warning: ", 1)
+
+
+def test_a_source_in_no_known_form_is_a_usage_error() -> None:
+    out = cli("ui", "--source", "http://127.0.0.1:1", "--port", "0", "--no-browser")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "tempo+http://127.0.0.1:1" in out.stderr
+    assert out.stderr == cli("sessions", "list", "--source", "http://127.0.0.1:1").stderr
+
+
 def test_refuses_a_non_loopback_host_without_the_flag() -> None:
     out = cli("ui", "--host", "0.0.0.0", "--port", "0", "--no-browser")
     assert out.returncode == 2

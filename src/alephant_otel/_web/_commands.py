@@ -21,6 +21,7 @@ from alephant_otel.analytics import (
     JaegerSource,
     Session,
     SourceError,
+    SourceSpecError,
     TempoSource,
     open_source,
 )
@@ -79,7 +80,10 @@ def register_ui(subparsers: Any) -> None:
         "ui",
         help="a local, read-only web view of sessions (list, vitals charts, waterfalls)",
         description="Serve a read-only web view of the sessions in a trace file or backend: the session list "
-        "with the vitals as charts, and each session as a waterfall. Loopback only unless --allow-remote.",
+        "with the vitals as charts, and each session as a waterfall. Loopback only unless --allow-remote. "
+        "A source that cannot be read yet (a missing file, an unreachable backend, a file with no span line) "
+        "is served anyway, with a warning here and the reason on the page; a --source in no known form is a "
+        "usage error (exit 2).",
     )
     p.add_argument(
         "--source",
@@ -150,12 +154,20 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     try:
         store = SessionStore(args.source, active_window_s=args.active_window)
     except SourceError as exc:
-        return _fail(str(exc), _DOMAIN)
+        # A --source in no known form is a usage error, as for `sessions`.
+        return _fail(str(exc), _USAGE if isinstance(exc, SourceSpecError) else _DOMAIN)
+    # A source that cannot be read yet is served anyway, with the warning `sessions list` would
+    # give as its error: the page says the same, and a trace file may appear once the app runs.
     try:
-        store.read()
+        _, first = store.read()
     except SourceError as exc:
-        # Served anyway: the page says what is wrong, and a trace file may appear once the app runs.
         sys.stderr.write(f"alephant-otel: warning: {exc}\n")
+    else:
+        if first.spans == 0 and first.corrupt:
+            sys.stderr.write(
+                f"alephant-otel: warning: no valid span line in {store.description}: {first.corrupt} line(s) "
+                "are not OTLP/JSON trace data (is it a trace file?)\n"
+            )
     try:
         server = UiServer((args.host, args.port), store, defaults, check_host=is_loopback(args.host))
     except OSError as exc:
