@@ -167,6 +167,19 @@ def test_show_help_lists_only_what_applies_to_one_session() -> None:
     listed = cli("sessions", "list", "--help")
     for option in ("--sort", "--limit", "--min-cost"):
         assert option in listed.stdout
+    # Both time bounds name every unit parse_time takes.
+    for command in (("sessions", "list"), ("sessions", "vitals"), ("ui",)):
+        text = " ".join(cli(*command, "--help").stdout.split())
+        for option in ("--since", "--until"):
+            described = text.split(f"{option} ")[-1]
+            assert "90s, 30m, 1h, 2d, 1w" in described.split(" --")[0], (command, option, described[:160])
+
+
+def test_one_session_seen_is_said_in_the_singular(tmp_path: Path) -> None:
+    path = tmp_path / "one.otlp.jsonl"
+    path.write_text(_line(_span("a", {})))
+    shown = cli("sessions", "show", "sess_nope", "--source", str(path))
+    assert (shown.returncode, shown.stderr) == (1, f"alephant-otel: no session sess_nope in {path}; 1 session seen\n")
 
 
 # --- exit codes ---------------------------------------------------------------------------

@@ -521,8 +521,8 @@ def _common() -> argparse.ArgumentParser:
         "phoenix+http(s)://host:port[?project=NAME] (default: $ALEPHANT_TRACE_FILE or the local trace file)",
     )
     common.add_argument("--json", action="store_true", help="print a JSON document (stable schema) instead of tables")
-    common.add_argument("--since", help="only sessions active after this time: ISO time or 30m, 1h, 2d, 1w ago")
-    common.add_argument("--until", help="only sessions started before this time: ISO time or 30m, 1h, 2d ago")
+    common.add_argument("--since", help="only sessions active after this time: ISO 8601 time, or a time ago in s, m, h, d or w (90s, 30m, 1h, 2d, 1w)")
+    common.add_argument("--until", help="only sessions started before this time: ISO 8601 time, or a time ago in s, m, h, d or w (90s, 30m, 1h, 2d, 1w)")
     common.add_argument(
         "--active-window",
         type=_finite_float,

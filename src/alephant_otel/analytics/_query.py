@@ -82,7 +82,8 @@ def resolve_session_id(sessions: Iterable[Session], text: str, *, source: str | 
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise SessionIdError(f"no session {wanted}{where}; {len(ids)} sessions seen")
+        seen = len(ids)
+        raise SessionIdError(f"no session {wanted}{where}; {seen} session{'' if seen == 1 else 's'} seen")
     shown = ", ".join(matches[:_MAX_CANDIDATES])
     more = f" and {len(matches) - _MAX_CANDIDATES} more" if len(matches) > _MAX_CANDIDATES else ""
     raise SessionIdError(f"session id prefix {wanted!r} matches {len(matches)} sessions{where}: {shown}{more}", matches)
