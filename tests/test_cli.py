@@ -221,7 +221,8 @@ def test_sessions_commands_run_without_the_cyclic_gc_and_restore_it(
 
 
 def test_money_and_retry_counts_read_right() -> None:
-    from alephant_otel._cli import _money, _retries
+    from alephant_otel._render import money as _money
+    from alephant_otel._render import retries as _retries
 
     assert [_money(x) for x in (0, 4e-8, 0.0000042, 0.25)] == ["$0", "<$0.000001", "$0.000004", "$0.2500"]
     assert [_retries(k) for k in (0, 1, 2)] == ["0 retries", "1 retry", "2 retries"]

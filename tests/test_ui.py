@@ -31,7 +31,7 @@ from fixtures.analytics_data import Req, RunSpec, SessionSpec, make_spans, otlp_
 from fixtures.ui_data import showcase_sessions
 from test_analytics_backends import _Server, jaeger_route, tempo_route
 
-from alephant_otel._cli import _money
+from alephant_otel._render import money as _money
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -18,15 +18,14 @@ import contextlib
 import gc
 import json
 import math
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, NoReturn, TextIO
+from typing import Any, Final, NoReturn
 
 from rich.console import Console
-from rich.markup import escape as _markup_escape
 from rich.tree import Tree
 
+from alephant_otel._render import CONTROLS, STATUS_STYLE, TIME_FORMS, console, duration, escape, money, retries, when
 from alephant_otel._tablefit import Col, fit_table
 from alephant_otel._version import __version__
 from alephant_otel.analytics import (
@@ -50,7 +49,6 @@ from alephant_otel.analytics import (
     read_sessions,
     sort_sessions,
 )
-from alephant_otel.analytics._model import iso
 from alephant_otel.analytics._report import list_json, session_notes, show_json, vitals_json
 
 __all__ = ["SUBCOMMANDS", "main"]
@@ -64,62 +62,6 @@ class CliError(Exception):
 
 class UsageError(CliError):
     """A bad argument value (a time, a source name): printed as one line, exit status 2."""
-
-
-# --- output helpers ---------------------------------------------------------------
-
-#: C0 and C1 control characters, shown as ``\\xNN``. Span data comes from other
-#: processes and backends: an ESC in a name must not reach the terminal as an escape
-#: sequence (clear the screen, set the title, hide what follows), nor a CR or a newline
-#: redraw the table.
-_CONTROLS: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-
-
-def escape(text: str) -> str:
-    """``text`` for rich markup: markup escaped and control characters made visible."""
-    return _markup_escape(text.translate(_CONTROLS))
-
-
-#: The page width of piped output when ``COLUMNS`` does not say (rich would take 80).
-_PIPED_WIDTH: Final = 200
-
-
-def _console(stream: TextIO) -> Console:
-    # highlight=False: rich's number colouring makes ids and costs harder to read.
-    # rich takes the width from the terminal, else from COLUMNS; piped with no COLUMNS,
-    # a wide page instead of rich's 80 columns.
-    columns = os.environ.get("COLUMNS", "").strip()
-    width = None if stream.isatty() or (columns.isdigit() and int(columns) > 0) else _PIPED_WIDTH
-    return Console(file=stream, highlight=False, soft_wrap=False, width=width)
-
-
-def _money(x: float) -> str:
-    if not math.isfinite(x):  # a sum of values that are each finite can still overflow
-        return "-"
-    if x == 0:
-        return "$0"
-    if 0 < x < 0.0000005:  # would print as $0.000000, which reads as free
-        return "<$0.000001"
-    return f"${x:,.4f}" if x >= 0.01 else f"${x:.6f}"
-
-
-def _retries(count: int) -> str:
-    return "1 retry" if count == 1 else f"{count} retries"
-
-
-def _dur(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-def _when(ns: int | None) -> str:
-    text = iso(ns)
-    return text[:19].replace("T", " ") if text else "-"
 
 
 @contextlib.contextmanager
@@ -199,8 +141,6 @@ def _dump(doc: dict[str, Any]) -> None:
 
 # --- sessions list ------------------------------------------------------------------
 
-_STATUS_STYLE = {"active": "cyan", "completed": "green", "intercepted": "bold red"}
-
 
 #: ``sessions list`` columns; the id and the cost are never narrowed, names fold first.
 _LIST_COLS: Final = (
@@ -264,26 +204,26 @@ def _cmd_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    out = _console(sys.stdout)
+    out = console(sys.stdout)
     if not sessions and not outside:
         out.print(f"no sessions match in {escape(result.source)} ({len(result.sessions)} seen)")
         return 0
     rows = []
     for s in sessions:
-        style = _STATUS_STYLE.get(s.status, "")
+        style = STATUS_STYLE.get(s.status, "")
         rows.append(
             (
                 escape(s.session_id) + ("" if s.span_present else " [dim]*[/]"),
                 escape(s.path or "-"),
                 f"[{style}]{s.status}[/]",
-                _when(s.start_ns),
-                _dur(s.duration_s),
+                when(s.start_ns),
+                duration(s.duration_s),
                 escape(", ".join(s.agents) or "-"),
                 str(sum(1 for _ in s.walk_runs())),
                 str(s.request_count),
                 str(s.retries),
                 f"{s.input_tokens:,}/{s.output_tokens:,}",
-                _money(s.cost_usd),
+                money(s.cost_usd),
             )
         )
     outside_cost = sum(r.cost_usd for r in outside)
@@ -293,19 +233,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 f"[dim]{_NO_SESSION}[/]",
                 "-",
                 "-",
-                _when(outside[0].start_ns),
+                when(outside[0].start_ns),
                 "-",
                 escape(", ".join(dict.fromkeys(r.agent_id for r in outside if r.agent_id)) or "-"),
                 "-",
                 str(len(outside)),
                 str(sum(r.retried for r in outside)),
                 f"{sum(r.input_tokens for r in outside):,}/{sum(r.output_tokens for r in outside):,}",
-                _money(outside_cost),
+                money(outside_cost),
             )
         )
     title = f"sessions in {escape(result.source)}"
     out.print(fit_table(_LIST_COLS, rows, out.width, _LIST_DROP, title=title))
-    total = _money(sum(s.cost_usd for s in sessions) + outside_cost)
+    total = money(sum(s.cost_usd for s in sessions) + outside_cost)
     footer = f"{len(sessions)} of {len(result.sessions)} sessions"
     if outside:
         footer += f" and {len(outside)} request(s) outside any session"
@@ -355,13 +295,13 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    out = _console(sys.stdout)
+    out = console(sys.stdout)
     status = ", ".join(f"{v} {k}" for k, v in vitals.by_status.items())
     out.print(
         f"[bold]{len(sessions)} sessions[/] ({status}) in {escape(result.source)}: "
-        f"{vitals.requests} requests, {_retries(vitals.retries)}, {vitals.failed} failed, "
+        f"{vitals.requests} requests, {retries(vitals.retries)}, {vitals.failed} failed, "
         f"{vitals.intercepted} intercepted, {vitals.input_tokens:,}/{vitals.output_tokens:,} tokens, "
-        f"{_money(vitals.cost_usd)}; latency p50 {_dur(vitals.latency_p50_s)}, p95 {_dur(vitals.latency_p95_s)}"
+        f"{money(vitals.cost_usd)}; latency p50 {duration(vitals.latency_p50_s)}, p95 {duration(vitals.latency_p95_s)}"
     )
     for title, groups in (("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)):
         rows = [
@@ -372,7 +312,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
                 str(g.retries),
                 str(g.intercepted),
                 f"{g.input_tokens:,}/{g.output_tokens:,}",
-                _money(g.cost_usd),
+                money(g.cost_usd),
                 _share(g.cost_usd, vitals.cost_usd),
             )
             for g in groups[: args.limit or None]
@@ -386,8 +326,8 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
     for sv in flagged:
         s = sv.session
         out.print(
-            f"  [bold]{escape(s.session_id)}[/] {escape(s.path or '-')}  {s.status}  p95 {_dur(sv.latency_p95_s)}  "
-            f"{_retries(s.retries)}  {s.tokens:,} tok  {_money(s.cost_usd)}"
+            f"  [bold]{escape(s.session_id)}[/] {escape(s.path or '-')}  {s.status}  p95 {duration(sv.latency_p95_s)}  "
+            f"{retries(s.retries)}  {s.tokens:,} tok  {money(s.cost_usd)}"
         )
         for f in sv.flags:
             out.print(f"    [yellow]{_FLAG_LABEL.get(f.kind, f.kind)}[/]: {escape(f.detail)}")
@@ -405,9 +345,9 @@ def _request_label(r: Request, total: float) -> str:
     bits = [f"[bold]{escape(r.name or 'request')}[/]"]
     if r.request_id:
         bits.append(f"[dim]{escape(r.request_id)}[/]")
-    bits.append(_dur(r.latency_s))
+    bits.append(duration(r.latency_s))
     bits.append(f"{r.input_tokens:,}/{r.output_tokens:,} tok")
-    bits.append(f"{_money(r.cost_usd)} ({_share(r.cost_usd, total)})")
+    bits.append(f"{money(r.cost_usd)} ({_share(r.cost_usd, total)})")
     if r.streaming:
         bits.append("[cyan]stream[/]")
     if r.incomplete:
@@ -432,8 +372,8 @@ def _run_label(run: Run, total: float) -> str:
     if not run.span_present:
         label += " [dim](no run span)[/]"
     return (
-        f"{label}  {run.request_count} req  {_dur(run.latency_s)}  "
-        f"{run.input_tokens:,}/{run.output_tokens:,} tok  {_money(run.cost_usd)} ({_share(run.cost_usd, total)})"
+        f"{label}  {run.request_count} req  {duration(run.latency_s)}  "
+        f"{run.input_tokens:,}/{run.output_tokens:,} tok  {money(run.cost_usd)} ({_share(run.cost_usd, total)})"
     )
 
 
@@ -468,17 +408,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"cannot write {args.html}: {exc.strerror or exc}") from None
         return 0
-    out = _console(sys.stdout)
+    out = console(sys.stdout)
     total = s.cost_usd
-    style = _STATUS_STYLE.get(s.status, "")
+    style = STATUS_STYLE.get(s.status, "")
     head = f"[bold]session {escape(s.session_id)}[/]"
     if s.name:
         head += f" '{escape(s.name)}'"
     if s.path:
         head += f"  {escape(s.path)}"
     head += (
-        f"  [{style}]{s.status}[/]  {_when(s.start_ns)}  {_dur(s.duration_s)}  "
-        f"{s.request_count} req  {_retries(s.retries)}  {s.input_tokens:,}/{s.output_tokens:,} tok  {_money(total)}"
+        f"  [{style}]{s.status}[/]  {when(s.start_ns)}  {duration(s.duration_s)}  "
+        f"{s.request_count} req  {retries(s.retries)}  {s.input_tokens:,}/{s.output_tokens:,} tok  {money(total)}"
     )
     tree = Tree(head)
     steps: list[tuple[int, int, Run | Request]] = [(r.start_ns, 0, r) for r in s.runs]
@@ -521,8 +461,8 @@ def _common() -> argparse.ArgumentParser:
         "phoenix+http(s)://host:port[?project=NAME] (default: $ALEPHANT_TRACE_FILE or the local trace file)",
     )
     common.add_argument("--json", action="store_true", help="print a JSON document (stable schema) instead of tables")
-    common.add_argument("--since", help="only sessions active after this time: ISO 8601 time, or a time ago in s, m, h, d or w (90s, 30m, 1h, 2d, 1w)")
-    common.add_argument("--until", help="only sessions started before this time: ISO 8601 time, or a time ago in s, m, h, d or w (90s, 30m, 1h, 2d, 1w)")
+    common.add_argument("--since", help=f"only sessions active after this time: {TIME_FORMS}")
+    common.add_argument("--until", help=f"only sessions started before this time: {TIME_FORMS}")
     common.add_argument(
         "--active-window",
         type=_finite_float,
@@ -633,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (CliError, SourceError, SessionIdError) as exc:
-        sys.stderr.write(f"alephant-otel: {str(exc).translate(_CONTROLS)}\n")
+        sys.stderr.write(f"alephant-otel: {str(exc).translate(CONTROLS)}\n")
         return 2 if isinstance(exc, (UsageError, SourceSpecError)) else 1
     except KeyboardInterrupt:
         sys.stderr.write("alephant-otel: interrupted\n")

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from alephant_otel._cli import _STATUS_STYLE, _console, escape
+from alephant_otel._render import STATUS_STYLE, console, escape
 from alephant_otel._web._view import list_row
 from alephant_otel.analytics import (
     FileSource,
@@ -88,7 +88,7 @@ def _table(result: SessionSet, shown: list[Session], limit: int, width: int) -> 
         cells = []
         for _, key, _ in columns:
             if key == "status":
-                cells.append(f"[{_STATUS_STYLE.get(s.status, '')}]{s.status}[/]")
+                cells.append(f"[{STATUS_STYLE.get(s.status, '')}]{s.status}[/]")
             else:
                 cells.append(escape(str(row[key])))
         table.add_row(*cells)
@@ -117,7 +117,7 @@ def follow_list(args: argparse.Namespace) -> int:
     if not isinstance(src, FileSource):
         return _fail(f"--follow reads a growing trace file; {src.description} is not one")
     follower = TraceFollower(src.path, active_window_s=args.active_window)
-    out = _console(sys.stdout)
+    out = console(sys.stdout)
     limit = args.limit or (max(out.height - 8, 10) if out.is_terminal else 0)
 
     def select() -> tuple[SessionSet, list[Session]]:

@@ -12,6 +12,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from alephant_otel._render import TIME_FORMS
 from alephant_otel._web._pages import export_page
 from alephant_otel._web._view import PAGE_SIZE, ListQuery, TraceLinks, waterfall
 from alephant_otel.analytics import (
@@ -100,8 +101,8 @@ def register_ui(subparsers: Any) -> None:
         "reads your sessions)",
     )
     g = p.add_argument_group("initial filters (the page can change them)")
-    g.add_argument("--since", help="only sessions active after this time: ISO 8601 time, or a time ago in s, m, h, d or w (90s, 30m, 1h, 2d, 1w)")
-    g.add_argument("--until", help="only sessions started before this time: ISO 8601 time, or a time ago in s, m, h, d or w (90s, 30m, 1h, 2d, 1w)")
+    g.add_argument("--since", help=f"only sessions active after this time: {TIME_FORMS}")
+    g.add_argument("--until", help=f"only sessions started before this time: {TIME_FORMS}")
     g.add_argument("--agent", help="only sessions in which this agent id ran")
     g.add_argument("--path", help="only sessions on this path (or below it)")
     g.add_argument("--status", choices=STATUSES, help="only sessions with this status")

@@ -17,9 +17,7 @@ from urllib.parse import quote, urlencode
 from alephant_otel import _names as n
 
 # The CLI's own formatting: the page and the terminal print the same figures.
-from alephant_otel._cli import _dur as duration
-from alephant_otel._cli import _money as money
-from alephant_otel._cli import _when as when
+from alephant_otel._render import duration, money, when
 from alephant_otel._scrub import scrub_text
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
 from alephant_otel.analytics._report import session_notes
