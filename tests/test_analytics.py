@@ -656,7 +656,11 @@ def _sessions_of_exported(spans: Any, tmp_path: Path) -> dict[str, Session]:
     exporter = TraceFileExporter(path)
     exporter.export(spans.get_finished_spans())
     exporter.shutdown()
-    return by_id(load_sessions(path, now_ns=LATER * 10))
+    full = load_sessions(path, now_ns=LATER * 10)
+    # A summary read (sessions list) drops the same wrapper spans without keeping the requests.
+    summary = read_sessions(path, now_ns=LATER * 10, summary=True).sessions
+    assert _summed(_plain_data(summary)) == _as_summary(full)
+    return by_id(full)
 
 
 def test_a_genai_span_around_the_gateway_call_is_not_a_second_request(gateway: Any, spans: Any,
@@ -703,3 +707,128 @@ def test_the_anthropic_sdks_own_span_is_not_a_second_request(gateway: Any, spans
     reqs = s.direct_requests
     assert [q.request_id is not None for q in reqs] == [True]
     assert reqs[0].input_tokens == msg.usage.input_tokens
+
+
+# --- summary reads (sessions list): totals folded per run, no request objects -------------
+
+
+def _summed(obj: object) -> object:
+    """:func:`_plain_data` with floats to 12 significant digits: a sum taken in another order
+    differs in its last bits (``sessions list`` prints cost to 12 decimal places at most)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.12g}")
+    if isinstance(obj, tuple):
+        return tuple(_summed(x) for x in obj)
+    return obj
+
+
+def _as_summary(sessions: list[Session]) -> object:
+    """A full read's sessions as a summary read must give them: the same, with no request objects."""
+    import copy
+
+    out = copy.deepcopy(sessions)
+    for s in out:
+        s.requests, s.direct_requests = [], []
+        for run in s.walk_runs():
+            run.requests = []
+    return _summed(_plain_data(out))
+
+
+def _summary_sessions(records: list[Any]) -> object:
+    builder = SessionBuilder(summary=True)
+    builder.add_all(records)
+    built = builder.build(now_ns=LATER)
+    assert all(not s.requests and not s.direct_requests for s in built)
+    # A live view builds again from what it read: the first build changed none of it.
+    assert _plain_data(builder.build(now_ns=LATER, consume=True)) == _plain_data(built)
+    assert builder.build(now_ns=LATER) == []  # consumed
+    return _summed(_plain_data(built))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_summary_read_gives_the_sessions_of_a_full_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Nested runs, runs known only from parent links or only from their requests, a session
+    with no session span, odd values, through the fast reader (rows, worker processes)."""
+    from alephant_otel.analytics import _fastfile
+
+    path = _varied_file(tmp_path / "t.jsonl")
+    full = read_sessions(FileSource(path, workers=workers), now_ns=LATER)
+    monkeypatch.setattr(_fastfile, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MIN", 997)
+    monkeypatch.setattr(_fastfile, "_CHUNK_MAX", 997)
+    summary = read_sessions(FileSource(path, workers=workers), now_ns=LATER, summary=True)
+    assert len(full.sessions) > 30
+    assert sum(s.request_count for s in summary.sessions) == sum(len(s.requests) for s in full.sessions) >= 50
+    assert _summed(_plain_data(summary.sessions)) == _as_summary(full.sessions)
+    assert (summary.spans, summary.corrupt, _plain_data(summary.outside)) == (
+        full.spans, full.corrupt, _plain_data(full.outside))
+    # The record path (other sources) folds the same way.
+    records = list(FileSource(path).spans(SpanQuery()))
+    assert _summary_sessions(records) == _as_summary(build_sessions(records, now_ns=LATER))
+
+
+def _spec_strategy() -> Any:
+    """Sessions whose runs nest, lose their spans, their ids on requests or their parent
+    attributes, share agents, and whose requests retry, fail or are intercepted."""
+    from fixtures.analytics_data import Req, RunSpec
+    from hypothesis import strategies as st
+
+    counter = iter(range(1 << 30))
+
+    def req(start: int, draw: Any) -> Req:
+        i = next(counter)
+        return Req(
+            f"req_{i}", start + draw(st.integers(0, 50)), draw(st.integers(0, 30)),
+            inp=draw(st.integers(0, 900)), out=draw(st.integers(0, 300)),
+            cost=draw(st.sampled_from([0.0, 1e-7, 0.003, 0.1, 1 / 3])), retry=draw(st.integers(0, 2)),
+            intercepted=draw(st.sampled_from([None, None, None, "budget"])), error=draw(st.booleans()),
+        )
+
+    @st.composite
+    def run(draw: Any, start: int, depth: int) -> RunSpec:
+        i = next(counter)
+        spec = RunSpec(
+            f"run_{i}", draw(st.sampled_from(["triage", "search", "writer", ""])), start, 200,
+            emit_span=draw(st.booleans()), ids_on_requests=draw(st.booleans()), parent_attr=draw(st.booleans()),
+        )
+        spec.requests = [req(start, draw) for _ in range(draw(st.integers(0, 4)))]
+        if depth < 2:
+            spec.runs = draw(st.lists(run(start + 10, depth + 1), max_size=2))
+        return spec
+
+    @st.composite
+    def sessions(draw: Any) -> list[Any]:
+        out = []
+        for k in range(draw(st.integers(1, 3))):
+            runs = draw(st.lists(run(k * 1000, 0), min_size=1, max_size=3))
+            out.append(SessionSpec(f"sess_{k}", draw(st.sampled_from(["/a", "/a/b"])), f"case {k}", k * 1000, 900,
+                                   runs=runs, emit_span=draw(st.booleans())))
+        return out
+
+    return st.tuples(sessions(), st.randoms(use_true_random=False))
+
+
+def test_summary_and_full_reads_agree_on_generated_sessions() -> None:
+    """Whatever the shape and order of the spans, a summary read is a full read without requests."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=100, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(_spec_strategy())
+    def check(case: Any) -> None:
+        specs, rnd = case
+        records = list(records_from_otlp(otlp_json(make_spans(specs))["resourceSpans"]))
+        # Requests of one run that disagree (what a run continued by two services may write):
+        # which agent and parent run wins must not depend on how the requests were kept.
+        run_ids = [None, *sorted({r.run_id for r in records if r.run_id})]
+        for rec in records:
+            if rec.kind == n.SPAN_KIND_REQUEST and rnd.random() < 0.3:
+                rec.agent_id = rnd.choice([None, "", "other", rec.agent_id])
+                rec.run_parent_id = rnd.choice(run_ids)
+                rec.start_ns = rnd.choice([rec.start_ns, rec.start_ns - MS, 0])
+        rnd.shuffle(records)
+        assert _summary_sessions(records) == _as_summary(build_sessions(records, now_ns=LATER))
+
+    check()

@@ -98,7 +98,7 @@ def _time(text: str | None) -> int | None:
         raise UsageError(str(exc)) from None
 
 
-def _read(args: argparse.Namespace, session_id: str | None = None) -> SessionSet:
+def _read(args: argparse.Namespace, session_id: str | None = None, *, summary: bool = False) -> SessionSet:
     since = _time(args.since)
     until = _time(args.until)
     with _progress(not args.json, "reading spans") as progress:
@@ -109,6 +109,7 @@ def _read(args: argparse.Namespace, session_id: str | None = None) -> SessionSet
             session_id=session_id,
             active_window_s=args.active_window,
             progress=progress,
+            summary=summary,
         )
     if result.corrupt:
         sys.stderr.write(f"warning: skipped {result.corrupt} corrupt line(s) in {result.source}\n")
@@ -189,7 +190,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from alephant_otel._livelist import follow_list
 
         return follow_list(args)
-    result = _read(args)
+    # The list reads totals per run, never a request: memory grows with runs, not requests.
+    result = _read(args, summary=True)
     sessions = _selected(args, result)
     outside = _outside(args, result)
     if args.json:

@@ -158,6 +158,7 @@ def read_sessions(
     now_ns: int | None = None,
     active_window_s: float = DEFAULT_ACTIVE_WINDOW_S,
     progress: Progress | None = None,
+    summary: bool = False,
 ) -> SessionSet:
     """Read spans from ``source`` and rebuild the sessions in them.
 
@@ -170,12 +171,17 @@ def read_sessions(
         now_ns: "Now" for the active/completed decision.
         active_window_s: Recent-activity window for ``active``.
         progress: Called with (done, total) while the read runs.
+        summary: Keep the totals of each run and session, not its requests:
+            ``requests`` and ``direct_requests`` stay empty, everything else
+            (runs, agents, totals, status) is as in a full read. What
+            ``sessions list`` reads: a few hundred bytes per run instead of
+            per request.
 
     Raises:
         SourceError: The source cannot be read (missing file, backend unreachable).
     """
     src = open_source(source) if source is None or isinstance(source, (str, Path)) else source
-    builder = SessionBuilder()
+    builder = SessionBuilder(summary=summary)
     query = SpanQuery(since_ns=since_ns, until_ns=until_ns, session_id=session_id)
     add = builder.add
     # The read allocates one small object per request and frees the parsed JSON
@@ -193,7 +199,7 @@ def read_sessions(
         else:
             for rec in src.spans(query, progress):
                 add(rec)
-        sessions = builder.build(now_ns=now_ns, active_window_s=active_window_s)
+        sessions = builder.build(now_ns=now_ns, active_window_s=active_window_s, consume=True)
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alephant_otel import _names as n
+from alephant_otel.analytics._fold import Fold, fold_values, place_folds
 from alephant_otel.analytics._model import (
     PolicyEvent,
     Request,
@@ -58,6 +59,10 @@ class _Acc:
     trace_ids: dict[str, None] = field(default_factory=dict)
     name: str | None = None
     path: str | None = None
+    #: Summary builds: the requests read so far, summed per (run id, parent span id if no run id).
+    folds: dict[tuple[str | None, str | None], Fold] = field(default_factory=dict)
+    #: Summary builds: the parent span ids of the folded requests (to find SDK spans that wrap one).
+    fold_parents: set[str | None] = field(default_factory=set)
 
 
 class SessionBuilder:
@@ -70,7 +75,10 @@ class SessionBuilder:
         >>> sessions = builder.build()  # doctest: +SKIP
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, summary: bool = False) -> None:
+        #: Keep totals, not requests: built sessions have runs, agents, totals and
+        #: status but empty ``requests`` (see ``_fold``); for ``sessions list``.
+        self.summary = summary
         self._sessions: dict[str, _Acc] = {}
         self.spans = 0
         self.ignored = 0
@@ -104,7 +112,26 @@ class SessionBuilder:
         acc.trace_ids[rec.trace_id] = None
         kind = rec.kind
         if kind == n.SPAN_KIND_REQUEST:
-            acc.requests.append(Request.from_record(rec))
+            if self.summary and rec.request_id is not None:
+                fold_values(
+                    acc.folds,
+                    acc.fold_parents,
+                    rec.span_id,
+                    rec.parent_span_id,
+                    rec.start_ns,
+                    rec.end_ns,
+                    rec.run_id,
+                    rec.run_parent_id,
+                    rec.agent_id,
+                    rec.retry_attempt,
+                    rec.error,
+                    rec.intercepted or bool(rec.policy_events),
+                    rec.cost_usd or 0.0,
+                    rec.input_tokens or 0,
+                    rec.output_tokens or 0,
+                )
+            else:
+                acc.requests.append(Request.from_record(rec))
             if acc.path is None and rec.session_path is not None:
                 acc.path = rec.session_path
             if acc.name is None and rec.session_name is not None:
@@ -133,8 +160,26 @@ class SessionBuilder:
                 acc.start_ns = start
             acc.last_ns = max(acc.last_ns, end)
         acc.trace_ids[row[4]] = None
-        req = _request_of_row(row)
-        acc.requests.append(req)
+        if self.summary and row[3] is not None:
+            fold_values(
+                acc.folds,
+                acc.fold_parents,
+                row[5],
+                row[6],
+                start,
+                end,
+                row[10],
+                row[11],
+                row[12],
+                row[22],
+                row[25],
+                row[23],
+                row[20],
+                row[18],
+                row[19],
+            )
+        else:
+            acc.requests.append(_request_of_row(row))
         if acc.path is None and row[13] is not None:
             acc.path = row[13]
         if acc.name is None and row[2] is not None:
@@ -150,10 +195,24 @@ class SessionBuilder:
         *,
         now_ns: int | None = None,
         active_window_s: float = DEFAULT_ACTIVE_WINDOW_S,
+        consume: bool = False,
     ) -> list[Session]:
-        """The sessions seen so far, oldest first."""
+        """The sessions seen so far, oldest first.
+
+        With ``consume`` the builder lets go of each session's spans once it
+        is built (it is empty afterwards): a one-off read then never holds the
+        spans of all sessions and all the built sessions at once.
+        """
         now = time.time_ns() if now_ns is None else now_ns
-        sessions = [_build(acc, now, int(active_window_s * 1e9)) for acc in self._sessions.values()]
+        window = int(active_window_s * 1e9)
+        if consume:
+            accs = self._sessions
+            self._sessions = {}
+            sessions = []
+            while accs:
+                sessions.append(_build(accs.popitem()[1], now, window, self.summary))
+        else:
+            sessions = [_build(acc, now, window, self.summary) for acc in self._sessions.values()]
         sessions.sort(key=lambda s: (s.start_ns, s.session_id))
         return sessions
 
@@ -232,11 +291,12 @@ def _drop_wrappers(acc: _Acc) -> None:
     if not inferred:
         return
     wrappers = {r.parent_span_id for r in acc.requests if r.parent_span_id in inferred}
+    wrappers.update(inferred.intersection(acc.fold_parents))
     if wrappers:
         acc.requests = [r for r in acc.requests if r.span_id not in wrappers]
 
 
-def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
+def _build(acc: _Acc, now_ns: int, window_ns: int, summary: bool = False) -> Session:
     s = Session(session_id=acc.session_id, start_ns=acc.start_ns, last_activity_ns=acc.last_ns)
     s.trace_ids = list(acc.trace_ids)
     # Session span(s): a session continued by several processes has one each.
@@ -262,8 +322,14 @@ def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
                     break
 
     _drop_wrappers(acc)
-    acc.requests.sort(key=lambda r: (r.start_ns, r.span_id))
-    for req in acc.requests:
+    folded = None
+    requests = acc.requests
+    if summary:
+        # The requests kept whole go into (copies of) the folds: a summary has no request objects.
+        folded = place_folds(requests, acc.folds, runs, lambda parent: _run_of(acc, parent))
+        requests = []
+    requests.sort(key=lambda r: (r.start_ns, r.span_id))
+    for req in requests:
         req_run = req.run_id or _run_of(acc, req.parent_span_id)
         if req_run is None:
             s.direct_requests.append(req)
@@ -283,7 +349,7 @@ def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
                 owner.start_ns = req.start_ns
             owner.end_ns = max(owner.end_ns, req.end_ns)
         owner.requests.append(req)
-    s.requests = acc.requests
+    s.requests = requests
 
     # Parents named by a child but never seen get a placeholder run.
     for child in list(runs.values()):
@@ -300,14 +366,16 @@ def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
         run.runs.sort(key=lambda r: (r.start_ns, r.run_id))
     s.runs.sort(key=lambda r: (r.start_ns, r.run_id))
     for run in s.runs:
-        _total(run)
+        _total(run, None if folded is None else folded.runs)
         if run.start_ns and (not s.start_ns or run.start_ns < s.start_ns):
             s.start_ns = run.start_ns
 
     totals = _Totals()
     for req in s.requests:
         totals.add(req)
-    if not s.requests and s.rollup is not None:
+    if folded is not None:
+        totals = folded.session
+    if not totals.requests and s.rollup is not None:
         totals = _from_rollup(s.rollup)
         s.totals_from_rollup = True
     s._totals = totals
@@ -319,6 +387,9 @@ def _build(acc: _Acc, now_ns: int, window_ns: int) -> Session:
     for req in s.requests:
         if req.agent_id:
             agents[req.agent_id] = None
+    if folded is not None:
+        for agent in sorted(folded.agents, key=folded.agents.__getitem__):
+            agents[agent] = None
     s.agents = list(agents)
     s.status = _status(s, now_ns, window_ns)
     return s
@@ -336,14 +407,17 @@ def _is_ancestor(runs: dict[str, Run], run: Run, candidate: Run) -> bool:
     return seen >= _MAX_DEPTH
 
 
-def _total(run: Run, depth: int = 0) -> _Totals:
+def _total(run: Run, folded: dict[str, _Totals] | None, depth: int = 0) -> _Totals:
     t = _Totals()
     for req in run.requests:
         t.add(req)
+    own = None if folded is None else folded.get(run.run_id)
+    if own is not None:
+        t.merge(own)
     if depth < _MAX_DEPTH:
         for child in run.runs:
-            t.merge(_total(child, depth + 1))
-    if not run.requests and not run.runs and run.rollup is not None:
+            t.merge(_total(child, folded, depth + 1))
+    if not run.requests and own is None and not run.runs and run.rollup is not None:
         t = _from_rollup(run.rollup)
     if not run.span_present:
         # No span to time the run: it spans everything seen inside it.
