@@ -30,6 +30,13 @@ __all__ = ["Fold", "Folded", "fold_request", "fold_values", "place_folds"]
 Key = tuple[int, str]
 
 
+def _keep_earliest(seen: dict[str, Key], name: str, key: Key) -> None:
+    """Record ``name`` at ``key`` unless it was already seen earlier."""
+    had = seen.get(name)
+    if had is None or key < had:
+        seen[name] = key
+
+
 @dataclass(slots=True, eq=False)
 class Fold:
     """The requests of one run (or of one parent span) of a session, summed."""
@@ -44,7 +51,7 @@ class Fold:
     agent: tuple[Key, str] | None = None
     parent: tuple[Key, str] | None = None
     #: A fold of requests that name no run: every run parent id they name, with its earliest
-    #: key, since which one names "another run" is known only once the run is (see :meth:`resolve`).
+    #: key, since which one names "another run" is known only once the run is (see :meth:`resolved`).
     parents: dict[str, Key] | None = None
     #: Each agent id with the key of its first request (the order ``Session.agents`` lists them in).
     agents: dict[str, Key] = field(default_factory=dict)
@@ -69,17 +76,13 @@ class Fold:
             if self.agent is None or key < self.agent[0]:
                 self.agent = (key, agent_id)
             if agent_id:  # an empty agent id names no agent in ``Session.agents``
-                seen = self.agents.get(agent_id)
-                if seen is None or key < seen:
-                    self.agents[agent_id] = key
+                _keep_earliest(self.agents, agent_id, key)
         if run_parent_id is None:
             return
         if run_id is None:
             if self.parents is None:
                 self.parents = {}
-            seen = self.parents.get(run_parent_id)
-            if seen is None or key < seen:
-                self.parents[run_parent_id] = key
+            _keep_earliest(self.parents, run_parent_id, key)
         elif run_parent_id != run_id and (self.parent is None or key < self.parent[0]):
             self.parent = (key, run_parent_id)
 
@@ -111,21 +114,8 @@ class Fold:
         if other.parent is not None and (self.parent is None or other.parent[0] < self.parent[0]):
             self.parent = other.parent
         for agent, key in other.agents.items():
-            seen = self.agents.get(agent)
-            if seen is None or key < seen:
-                self.agents[agent] = key
+            _keep_earliest(self.agents, agent, key)
         self.totals.merge(other.totals)
-
-
-def fold_request(folds: dict[tuple[str | None, str | None], Fold], req: Request) -> None:
-    """Add a request object to the fold of its run (used for the few requests kept whole while reading)."""
-    key = (req.start_ns, req.span_id)
-    slot = (req.run_id, None if req.run_id is not None else req.parent_span_id)
-    fold = folds.get(slot)
-    if fold is None:
-        fold = folds[slot] = Fold(key, req.agent_id, req.run_parent_id)
-    fold.add(key, req.run_id, req.run_parent_id, req.agent_id, req.start_ns, req.end_ns)
-    fold.totals.add(req)
 
 
 def fold_values(
@@ -163,13 +153,34 @@ def fold_values(
     parents.add(parent_span_id)
 
 
+def fold_request(folds: dict[tuple[str | None, str | None], Fold], req: Request) -> None:
+    """Add a request object to the fold of its run (used for the few requests kept whole while reading)."""
+    fold_values(
+        folds,
+        set(),
+        req.span_id,
+        req.parent_span_id,
+        req.start_ns,
+        req.end_ns,
+        req.run_id,
+        req.run_parent_id,
+        req.agent_id,
+        req.retry_attempt,
+        req.error,
+        req.intercepted,
+        req.cost_usd,
+        req.input_tokens,
+        req.output_tokens,
+    )
+
+
 @dataclass(slots=True)
 class Folded:
     """What :func:`place_folds` gives the build: totals per run and for the session, agents by first use."""
 
     runs: dict[str, _Totals]
     session: _Totals
-    agents: dict[str, tuple[int, str]]
+    agents: dict[str, Key]
 
 
 def place_folds(
@@ -194,9 +205,7 @@ def place_folds(
     for (run_id, parent_span_id), fold in chain(folds.items(), extra.items()):
         out.session.merge(fold.totals)
         for agent, key in fold.agents.items():
-            seen = out.agents.get(agent)
-            if seen is None or key < seen:
-                out.agents[agent] = key
+            _keep_earliest(out.agents, agent, key)
         rid = run_id or run_of(parent_span_id)
         if rid is None:
             continue  # requests outside any run: in the session's totals only
