@@ -832,3 +832,77 @@ def test_summary_and_full_reads_agree_on_generated_sessions() -> None:
         assert _summary_sessions(records) == _as_summary(build_sessions(records, now_ns=LATER))
 
     check()
+
+
+def _continued(kind: str, span_id: str, parent: str | None, name: str, start_ms: int, end_ms: int,
+               **fields: Any) -> Any:
+    """A span of session ``sess_multi`` as one of the processes that continue it writes it."""
+    from alephant_otel.analytics._model import SpanRecord
+
+    rec = SpanRecord("ab" * 16, span_id, parent, name)
+    rec.kind, rec.session_id = kind, "sess_multi"
+    rec.start_ns, rec.end_ns = T0 + start_ms * MS, T0 + end_ms * MS
+    for key, value in fields.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def _multi_process_spans() -> list[Any]:
+    from alephant_otel.analytics._model import Rollup
+
+    return [
+        # The session, continued by a second process whose span names no session.
+        _continued(n.SPAN_KIND_SESSION, "s1", None, "session", 0, 100, session_name="Refund case",
+                   session_path="/support", rollup=Rollup(requests=2, cost_usd=0.25, input_tokens=10)),
+        _continued(n.SPAN_KIND_SESSION, "s2", None, "session", 5, 300, rollup=Rollup(requests=1, cost_usd=0.5)),
+        _continued(n.SPAN_KIND_RUN, "ra", "s1", "invoke_agent planner", 10, 250, run_id="run_outer",
+                   agent_id="planner"),
+        # One run, continued by two processes: neither names the parent run; the second's span
+        # sits under the outer run's span, the first's under the session's.
+        _continued(n.SPAN_KIND_RUN, "r1", "s1", "invoke_agent triage", 20, 60, run_id="run_inner",
+                   agent_id="triage", rollup=Rollup(requests=1, output_tokens=7)),
+        _continued(n.SPAN_KIND_RUN, "r2", "ra", "invoke_agent", 15, 90, run_id="run_inner", error=True,
+                   rollup=Rollup(requests=2, retries=1, cost_usd=0.125)),
+    ]
+
+
+def test_sessions_and_runs_continued_by_several_processes_combine_their_spans() -> None:
+    """In whatever order the spans of a session or run come, the tree has the first name, the
+    earliest start, the latest end, the sum of the roll-ups and the parent run found through
+    any of them, in full and summary builds alike."""
+    import itertools
+
+    from alephant_otel.analytics._model import Rollup
+
+    spans = _multi_process_spans()
+    for order in itertools.permutations(spans):
+        for summary in (False, True):
+            builder = SessionBuilder(summary=summary)
+            builder.add_all(order)
+            (s,) = builder.build(now_ns=LATER)
+            assert (s.name, s.path, s.span_present, s.status) == ("Refund case", "/support", True, "completed")
+            assert s.end_ns == T0 + 300 * MS
+            assert s.rollup == Rollup(requests=3, cost_usd=0.75, input_tokens=10)
+            (outer,) = s.runs
+            (inner,) = outer.runs
+            assert (inner.run_id, inner.parent_run_id, inner.agent_id, inner.name) == (
+                "run_inner", "run_outer", "triage", "triage")
+            assert (inner.start_ns, inner.end_ns, inner.error, inner.span_present) == (
+                T0 + 15 * MS, T0 + 90 * MS, True, True)
+            assert inner.rollup == Rollup(requests=3, retries=1, cost_usd=0.125, output_tokens=7)
+            assert (s.request_count, s.cost_usd) == (3, 0.75)  # no request spans: the session's roll-ups
+
+
+def test_the_first_span_to_name_a_session_or_run_names_it() -> None:
+    """Two processes that disagree: the span read first wins (the file's order, a backend's)."""
+    first, second = _multi_process_spans()[:2]
+    second.session_name, second.session_path = "Refund case (2)", "/support/other"
+    runs = _multi_process_spans()[3:]
+    runs[1].agent_id, runs[1].name = "writer", "invoke_agent writer"
+    for order, want in (([first, second, *runs], ("Refund case", "/support", "triage")),
+                        ([second, first, *reversed(runs)], ("Refund case (2)", "/support/other", "writer"))):
+        builder = SessionBuilder()
+        builder.add_all(order)
+        (s,) = builder.build(now_ns=LATER)
+        (inner,) = s.runs  # the outer run's span is not among these
+        assert (s.name, s.path, inner.agent_id, inner.name) == (*want, want[2])

@@ -8,8 +8,9 @@ missing while its requests are present. So the tree is built from ids first
 parent links only where an id is missing.
 
 :class:`SessionBuilder` is fed one record at a time and keeps only a
-:class:`Request` per request span plus the few session/run spans, so reading
-a large file holds one small object per request, not the span JSON.
+:class:`Request` per request span (or, for a summary, sums per run) and a few
+fields per session and run, so reading a large file holds one small object
+per request, not the span JSON.
 """
 
 from __future__ import annotations
@@ -47,13 +48,78 @@ class _Link:
     run_id: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
+class _SessionSpans:
+    """The session span(s) of a session, folded in the order they arrive.
+
+    A session continued by several processes has one span each. Each field
+    is what the build used to compute from the list of spans, left to right,
+    so a span is kept as a few fields instead of a whole record.
+    """
+
+    name: str | None = None
+    path: str | None = None
+    end_ns: int | None = None
+    rollup: Rollup | None = None
+
+    def add(self, rec: SpanRecord) -> None:
+        self.name = self.name or rec.session_name
+        self.path = self.path or rec.session_path
+        self.end_ns = max(self.end_ns or 0, rec.end_ns) or None
+        if rec.rollup is not None:
+            self.rollup = rec.rollup if self.rollup is None else self.rollup + rec.rollup
+
+
+@dataclass(slots=True, eq=False)
+class _RunSpans:
+    """The span(s) of one run, folded in the order they arrive (see :class:`_SessionSpans`)."""
+
+    agent_id: str | None = None
+    parent_run_id: str | None = None
+    name: str | None = None
+    start_ns: int = 0
+    end_ns: int = 0
+    error: bool = False
+    rollup: Rollup | None = None
+    #: The spans' parent span ids, in order, while no span has named the parent run: the build
+    #: then finds it up the parent links (known only once every span is in).
+    parents: tuple[str | None, ...] = ()
+
+    def add(self, rec: SpanRecord) -> None:
+        self.agent_id = self.agent_id or rec.agent_id
+        self.parent_run_id = self.parent_run_id or rec.run_parent_id
+        self.parents = () if self.parent_run_id else (*self.parents, rec.parent_span_id)
+        name = rec.name
+        label = name[len(n.RUN_SPAN_PREFIX) :].strip() if name.startswith(n.RUN_SPAN_PREFIX) else ""
+        self.name = self.name or label or None
+        if rec.start_ns and (not self.start_ns or rec.start_ns < self.start_ns):
+            self.start_ns = rec.start_ns
+        self.end_ns = max(self.end_ns, rec.end_ns)
+        self.error = self.error or rec.error
+        if rec.rollup is not None:
+            self.rollup = rec.rollup if self.rollup is None else self.rollup + rec.rollup
+
+    def run(self, run_id: str) -> Run:
+        return Run(
+            run_id=run_id,
+            agent_id=self.agent_id,
+            name=self.name,
+            parent_run_id=self.parent_run_id,
+            start_ns=self.start_ns,
+            end_ns=self.end_ns,
+            span_present=True,
+            error=self.error,
+            rollup=self.rollup,
+        )
+
+
+@dataclass(slots=True, eq=False)
 class _Acc:
     session_id: str
     start_ns: int = 0
     last_ns: int = 0
-    session_spans: list[SpanRecord] = field(default_factory=list)
-    run_spans: dict[str, list[SpanRecord]] = field(default_factory=dict)
+    session_spans: _SessionSpans | None = None
+    run_spans: dict[str, _RunSpans] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     links: dict[str, _Link] = field(default_factory=dict)
     trace_ids: dict[str, None] = field(default_factory=dict)
@@ -139,9 +205,15 @@ class SessionBuilder:
             return
         acc.links[rec.span_id] = _Link(rec.parent_span_id, kind, rec.run_id)
         if kind == n.SPAN_KIND_SESSION:
-            acc.session_spans.append(rec)
+            if acc.session_spans is None:
+                acc.session_spans = _SessionSpans()
+            acc.session_spans.add(rec)
         elif kind == n.SPAN_KIND_RUN:
-            acc.run_spans.setdefault(rec.run_id or rec.span_id, []).append(rec)
+            key = rec.run_id or rec.span_id
+            spans = acc.run_spans.get(key)
+            if spans is None:
+                spans = acc.run_spans[key] = _RunSpans()
+            spans.add(rec)
 
     def _add_request_row(self, row: tuple[Any, ...]) -> None:
         """Take a request span as a row of ``_fastfile.rows_from_otlp``: what :meth:`add` does with its record."""
@@ -262,22 +334,6 @@ def _run_of(acc: _Acc, parent_span_id: str | None) -> str | None:
     return None
 
 
-def _new_run(run_id: str, spans: list[SpanRecord]) -> Run:
-    run = Run(run_id=run_id, span_present=bool(spans))
-    for rec in spans:
-        run.agent_id = run.agent_id or rec.agent_id
-        run.parent_run_id = run.parent_run_id or rec.run_parent_id
-        label = rec.name[len(n.RUN_SPAN_PREFIX) :].strip() if rec.name.startswith(n.RUN_SPAN_PREFIX) else ""
-        run.name = run.name or label or None
-        if rec.start_ns and (not run.start_ns or rec.start_ns < run.start_ns):
-            run.start_ns = rec.start_ns
-        run.end_ns = max(run.end_ns, rec.end_ns)
-        run.error = run.error or rec.error
-        if rec.rollup is not None:
-            run.rollup = rec.rollup if run.rollup is None else run.rollup + rec.rollup
-    return run
-
-
 def _drop_wrappers(acc: _Acc) -> None:
     """Drop inferred requests that are another request's parent span.
 
@@ -299,24 +355,20 @@ def _drop_wrappers(acc: _Acc) -> None:
 def _build(acc: _Acc, now_ns: int, window_ns: int, summary: bool = False) -> Session:
     s = Session(session_id=acc.session_id, start_ns=acc.start_ns, last_activity_ns=acc.last_ns)
     s.trace_ids = list(acc.trace_ids)
-    # Session span(s): a session continued by several processes has one each.
-    for rec in acc.session_spans:
+    spans = acc.session_spans
+    if spans is not None:
         s.span_present = True
-        s.name = s.name or rec.session_name
-        s.path = s.path or rec.session_path
-        s.end_ns = max(s.end_ns or 0, rec.end_ns) or None
-        if rec.rollup is not None:
-            s.rollup = rec.rollup if s.rollup is None else s.rollup + rec.rollup
+        s.name, s.path, s.end_ns, s.rollup = spans.name, spans.path, spans.end_ns, spans.rollup
     s.name = s.name or acc.name
     s.path = s.path or acc.path
 
-    runs: dict[str, Run] = {rid: _new_run(rid, spans) for rid, spans in acc.run_spans.items()}
+    runs: dict[str, Run] = {rid: folded_spans.run(rid) for rid, folded_spans in acc.run_spans.items()}
     # Run parents from parent links when the attribute is missing.
-    for rid, spans in acc.run_spans.items():
+    for rid, folded_spans in acc.run_spans.items():
         run = runs[rid]
         if run.parent_run_id is None:
-            for rec in spans:
-                parent = _run_of(acc, rec.parent_span_id)
+            for parent_span_id in folded_spans.parents:
+                parent = _run_of(acc, parent_span_id)
                 if parent is not None and parent != rid:
                     run.parent_run_id = parent
                     break
