@@ -828,6 +828,7 @@ def test_summary_and_full_reads_agree_on_generated_sessions() -> None:
                 rec.agent_id = rnd.choice([None, "", "other", rec.agent_id])
                 rec.run_parent_id = rnd.choice(run_ids)
                 rec.start_ns = rnd.choice([rec.start_ns, rec.start_ns - MS, 0])
+                rec.run_id = rnd.choice([rec.run_id, rec.run_id, ""])  # an empty id names no run
         rnd.shuffle(records)
         assert _summary_sessions(records) == _as_summary(build_sessions(records, now_ns=LATER))
 

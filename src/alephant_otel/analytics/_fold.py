@@ -24,10 +24,15 @@ from itertools import chain
 
 from alephant_otel.analytics._model import Request, Run, _Totals
 
-__all__ = ["Fold", "Folded", "fold_request", "fold_values", "place_folds"]
+__all__ = ["Fold", "FoldKey", "Folded", "fold_request", "fold_values", "place_folds"]
 
 #: Orders requests the way the full build does: (start_ns, span_id).
 Key = tuple[int, str]
+#: Which fold a request goes to: its run id, or ``(None, parent span id)`` when it names none.
+FoldKey = str | tuple[None, str | None]
+#: The agents of a fold: none, the one agent as ``(key, agent id)``, or, once there are
+#: several, each agent id with its key (a dict costs four times the tuple, and most runs have one agent).
+Agents = tuple[Key, str] | dict[str, Key] | None
 
 
 def _keep_earliest(seen: dict[str, Key], name: str, key: Key) -> None:
@@ -53,8 +58,9 @@ class Fold:
     #: A fold of requests that name no run: every run parent id they name, with its earliest
     #: key, since which one names "another run" is known only once the run is (see :meth:`resolved`).
     parents: dict[str, Key] | None = None
-    #: Each agent id with the key of its first request (the order ``Session.agents`` lists them in).
-    agents: dict[str, Key] = field(default_factory=dict)
+    #: Each agent id with the key of its first request (the order ``Session.agents`` lists them
+    #: in), in the form of :data:`Agents`: read it with :meth:`agent_keys`.
+    agents: Agents = None
 
     def add(
         self,
@@ -76,15 +82,43 @@ class Fold:
             if self.agent is None or key < self.agent[0]:
                 self.agent = (key, agent_id)
             if agent_id:  # an empty agent id names no agent in ``Session.agents``
-                _keep_earliest(self.agents, agent_id, key)
+                self._add_agent(agent_id, key)
         if run_parent_id is None:
             return
-        if run_id is None:
+        if not run_id:
             if self.parents is None:
                 self.parents = {}
             _keep_earliest(self.parents, run_parent_id, key)
         elif run_parent_id != run_id and (self.parent is None or key < self.parent[0]):
             self.parent = (key, run_parent_id)
+
+    def _add_agent(self, agent_id: str, key: Key) -> None:
+        agents = self.agents
+        if agents is None:
+            self.agents = self._pair(key, agent_id)
+        elif isinstance(agents, tuple):
+            if agents[1] == agent_id:
+                if key < agents[0]:
+                    self.agents = self._pair(key, agent_id)
+            else:
+                self.agents = {agents[1]: agents[0]}
+                _keep_earliest(self.agents, agent_id, key)
+        else:
+            _keep_earliest(agents, agent_id, key)
+
+    def _pair(self, key: Key, agent_id: str) -> tuple[Key, str]:
+        # The same tuple as :attr:`agent` when it is the same request's: one object, not two.
+        agent = self.agent
+        return agent if agent is not None and agent[0] is key and agent[1] is agent_id else (key, agent_id)
+
+    def agent_keys(self) -> Iterable[tuple[str, Key]]:
+        """Each agent id of the fold's requests with the key of the first that named it."""
+        agents = self.agents
+        if agents is None:
+            return ()
+        if isinstance(agents, tuple):
+            return ((agents[1], agents[0]),)
+        return agents.items()
 
     def resolved(self, run_id: str) -> Fold:
         """This fold, or a copy of it, once its requests are known to be in ``run_id``: the parent
@@ -100,7 +134,8 @@ class Fold:
     def copy(self) -> Fold:
         """A fold that can be merged into without changing this one."""
         parents = None if self.parents is None else dict(self.parents)
-        return replace(self, totals=replace(self.totals), agents=dict(self.agents), parents=parents)
+        agents = dict(self.agents) if isinstance(self.agents, dict) else self.agents
+        return replace(self, totals=replace(self.totals), agents=agents, parents=parents)
 
     def merge(self, other: Fold) -> None:
         """Take another fold of the same run."""
@@ -113,14 +148,13 @@ class Fold:
             self.agent = other.agent
         if other.parent is not None and (self.parent is None or other.parent[0] < self.parent[0]):
             self.parent = other.parent
-        for agent, key in other.agents.items():
-            _keep_earliest(self.agents, agent, key)
+        for agent, key in other.agent_keys():
+            self._add_agent(agent, key)
         self.totals.merge(other.totals)
 
 
 def fold_values(
-    folds: dict[tuple[str | None, str | None], Fold],
-    parents: set[str | None],
+    folds: dict[FoldKey, Fold],
     span_id: str,
     parent_span_id: str | None,
     start_ns: int,
@@ -137,7 +171,8 @@ def fold_values(
 ) -> None:
     """Add one request span, given as the values the list reads, to the fold of its run."""
     key = (start_ns, span_id)
-    slot = (run_id, None if run_id is not None else parent_span_id)
+    # An empty run id names no run: the full build looks for the run up the parent links then too.
+    slot: FoldKey = run_id if run_id else (None, parent_span_id)
     fold = folds.get(slot)
     if fold is None:
         fold = folds[slot] = Fold(key, agent_id, run_parent_id)
@@ -150,14 +185,12 @@ def fold_values(
     t.cost_usd += cost_usd
     t.input_tokens += input_tokens
     t.output_tokens += output_tokens
-    parents.add(parent_span_id)
 
 
-def fold_request(folds: dict[tuple[str | None, str | None], Fold], req: Request) -> None:
+def fold_request(folds: dict[FoldKey, Fold], req: Request) -> None:
     """Add a request object to the fold of its run (used for the few requests kept whole while reading)."""
     fold_values(
         folds,
-        set(),
         req.span_id,
         req.parent_span_id,
         req.start_ns,
@@ -185,7 +218,7 @@ class Folded:
 
 def place_folds(
     kept: Iterable[Request],
-    folds: dict[tuple[str | None, str | None], Fold],
+    folds: dict[FoldKey, Fold],
     runs: dict[str, Run],
     run_of: Callable[[str | None], str | None],
 ) -> Folded:
@@ -196,17 +229,17 @@ def place_folds(
     of a parent span; runs named only by requests are added to ``runs``.
     """
     # Nothing read is changed: a live view builds again from the same folds.
-    extra: dict[tuple[str | None, str | None], Fold] = {}
+    extra: dict[FoldKey, Fold] = {}
     for req in kept:
         fold_request(extra, req)
     out = Folded({}, _Totals(), {})
     per_run: dict[str, Fold] = {}
     copied: set[str] = set()
-    for (run_id, parent_span_id), fold in chain(folds.items(), extra.items()):
+    for slot, fold in chain(folds.items(), extra.items()):
         out.session.merge(fold.totals)
-        for agent, key in fold.agents.items():
+        for agent, key in fold.agent_keys():
             _keep_earliest(out.agents, agent, key)
-        rid = run_id or run_of(parent_span_id)
+        rid = slot if isinstance(slot, str) else run_of(slot[1])
         if rid is None:
             continue  # requests outside any run: in the session's totals only
         placed = fold.resolved(rid)

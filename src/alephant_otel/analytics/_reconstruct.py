@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alephant_otel import _names as n
-from alephant_otel.analytics._fold import Fold, fold_values, place_folds
+from alephant_otel.analytics._fold import Fold, FoldKey, fold_values, place_folds
 from alephant_otel.analytics._model import (
     PolicyEvent,
     Request,
@@ -39,13 +39,6 @@ __all__ = ["DEFAULT_ACTIVE_WINDOW_S", "SessionBuilder", "build_sessions"]
 #: less than this long ago.
 DEFAULT_ACTIVE_WINDOW_S = 300.0
 _MAX_DEPTH = 256
-
-
-@dataclass(slots=True)
-class _Link:
-    parent_span_id: str | None
-    kind: str | None
-    run_id: str | None
 
 
 @dataclass(slots=True, eq=False)
@@ -118,17 +111,60 @@ class _Acc:
     session_id: str
     start_ns: int = 0
     last_ns: int = 0
+    #: The trace id seen first, or, once there are several, all of them in the order seen.
+    trace_ids: str | dict[str, None] = ""
     session_spans: _SessionSpans | None = None
     run_spans: dict[str, _RunSpans] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
-    links: dict[str, _Link] = field(default_factory=dict)
-    trace_ids: dict[str, None] = field(default_factory=dict)
+    #: The parent links the build follows to find a run (see :func:`_run_of`): each run span's
+    #: run id, and each other span's parent. A session span ends the search as a span never
+    #: seen does, so it needs no link.
+    run_links: dict[str, str | None] = field(default_factory=dict)
+    links: dict[str, str | None] | None = None
     name: str | None = None
     path: str | None = None
-    #: Summary builds: the requests read so far, summed per (run id, parent span id if no run id).
-    folds: dict[tuple[str | None, str | None], Fold] = field(default_factory=dict)
-    #: Summary builds: the parent span ids of the folded requests (to find SDK spans that wrap one).
-    fold_parents: set[str | None] = field(default_factory=set)
+    #: Summary builds: the requests read so far, summed per run id (or per parent span id, as
+    #: ``(None, parent)``, for requests that name no run).
+    folds: dict[FoldKey, Fold] = field(default_factory=dict)
+    #: Summary builds: the parent span ids of folded requests that may be requests themselves
+    #: (SDK spans that wrap one), i.e. not yet seen as a session, run or other span.
+    fold_parents: set[str | None] | None = None
+
+    def see_trace(self, trace_id: str) -> None:
+        """Note one more span of ``trace_id`` (called when it is not the only trace id so far)."""
+        seen = self.trace_ids
+        if isinstance(seen, str):
+            self.trace_ids = {seen: None, trace_id: None}
+        else:
+            seen[trace_id] = None
+
+    def fold_parent(self, parent_span_id: str | None) -> None:
+        """Note the parent span of a folded request, unless it is known not to be a request."""
+        if parent_span_id in self.run_links or (self.links is not None and parent_span_id in self.links):
+            return
+        if self.fold_parents is None:
+            self.fold_parents = set()
+        self.fold_parents.add(parent_span_id)
+
+    def link(self, span_id: str, kind: str | None, parent_span_id: str | None, run_id: str | None) -> None:
+        """Record a span that is not a request (the last one read wins, for a span id seen twice)."""
+        if self.fold_parents is not None:
+            self.fold_parents.discard(span_id)  # not a request, so it wraps none
+            if not self.fold_parents:
+                self.fold_parents = None
+        if kind == n.SPAN_KIND_RUN:
+            if self.links is not None:
+                self.links.pop(span_id, None)
+            self.run_links[span_id] = run_id
+            return
+        self.run_links.pop(span_id, None)
+        if kind == n.SPAN_KIND_SESSION:
+            if self.links is not None:
+                self.links.pop(span_id, None)
+            return
+        if self.links is None:
+            self.links = {}
+        self.links[span_id] = parent_span_id
 
 
 class SessionBuilder:
@@ -170,18 +206,19 @@ class SessionBuilder:
             return
         acc = self._sessions.get(sid)
         if acc is None:
-            acc = self._sessions[sid] = _Acc(sid, rec.start_ns, rec.end_ns)
+            acc = self._sessions[sid] = _Acc(sid, rec.start_ns, rec.end_ns, rec.trace_id)
         else:
             if rec.start_ns and (rec.start_ns < acc.start_ns or not acc.start_ns):
                 acc.start_ns = rec.start_ns
             acc.last_ns = max(acc.last_ns, rec.end_ns)
-        acc.trace_ids[rec.trace_id] = None
+            if acc.trace_ids != rec.trace_id:
+                acc.see_trace(rec.trace_id)
         kind = rec.kind
         if kind == n.SPAN_KIND_REQUEST:
             if self.summary and rec.request_id is not None:
+                acc.fold_parent(rec.parent_span_id)
                 fold_values(
                     acc.folds,
-                    acc.fold_parents,
                     rec.span_id,
                     rec.parent_span_id,
                     rec.start_ns,
@@ -203,7 +240,7 @@ class SessionBuilder:
             if acc.name is None and rec.session_name is not None:
                 acc.name = rec.session_name
             return
-        acc.links[rec.span_id] = _Link(rec.parent_span_id, kind, rec.run_id)
+        acc.link(rec.span_id, kind, rec.parent_span_id, rec.run_id)
         if kind == n.SPAN_KIND_SESSION:
             if acc.session_spans is None:
                 acc.session_spans = _SessionSpans()
@@ -226,16 +263,17 @@ class SessionBuilder:
             return
         acc = self._sessions.get(sid)
         if acc is None:
-            acc = self._sessions[sid] = _Acc(sid, start, end)
+            acc = self._sessions[sid] = _Acc(sid, start, end, row[4])
         else:
             if start and (start < acc.start_ns or not acc.start_ns):
                 acc.start_ns = start
             acc.last_ns = max(acc.last_ns, end)
-        acc.trace_ids[row[4]] = None
+            if acc.trace_ids != row[4]:
+                acc.see_trace(row[4])
         if self.summary and row[3] is not None:
+            acc.fold_parent(row[6])
             fold_values(
                 acc.folds,
-                acc.fold_parents,
                 row[5],
                 row[6],
                 start,
@@ -321,15 +359,13 @@ def build_sessions(
 def _run_of(acc: _Acc, parent_span_id: str | None) -> str | None:
     """The run id of the nearest run span up the parent chain (within the session)."""
     seen = 0
+    run_links, links = acc.run_links, acc.links
     while parent_span_id is not None and seen < _MAX_DEPTH:
-        link = acc.links.get(parent_span_id)
-        if link is None:
-            return None
-        if link.kind == n.SPAN_KIND_RUN:
-            return link.run_id
-        if link.kind == n.SPAN_KIND_SESSION:
-            return None
-        parent_span_id = link.parent_span_id
+        if parent_span_id in run_links:
+            return run_links[parent_span_id]
+        if links is None or parent_span_id not in links:
+            return None  # a session span, or a span never seen
+        parent_span_id = links[parent_span_id]
         seen += 1
     return None
 
@@ -347,14 +383,15 @@ def _drop_wrappers(acc: _Acc) -> None:
     if not inferred:
         return
     wrappers = {r.parent_span_id for r in acc.requests if r.parent_span_id in inferred}
-    wrappers.update(inferred.intersection(acc.fold_parents))
+    if acc.fold_parents is not None:
+        wrappers.update(inferred.intersection(acc.fold_parents))
     if wrappers:
         acc.requests = [r for r in acc.requests if r.span_id not in wrappers]
 
 
 def _build(acc: _Acc, now_ns: int, window_ns: int, summary: bool = False) -> Session:
     s = Session(session_id=acc.session_id, start_ns=acc.start_ns, last_activity_ns=acc.last_ns)
-    s.trace_ids = list(acc.trace_ids)
+    s.trace_ids = [acc.trace_ids] if isinstance(acc.trace_ids, str) else list(acc.trace_ids)
     spans = acc.session_spans
     if spans is not None:
         s.span_present = True
