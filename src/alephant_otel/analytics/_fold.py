@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import chain
+from sys import intern
 
 from alephant_otel.analytics._model import Request, Run, _Totals
 
@@ -171,6 +172,8 @@ def fold_values(
 ) -> None:
     """Add one request span, given as the values the list reads, to the fold of its run."""
     key = (start_ns, span_id)
+    if agent_id:
+        agent_id = intern(agent_id)  # one string per agent, not one per run that names it
     # An empty run id names no run: the full build looks for the run up the parent links then too.
     slot: FoldKey = run_id if run_id else (None, parent_span_id)
     fold = folds.get(slot)

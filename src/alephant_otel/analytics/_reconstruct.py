@@ -15,6 +15,7 @@ per request, not the span JSON.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,12 +80,13 @@ class _RunSpans:
     parents: tuple[str | None, ...] = ()
 
     def add(self, rec: SpanRecord) -> None:
-        self.agent_id = self.agent_id or rec.agent_id
+        # Agent ids and run names repeat from run to run: one string each.
+        self.agent_id = self.agent_id or (rec.agent_id and sys.intern(rec.agent_id))
         self.parent_run_id = self.parent_run_id or rec.run_parent_id
         self.parents = () if self.parent_run_id else (*self.parents, rec.parent_span_id)
         name = rec.name
         label = name[len(n.RUN_SPAN_PREFIX) :].strip() if name.startswith(n.RUN_SPAN_PREFIX) else ""
-        self.name = self.name or label or None
+        self.name = self.name or (label and sys.intern(label)) or None
         if rec.start_ns and (not self.start_ns or rec.start_ns < self.start_ns):
             self.start_ns = rec.start_ns
         self.end_ns = max(self.end_ns, rec.end_ns)
