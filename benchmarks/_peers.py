@@ -278,9 +278,26 @@ def records(arm: Arm, url: str) -> None:
     if arm.otlp:
         summary["exported_by"] = "otlp"
     summary["span_names"] = [s.name for s in spans]
+    summary["stack"] = _stack()
     if os.environ.get("BENCH_RECORDS_VERBOSE"):
         summary["detail"] = [{"name": s.name, "attributes": dict(s.attributes or {})} for s in spans]
     _reply(summary)
+
+
+#: What every arm must run at the same versions: the client and SDK being measured.
+STACK = ("openai", "httpx2", "opentelemetry-sdk", "opentelemetry-instrumentation-httpx")
+
+
+def _stack() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in STACK:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "-"
+    return out
 
 
 def main(argv: Sequence[str]) -> None:

@@ -225,6 +225,20 @@ def render(results: dict[str, ArmResult], requests: int, notes: list[str]) -> tu
     return "\n".join(lines) + "\n", verdict
 
 
+def stack_notes(stacks: dict[str, dict[str, str]]) -> list[str]:
+    """A note per package the arms ran at different versions (their figures are then not like for like)."""
+    notes = []
+    for dist in sorted({d for st in stacks.values() for d in st}):
+        seen: dict[str, list[str]] = {}
+        for arm, st in stacks.items():
+            seen.setdefault(st.get(dist, "-"), []).append(arm)
+        if len(seen) > 1:
+            which = "; ".join(f"{v} in {', '.join(arms)}" for v, arms in sorted(seen.items()))
+            notes.append(f"**Not like for like: the arms ran different {dist} versions** ({which}); "
+                         "rerun `bash benchmarks/peers_setup.sh` with the pins of the project's environment.")
+    return notes
+
+
 def run_peers(
     url: str,
     *,
@@ -254,6 +268,7 @@ def run_peers(
         except Exception as exc:
             results[arm].error = str(exc).splitlines()[-1][:200]
     live = [a for a in live if not results[a].error]
+    notes += stack_notes({a: results[a].records.get("stack") or {} for a in live})
     if use_callgrind:
         if shutil.which("valgrind") is None:
             notes.append("valgrind is not installed: no instruction counts (apt-get install valgrind).")

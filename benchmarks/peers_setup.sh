@@ -15,7 +15,7 @@ python="${PYTHON:-python3}"
 
 # Shared by every arm: the client and SDK being measured.
 common=(
-  "openai==3.57.0"
+  "openai==3.60.0"
   "httpx2==2.16.2"
   "opentelemetry-api==1.45.2"
   "opentelemetry-sdk==1.45.2"
