@@ -15,14 +15,12 @@ per request, not the span JSON.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from alephant_otel import _names as n
-from alephant_otel.analytics._fold import Fold, FoldKey, fold_values, place_folds
+from alephant_otel.analytics._fold import fold_values, place_folds
 from alephant_otel.analytics._model import (
     PolicyEvent,
     Request,
@@ -33,140 +31,13 @@ from alephant_otel.analytics._model import (
     SpanRecord,
     _Totals,
 )
+from alephant_otel.analytics._state import MAX_DEPTH, SessionState, run_of
 
 __all__ = ["DEFAULT_ACTIVE_WINDOW_S", "SessionBuilder", "build_sessions"]
 
 #: A session with no ended session span is "active" while its last span ended
 #: less than this long ago.
 DEFAULT_ACTIVE_WINDOW_S = 300.0
-_MAX_DEPTH = 256
-
-
-@dataclass(slots=True, eq=False)
-class _SessionSpans:
-    """The session span(s) of a session, folded in the order they arrive.
-
-    A session continued by several processes has one span each. Each field
-    is what the build used to compute from the list of spans, left to right,
-    so a span is kept as a few fields instead of a whole record.
-    """
-
-    name: str | None = None
-    path: str | None = None
-    end_ns: int | None = None
-    rollup: Rollup | None = None
-
-    def add(self, rec: SpanRecord) -> None:
-        self.name = self.name or rec.session_name
-        self.path = self.path or rec.session_path
-        self.end_ns = max(self.end_ns or 0, rec.end_ns) or None
-        if rec.rollup is not None:
-            self.rollup = rec.rollup if self.rollup is None else self.rollup + rec.rollup
-
-
-@dataclass(slots=True, eq=False)
-class _RunSpans:
-    """The span(s) of one run, folded in the order they arrive (see :class:`_SessionSpans`)."""
-
-    agent_id: str | None = None
-    parent_run_id: str | None = None
-    name: str | None = None
-    start_ns: int = 0
-    end_ns: int = 0
-    error: bool = False
-    rollup: Rollup | None = None
-    #: The spans' parent span ids, in order, while no span has named the parent run: the build
-    #: then finds it up the parent links (known only once every span is in).
-    parents: tuple[str | None, ...] = ()
-
-    def add(self, rec: SpanRecord) -> None:
-        # Agent ids and run names repeat from run to run: one string each.
-        self.agent_id = self.agent_id or (rec.agent_id and sys.intern(rec.agent_id))
-        self.parent_run_id = self.parent_run_id or rec.run_parent_id
-        self.parents = () if self.parent_run_id else (*self.parents, rec.parent_span_id)
-        name = rec.name
-        label = name[len(n.RUN_SPAN_PREFIX) :].strip() if name.startswith(n.RUN_SPAN_PREFIX) else ""
-        self.name = self.name or (label and sys.intern(label)) or None
-        if rec.start_ns and (not self.start_ns or rec.start_ns < self.start_ns):
-            self.start_ns = rec.start_ns
-        self.end_ns = max(self.end_ns, rec.end_ns)
-        self.error = self.error or rec.error
-        if rec.rollup is not None:
-            self.rollup = rec.rollup if self.rollup is None else self.rollup + rec.rollup
-
-    def run(self, run_id: str) -> Run:
-        return Run(
-            run_id=run_id,
-            agent_id=self.agent_id,
-            name=self.name,
-            parent_run_id=self.parent_run_id,
-            start_ns=self.start_ns,
-            end_ns=self.end_ns,
-            span_present=True,
-            error=self.error,
-            rollup=self.rollup,
-        )
-
-
-@dataclass(slots=True, eq=False)
-class _Acc:
-    session_id: str
-    start_ns: int = 0
-    last_ns: int = 0
-    #: The trace id seen first, or, once there are several, all of them in the order seen.
-    trace_ids: str | dict[str, None] = ""
-    session_spans: _SessionSpans | None = None
-    run_spans: dict[str, _RunSpans] = field(default_factory=dict)
-    requests: list[Request] = field(default_factory=list)
-    #: The parent links the build follows to find a run (see :func:`_run_of`): each run span's
-    #: run id, and each other span's parent. A session span ends the search as a span never
-    #: seen does, so it needs no link.
-    run_links: dict[str, str | None] = field(default_factory=dict)
-    links: dict[str, str | None] | None = None
-    name: str | None = None
-    path: str | None = None
-    #: Summary builds: the requests read so far, summed per run id (or per parent span id, as
-    #: ``(None, parent)``, for requests that name no run).
-    folds: dict[FoldKey, Fold] = field(default_factory=dict)
-    #: Summary builds: the parent span ids of folded requests that may be requests themselves
-    #: (SDK spans that wrap one), i.e. not yet seen as a session, run or other span.
-    fold_parents: set[str | None] | None = None
-
-    def see_trace(self, trace_id: str) -> None:
-        """Note one more span of ``trace_id`` (called when it is not the only trace id so far)."""
-        seen = self.trace_ids
-        if isinstance(seen, str):
-            self.trace_ids = {seen: None, trace_id: None}
-        else:
-            seen[trace_id] = None
-
-    def fold_parent(self, parent_span_id: str | None) -> None:
-        """Note the parent span of a folded request, unless it is known not to be a request."""
-        if parent_span_id in self.run_links or (self.links is not None and parent_span_id in self.links):
-            return
-        if self.fold_parents is None:
-            self.fold_parents = set()
-        self.fold_parents.add(parent_span_id)
-
-    def link(self, span_id: str, kind: str | None, parent_span_id: str | None, run_id: str | None) -> None:
-        """Record a span that is not a request (the last one read wins, for a span id seen twice)."""
-        if self.fold_parents is not None:
-            self.fold_parents.discard(span_id)  # not a request, so it wraps none
-            if not self.fold_parents:
-                self.fold_parents = None
-        if kind == n.SPAN_KIND_RUN:
-            if self.links is not None:
-                self.links.pop(span_id, None)
-            self.run_links[span_id] = run_id
-            return
-        self.run_links.pop(span_id, None)
-        if kind == n.SPAN_KIND_SESSION:
-            if self.links is not None:
-                self.links.pop(span_id, None)
-            return
-        if self.links is None:
-            self.links = {}
-        self.links[span_id] = parent_span_id
 
 
 class SessionBuilder:
@@ -183,7 +54,7 @@ class SessionBuilder:
         #: Keep totals, not requests: built sessions have runs, agents, totals and
         #: status but empty ``requests`` (see ``_fold``); for ``sessions list``.
         self.summary = summary
-        self._sessions: dict[str, _Acc] = {}
+        self._sessions: dict[str, SessionState] = {}
         self.spans = 0
         self.ignored = 0
         #: Request spans outside any session (a gateway call made with no ``session()`` open).
@@ -208,7 +79,7 @@ class SessionBuilder:
             return
         acc = self._sessions.get(sid)
         if acc is None:
-            acc = self._sessions[sid] = _Acc(sid, rec.start_ns, rec.end_ns, rec.trace_id)
+            acc = self._sessions[sid] = SessionState(sid, rec.start_ns, rec.end_ns, rec.trace_id)
         else:
             if rec.start_ns and (rec.start_ns < acc.start_ns or not acc.start_ns):
                 acc.start_ns = rec.start_ns
@@ -242,17 +113,7 @@ class SessionBuilder:
             if acc.name is None and rec.session_name is not None:
                 acc.name = rec.session_name
             return
-        acc.link(rec.span_id, kind, rec.parent_span_id, rec.run_id)
-        if kind == n.SPAN_KIND_SESSION:
-            if acc.session_spans is None:
-                acc.session_spans = _SessionSpans()
-            acc.session_spans.add(rec)
-        elif kind == n.SPAN_KIND_RUN:
-            key = rec.run_id or rec.span_id
-            spans = acc.run_spans.get(key)
-            if spans is None:
-                spans = acc.run_spans[key] = _RunSpans()
-            spans.add(rec)
+        acc.add_span(rec)
 
     def _add_request_row(self, row: tuple[Any, ...]) -> None:
         """Take a request span as a row of ``_fastfile.rows_from_otlp``: what :meth:`add` does with its record."""
@@ -265,7 +126,7 @@ class SessionBuilder:
             return
         acc = self._sessions.get(sid)
         if acc is None:
-            acc = self._sessions[sid] = _Acc(sid, start, end, row[4])
+            acc = self._sessions[sid] = SessionState(sid, start, end, row[4])
         else:
             if start and (start < acc.start_ns or not acc.start_ns):
                 acc.start_ns = start
@@ -358,21 +219,7 @@ def build_sessions(
 # --- building one session --------------------------------------------------------
 
 
-def _run_of(acc: _Acc, parent_span_id: str | None) -> str | None:
-    """The run id of the nearest run span up the parent chain (within the session)."""
-    seen = 0
-    run_links, links = acc.run_links, acc.links
-    while parent_span_id is not None and seen < _MAX_DEPTH:
-        if parent_span_id in run_links:
-            return run_links[parent_span_id]
-        if links is None or parent_span_id not in links:
-            return None  # a session span, or a span never seen
-        parent_span_id = links[parent_span_id]
-        seen += 1
-    return None
-
-
-def _drop_wrappers(acc: _Acc) -> None:
+def _drop_wrappers(acc: SessionState) -> None:
     """Drop inferred requests that are another request's parent span.
 
     An LLM SDK's own span (``anthropic.messages.create`` from the anthropic
@@ -391,7 +238,7 @@ def _drop_wrappers(acc: _Acc) -> None:
         acc.requests = [r for r in acc.requests if r.span_id not in wrappers]
 
 
-def _build(acc: _Acc, now_ns: int, window_ns: int, summary: bool = False) -> Session:
+def _build(acc: SessionState, now_ns: int, window_ns: int, summary: bool = False) -> Session:
     s = Session(session_id=acc.session_id, start_ns=acc.start_ns, last_activity_ns=acc.last_ns)
     s.trace_ids = [acc.trace_ids] if isinstance(acc.trace_ids, str) else list(acc.trace_ids)
     spans = acc.session_spans
@@ -407,7 +254,7 @@ def _build(acc: _Acc, now_ns: int, window_ns: int, summary: bool = False) -> Ses
         run = runs[rid]
         if run.parent_run_id is None:
             for parent_span_id in folded_spans.parents:
-                parent = _run_of(acc, parent_span_id)
+                parent = run_of(acc, parent_span_id)
                 if parent is not None and parent != rid:
                     run.parent_run_id = parent
                     break
@@ -417,11 +264,11 @@ def _build(acc: _Acc, now_ns: int, window_ns: int, summary: bool = False) -> Ses
     requests = acc.requests
     if summary:
         # The requests kept whole go into (copies of) the folds: a summary has no request objects.
-        folded = place_folds(requests, acc.folds, runs, lambda parent: _run_of(acc, parent))
+        folded = place_folds(requests, acc.folds, runs, lambda parent: run_of(acc, parent))
         requests = []
     requests.sort(key=lambda r: (r.start_ns, r.span_id))
     for req in requests:
-        req_run = req.run_id or _run_of(acc, req.parent_span_id)
+        req_run = req.run_id or run_of(acc, req.parent_span_id)
         if req_run is None:
             s.direct_requests.append(req)
             continue
@@ -490,12 +337,12 @@ def _is_ancestor(runs: dict[str, Run], run: Run, candidate: Run) -> bool:
     """Whether attaching ``run`` under ``candidate`` would close a cycle."""
     seen = 0
     node: Run | None = candidate
-    while node is not None and seen < _MAX_DEPTH:
+    while node is not None and seen < MAX_DEPTH:
         if node is run:
             return True
         node = runs.get(node.parent_run_id) if node.parent_run_id is not None else None
         seen += 1
-    return seen >= _MAX_DEPTH
+    return seen >= MAX_DEPTH
 
 
 def _total(run: Run, folded: dict[str, _Totals] | None, depth: int = 0) -> _Totals:
@@ -505,7 +352,7 @@ def _total(run: Run, folded: dict[str, _Totals] | None, depth: int = 0) -> _Tota
     own = None if folded is None else folded.get(run.run_id)
     if own is not None:
         t.merge(own)
-    if depth < _MAX_DEPTH:
+    if depth < MAX_DEPTH:
         for child in run.runs:
             t.merge(_total(child, folded, depth + 1))
     if not run.requests and own is None and not run.runs and run.rollup is not None:
