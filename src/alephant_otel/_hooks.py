@@ -265,6 +265,19 @@ def _has_list_layout(cls: type) -> bool:
     return ok
 
 
+def _header_value(headers: Any, present: dict[bytes, bytes], once: bool, key: bytes, name: str) -> str:
+    """What ``headers.get(name)`` returns for a header that is there, from ``present`` when that is the same.
+
+    An ASCII value of a header set once decodes the same in every encoding
+    httpx may pick for the headers; anything else is read by httpx itself.
+    """
+    value = present[key]
+    if once and value.isascii():
+        return value.decode("ascii")
+    found: str = headers.get(name)
+    return found
+
+
 def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
     """Add the gateway headers the caller did not set.
 
@@ -275,7 +288,10 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
     """
     if _has_list_layout(type(headers)):
         items: list[tuple[bytes, bytes, bytes]] = headers._list
-        present = {item[1] for item in items}
+        # Lower-case name -> value, read in the same pass: a name set once (nearly always)
+        # has its value here, without a ``Headers.get`` scan of the list.
+        present = {key: value for _, key, value in items}
+        once = len(present) == len(items)
         for triple in state.raw_headers:
             if triple[1] not in present:
                 items.append(triple)
@@ -284,10 +300,11 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
             request_id = new_id("req_")
             items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
         else:
-            request_id = headers.get(_REQUEST_ID_LOWER)
+            request_id = _header_value(headers, present, once, _REQUEST_ID_KEY, _REQUEST_ID_LOWER)
         if _BAGGAGE_KEY in present:
             drop_alephant_baggage(headers)
-        return request_id, headers.get(_RETRY_LOWER) if _RETRY_KEY in present else None, ours
+        retry = _header_value(headers, present, once, _RETRY_KEY, _RETRY_LOWER) if _RETRY_KEY in present else None
+        return request_id, retry, ours
     names = {key.lower() for key in headers}
     for name, value in state.headers:
         if name.lower() not in names:
