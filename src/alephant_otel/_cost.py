@@ -205,7 +205,7 @@ def _warn_unknown(model: str) -> None:
         )
 
 
-def compute_cost(parsed: ParsedResponse, *, request_model: str | None, provider: str | None) -> float | None:
+def compute_cost(parsed: ParsedResponse, request_model: str | None, provider: str | None) -> float | None:
     """USD cost of one request from its token usage. Never raises.
 
     Args:

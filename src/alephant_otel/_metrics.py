@@ -46,7 +46,6 @@ class Instruments:
 
     def record(
         self,
-        *,
         operation: str | None,
         provider: str | None,
         request_model: str | None,

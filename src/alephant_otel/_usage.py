@@ -40,6 +40,7 @@ __all__ = [
     "ParsedResponse",
     "PolicyHit",
     "operation_for_path",
+    "parse_body",
     "parse_response",
     "provider_for",
     "request_model",
@@ -983,6 +984,18 @@ def parse_response(
         >>> r.response_model, r.input_tokens, r.output_tokens
         ('gpt-4o-mini', 12, 3)
     """
+    return parse_body(body, status_code, content_type, content_encoding, whole, request_body)
+
+
+def parse_body(
+    body: bytes,
+    status_code: int,
+    content_type: str | None,
+    content_encoding: str | None,
+    whole: bool,
+    request_body: bytes | None,
+) -> ParsedResponse:
+    """:func:`parse_response`, arguments by position: the response hook's call (keywords cost more to pass)."""
     try:
         return _parse(body, status_code, content_type, content_encoding, whole, request_body)
     except Exception:

@@ -86,8 +86,12 @@ class BodyWatcher:
         """Whether the body has been reported."""
         return self._done
 
-    def finish(self, *, complete: bool, error: BaseException | None = None) -> None:
-        """Report the body (only the first call counts). Never raises."""
+    def finish(self, complete: bool, error: BaseException | None = None) -> None:
+        """Report the body (only the first call counts). Never raises.
+
+        The stream loops pass the arguments by position: once per body and again on
+        close, where a keyword argument costs more than the call does.
+        """
         if self._done:
             return
         self._done = True
@@ -135,9 +139,9 @@ def _make_sync(base: Any) -> type:
                     yield chunk
             except BaseException as exc:
                 # GeneratorExit too: the caller stopped reading early.
-                watcher.finish(complete=False, error=exc)
+                watcher.finish(False, exc)
                 raise
-            watcher.finish(complete=True)
+            watcher.finish(True)
 
         def close(self) -> None:
             try:
@@ -145,7 +149,7 @@ def _make_sync(base: Any) -> type:
             finally:
                 watcher = _watcher_of(self)
                 if watcher is not None:
-                    watcher.finish(complete=False)
+                    watcher.finish(False)
 
         def __del__(self) -> None:
             _collected(self, base)
@@ -174,9 +178,9 @@ def _make_async(base: Any) -> type:
                         watcher.take(chunk, size)
                     yield chunk
             except BaseException as exc:
-                watcher.finish(complete=False, error=exc)
+                watcher.finish(False, exc)
                 raise
-            watcher.finish(complete=True)
+            watcher.finish(True)
 
         async def aclose(self) -> None:
             try:
@@ -184,7 +188,7 @@ def _make_async(base: Any) -> type:
             finally:
                 watcher = _watcher_of(self)
                 if watcher is not None:
-                    watcher.finish(complete=False)
+                    watcher.finish(False)
 
         def __del__(self) -> None:
             _collected(self, base)
@@ -207,7 +211,7 @@ def _collected(stream: object, base: type) -> None:
     try:
         watcher = _watcher_of(stream)
         if watcher is not None:
-            watcher.finish(complete=False)
+            watcher.finish(False)
     finally:
         base_del = getattr(base, "__del__", None)
         if base_del is not None:
