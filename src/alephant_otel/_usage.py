@@ -32,7 +32,7 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from alephant_otel._jsonfast import orjson_loads
 
@@ -190,15 +190,34 @@ def operation_for_path(path: str) -> str | None:
         True
     """
     try:
-        query = path.find("?")
-        if query >= 0:
-            path = path[:query]
-        i = path.rfind("/v1/")
-        if i < 0:
-            return None
-        return _OPERATIONS.get(path[i + 3 :].rstrip("/"))
+        known = _operations.get(path, _UNSEEN)
+        if known is not _UNSEEN:
+            return cast("str | None", known)
+        operation = _operation_for_path(path)
+        if len(_operations) >= _PATHS_KEEP:
+            _operations.clear()
+        _operations[path] = operation
+        return operation
     except Exception:  # not a str
         return None
+
+
+def _operation_for_path(path: str) -> str | None:
+    query = path.find("?")
+    if query >= 0:
+        path = path[:query]
+    i = path.rfind("/v1/")
+    if i < 0:
+        return None
+    return _OPERATIONS.get(path[i + 3 :].rstrip("/"))
+
+
+#: Request path -> operation name, and (model, path) -> provider: a client calls a few paths
+#: with a few models over and over, and working either out cost several times the lookup.
+_operations: dict[str, str | None] = {}
+_providers: dict[tuple[str | None, str], str | None] = {}
+_PATHS_KEEP: Final = 1024
+_UNSEEN: Final = object()
 
 
 def provider_for(model: str | None, path: str) -> str | None:
@@ -219,6 +238,21 @@ def provider_for(model: str | None, path: str) -> str | None:
         >>> provider_for("claude-3-5-haiku-latest", "/v1/messages")
         'anthropic'
     """
+    try:
+        key = (model, path)
+        known = _providers.get(key, _UNSEEN)
+    except TypeError:  # an unhashable argument: worked out below, not remembered
+        return _provider_for(model, path)
+    if known is not _UNSEEN:
+        return cast("str | None", known)
+    provider = _provider_for(model, path)
+    if len(_providers) >= _PATHS_KEEP:
+        _providers.clear()
+    _providers[key] = provider
+    return provider
+
+
+def _provider_for(model: str | None, path: str) -> str | None:
     try:
         if model:
             slash = model.find("/")
