@@ -179,6 +179,9 @@ class _Scrubber:
         # these. Substring tests on the lower-cased text: a case-insensitive regex
         # alternation was ~12 µs per short string, these are well under 1 µs.
         self.hints = (*_HINTS, *(x.lower() for x in literals if len(x) >= 8))
+        # The same substring tests in one search of the lower-cased text: a case-sensitive
+        # alternation of literals costs half of 17 ``in`` tests in a Python loop.
+        self._hint_search = re.compile("|".join(re.escape(hint) for hint in self.hints)).search
         self.extra_hint = re.compile("|".join(f"(?:{p})" for p in extra), re.IGNORECASE) if extra else None
         self._secret_names: dict[str, bool] = {}
         #: The names of ``_secret_names`` judged not secret, as a set: a whole span's keys are
@@ -202,10 +205,8 @@ class _Scrubber:
         return known
 
     def _hinted(self, value: str) -> bool:
-        lower = value.lower()
-        for hint in self.hints:
-            if hint in lower:
-                return True
+        if self._hint_search(value.lower()) is not None:
+            return True
         return self.extra_hint is not None and self.extra_hint.search(value) is not None
 
     def _query(self, m: re.Match[str]) -> str:
