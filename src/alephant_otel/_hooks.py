@@ -620,15 +620,17 @@ class Bridge:
                 attrs[n.GEN_AI_RESPONSE_ID] = parsed.response_id
             if parsed.finish_reasons:
                 attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = parsed.finish_reasons
-            for key, value in (
-                (n.GEN_AI_USAGE_INPUT_TOKENS, parsed.input_tokens),
-                (n.GEN_AI_USAGE_OUTPUT_TOKENS, parsed.output_tokens),
-                (n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, parsed.cache_read_input_tokens),
-                (n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, parsed.cache_creation_input_tokens),
-                (n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, parsed.reasoning_output_tokens),
-            ):
-                if value is not None:
-                    attrs[key] = value
+            # Spelled out, not a loop over (name, value) pairs built for every response.
+            if parsed.input_tokens is not None:
+                attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = parsed.input_tokens
+            if parsed.output_tokens is not None:
+                attrs[n.GEN_AI_USAGE_OUTPUT_TOKENS] = parsed.output_tokens
+            if parsed.cache_read_input_tokens is not None:
+                attrs[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = parsed.cache_read_input_tokens
+            if parsed.cache_creation_input_tokens is not None:
+                attrs[n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = parsed.cache_creation_input_tokens
+            if parsed.reasoning_output_tokens is not None:
+                attrs[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = parsed.reasoning_output_tokens
             if cost is not None:
                 attrs[n.ATTR_COST_USD] = cost
                 attrs[n.ATTR_COST_SOURCE] = source

@@ -119,6 +119,8 @@ def _watcher_of(stream: object) -> BodyWatcher | None:
 
 
 def _make_sync(base: Any) -> type:
+    base_del = _base_del(base)
+
     class WatchedSyncStream(base):  # type: ignore[misc]
         __slots__ = ()
 
@@ -152,13 +154,15 @@ def _make_sync(base: Any) -> type:
                     watcher.finish(False)
 
         def __del__(self) -> None:
-            _collected(self, base)
+            _collected(self, base_del)
 
     WatchedSyncStream.__name__ = WatchedSyncStream.__qualname__ = f"Watched{base.__name__}"
     return WatchedSyncStream
 
 
 def _make_async(base: Any) -> type:
+    base_del = _base_del(base)
+
     class WatchedAsyncStream(base):  # type: ignore[misc]
         __slots__ = ()
 
@@ -191,7 +195,7 @@ def _make_async(base: Any) -> type:
                     watcher.finish(False)
 
         def __del__(self) -> None:
-            _collected(self, base)
+            _collected(self, base_del)
 
     WatchedAsyncStream.__name__ = WatchedAsyncStream.__qualname__ = f"Watched{base.__name__}"
     return WatchedAsyncStream
@@ -200,7 +204,13 @@ def _make_async(base: Any) -> type:
 _classes: dict[type, type] = {}
 
 
-def _collected(stream: object, base: type) -> None:
+def _base_del(base: type) -> Callable[[Any], None] | None:
+    """The ``__del__`` of a stream class, looked up once: a miss raises and formats an ``AttributeError``."""
+    found: Callable[[Any], None] | None = getattr(base, "__del__", None)
+    return found
+
+
+def _collected(stream: object, base_del: Callable[[Any], None] | None) -> None:
     """A watched stream is being collected: a body nobody read or closed still ends its span.
 
     ``__del__`` on the watched class rather than a ``weakref.finalize`` per
@@ -213,7 +223,6 @@ def _collected(stream: object, base: type) -> None:
         if watcher is not None:
             watcher.finish(False)
     finally:
-        base_del = getattr(base, "__del__", None)
         if base_del is not None:
             base_del(stream)
 
