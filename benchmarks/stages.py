@@ -39,7 +39,7 @@ STAGES = [
     (_hooks.Bridge, "_on_response", "response hook (header reads, body watcher set-up)"),
     (_hooks, "watch_stream", "  · watch_stream"),
     (_watch.BodyWatcher, "finish", "body end: parse + record + span end"),
-    (_hooks, "parse_response", "  · parse_response"),
+    (_hooks, "parse_body", "  · parse_response"),
     (_hooks.Bridge, "_record", "  · record (attributes, cost, roll-ups, metrics)"),
     (_hooks, "compute_cost", "    · compute_cost"),
 ]

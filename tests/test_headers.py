@@ -135,6 +135,31 @@ def test_alephant_members_leave_a_baggage_header_set_before_the_hook(layout: str
 
 
 @pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        [("x-request-id", "req-mine"), ("x-stainless-retry-count", "2")],
+        [("X-Request-ID", "a"), ("x-request-id", "b"), ("x-stainless-retry-count", "1")],
+        [("x-stainless-retry-count", "1"), ("x-stainless-retry-count", "2")],
+        [("x-request-id", "req-é".encode()), ("x-stainless-retry-count", "٣".encode())],
+        [("x-request-id", b"req-\xe9"), ("x-stainless-retry-count", "3")],
+    ],
+    ids=["plain", "two ids", "two counts", "utf-8", "latin-1"],
+)
+def test_caller_headers_read_as_httpx_reads_them(module, given) -> None:
+    """The request id and retry count the hook reads are what ``Headers.get`` returns, in every encoding."""
+    from alephant_otel import _context, _hooks
+
+    with session("sess_h"):
+        headers = module.Headers(given)
+        caller_id, retry = headers.get("x-request-id"), headers.get("x-stainless-retry-count")
+        request_id, read_retry, ours = _hooks._add_headers(headers, _context.active_state())
+        assert read_retry == retry
+        assert ours is (caller_id is None)
+        assert request_id == (caller_id if caller_id is not None else headers["x-request-id"])
+
+
+@pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
 def test_plain_clients_sync(module, header_path, gateway: GatewayEmulator, other_server: GatewayEmulator) -> None:
     with module.Client() as client, session("sess_p", path="/p"), run("run_p", agent_id="a1"):
         client.post(gateway.url + "/v1/chat/completions", json=CHAT).raise_for_status()

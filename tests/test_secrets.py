@@ -373,3 +373,40 @@ def test_captured_request_headers_are_redacted(tmp_path: Path) -> None:
     assert b"[Scrubbed due to 'authorization']" in data
     assert find_leaks(secret, {"trace file": data}) == []
     assert find_leaks(secret, {"stderr": done.stderr.encode(), "stdout": done.stdout.encode()}) == []
+
+
+def test_attributes_scrub_the_same_once_their_names_are_known() -> None:
+    """The second look at the same names takes the values-only path: it must scrub exactly as the first."""
+    from alephant_otel._scrub import scrub_attributes, set_extra_patterns
+
+    set_extra_patterns()  # a fresh scrubber: no name or value known yet
+    token = "sk-" + uuid.uuid4().hex
+    attrs = {
+        "http.url": "https://gw.example/v1/chat",
+        "gen_ai.usage.input_tokens": 12,
+        "alephant.cost.usd": 0.5,
+        "flag": True,
+        "gen_ai.response.finish_reasons": ("stop",),
+        "note": f"Authorization: Bearer {token}",
+        "keys": ("fine", token),
+        "x-api-key": "abc123secret",
+    }
+    first = scrub_attributes(attrs)
+    second = scrub_attributes(attrs)
+    assert first == second
+    assert second is not None
+    assert list(second) == list(attrs)
+    assert token not in repr(second)
+    assert second["x-api-key"] == "[Scrubbed due to 'x-api-key']"
+    assert second["keys"][0] == "fine"
+    assert {k: second[k] for k in ("http.url", "gen_ai.usage.input_tokens", "alephant.cost.usd", "flag")} == {
+        k: attrs[k] for k in ("http.url", "gen_ai.usage.input_tokens", "alephant.cost.usd", "flag")
+    }
+    plain = {k: v for k, v in attrs.items() if k not in ("note", "keys", "x-api-key")}
+    assert scrub_attributes(plain) is None
+    assert scrub_attributes(plain) is None  # the clean tuple, now known
+    listed = {"http.url": "https://gw.example/v1", "keys": ["fine", token]}
+    assert scrub_attributes(listed) == scrub_attributes(listed) == {
+        "http.url": "https://gw.example/v1",
+        "keys": ("fine", "[Scrubbed due to 'gateway key']"),
+    }

@@ -205,7 +205,7 @@ def _warn_unknown(model: str) -> None:
         )
 
 
-def compute_cost(parsed: ParsedResponse, *, request_model: str | None, provider: str | None) -> float | None:
+def compute_cost(parsed: ParsedResponse, request_model: str | None, provider: str | None) -> float | None:
     """USD cost of one request from its token usage. Never raises.
 
     Args:
@@ -225,8 +225,13 @@ def compute_cost(parsed: ParsedResponse, *, request_model: str | None, provider:
         inp = parsed.input_tokens or 0
         out = parsed.output_tokens or 0
         # Counts come from outside: keep them consistent (cache tokens are part of input).
-        read = min(parsed.cache_read_input_tokens or 0, inp)
-        write = min(parsed.cache_creation_input_tokens or 0, inp - read)
+        # min(), spelled out: a builtin call costs more than the comparison, every request.
+        read = parsed.cache_read_input_tokens or 0
+        if read > inp:  # noqa: PLR1730
+            read = inp
+        write = parsed.cache_creation_input_tokens or 0
+        if write > inp - read:  # noqa: PLR1730
+            write = inp - read
         for candidate in (parsed.response_model, request_model):
             if not candidate:
                 continue

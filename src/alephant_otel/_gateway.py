@@ -103,6 +103,9 @@ def parse_gateway_urls(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(u.strip() for u in urls)
 
 
+_SEEN_KEEP: Final = 1024
+
+
 class GatewayMatcher:
     """Decides, per request URL, whether it goes to a configured gateway."""
 
@@ -113,6 +116,10 @@ class GatewayMatcher:
         for o in self._origins:
             key = (o.scheme, o.host, o.port)
             self._by_origin[key] = (*self._by_origin.get(key, ()), o.path)
+        #: (scheme, host, port, path) of requests -> whether they go to these gateways. A client
+        #: calls a few URLs over and over; judging one (host normalised, IP literals parsed,
+        #: path prefixes tried) cost ten times the lookup.
+        self._seen: dict[tuple[str, str, int | None, str], bool] = {}
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -123,7 +130,14 @@ class GatewayMatcher:
 
     def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
         """Whether a request to these URL parts goes to the gateway (or to an extra one)."""
-        if self._matches_own(scheme, host, port, path):
+        key = (scheme, host, port, path)
+        own = self._seen.get(key)
+        if own is None:
+            own = self._matches_own(scheme, host, port, path)
+            if len(self._seen) >= _SEEN_KEEP:
+                self._seen.clear()
+            self._seen[key] = own
+        if own:
             return True
         extra = _extra
         return bool(extra) and any(m._matches_own(scheme, host, port, path) for m in extra)

@@ -39,7 +39,7 @@ from alephant_otel._spanattrs import set_clean
 from alephant_otel._usage import (
     ParsedResponse,
     operation_for_path,
-    parse_response,
+    parse_body,
     provider_for,
     request_model,
 )
@@ -265,6 +265,19 @@ def _has_list_layout(cls: type) -> bool:
     return ok
 
 
+def _header_value(headers: Any, present: dict[bytes, bytes], once: bool, key: bytes, name: str) -> str:
+    """What ``headers.get(name)`` returns for a header that is there, from ``present`` when that is the same.
+
+    An ASCII value of a header set once decodes the same in every encoding
+    httpx may pick for the headers; anything else is read by httpx itself.
+    """
+    value = present[key]
+    if once and value.isascii():
+        return value.decode("ascii")
+    found: str = headers.get(name)
+    return found
+
+
 def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
     """Add the gateway headers the caller did not set.
 
@@ -275,7 +288,10 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
     """
     if _has_list_layout(type(headers)):
         items: list[tuple[bytes, bytes, bytes]] = headers._list
-        present = {item[1] for item in items}
+        # Lower-case name -> value, read in the same pass: a name set once (nearly always)
+        # has its value here, without a ``Headers.get`` scan of the list.
+        present = {key: value for _, key, value in items}
+        once = len(present) == len(items)
         for triple in state.raw_headers:
             if triple[1] not in present:
                 items.append(triple)
@@ -284,10 +300,11 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
             request_id = new_id("req_")
             items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
         else:
-            request_id = headers.get(_REQUEST_ID_LOWER)
+            request_id = _header_value(headers, present, once, _REQUEST_ID_KEY, _REQUEST_ID_LOWER)
         if _BAGGAGE_KEY in present:
             drop_alephant_baggage(headers)
-        return request_id, headers.get(_RETRY_LOWER) if _RETRY_KEY in present else None, ours
+        retry = _header_value(headers, present, once, _RETRY_KEY, _RETRY_LOWER) if _RETRY_KEY in present else None
+        return request_id, retry, ours
     names = {key.lower() for key in headers}
     for name, value in state.headers:
         if name.lower() not in names:
@@ -409,7 +426,9 @@ class Bridge:
     def _on_request(self, span: Span, info: Any) -> None:
         scheme, host, port, path = _url_parts(info.url)
         is_gateway = self.matcher.matches(scheme, host, port, path)
-        mark_outgoing(host, port, gateway=is_gateway, span=span, scheme=scheme)
+        # Positional arguments here and below: a keyword argument costs several hundred
+        # instructions to pass, on a path every request takes.
+        mark_outgoing(host, port, is_gateway, span, scheme)
         headers = info.headers
         extensions: MutableMapping[str, Any] | None = info.extensions
         if extensions is not None and headers is not None:
@@ -542,15 +561,7 @@ class Bridge:
         reported_cost = gateway_cost(cost_value)
 
         def record(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
-            parsed = parse_response(
-                body,
-                status_code=status,
-                content_type=content_type,
-                content_encoding=content_encoding,
-                path=req.path,
-                whole=whole,
-                request_body=req.body,
-            )
+            parsed = parse_body(body, status, content_type, content_encoding, whole, req.body)
             self._record(req, status, parsed, reported_cost, complete, error, content_type)
 
         stream = response.stream
@@ -561,7 +572,7 @@ class Bridge:
                 # instrumentation ends the span when this hook returns.
                 memory = BodyWatcher(record)
                 memory.feed(body)
-                memory.finish(complete=True)
+                memory.finish(True)
                 return
 
         def on_done(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
@@ -599,7 +610,7 @@ class Bridge:
         if reported_cost is not None:
             cost, source = reported_cost, n.COST_SOURCE_GATEWAY
         else:
-            cost = compute_cost(parsed, request_model=req.request_model, provider=req.provider)
+            cost = compute_cost(parsed, req.request_model, req.provider)
             source = n.COST_SOURCE_PRICE_TABLE
         if span.is_recording():
             attrs: dict[str, AttributeValue] = {}
@@ -609,15 +620,17 @@ class Bridge:
                 attrs[n.GEN_AI_RESPONSE_ID] = parsed.response_id
             if parsed.finish_reasons:
                 attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = parsed.finish_reasons
-            for key, value in (
-                (n.GEN_AI_USAGE_INPUT_TOKENS, parsed.input_tokens),
-                (n.GEN_AI_USAGE_OUTPUT_TOKENS, parsed.output_tokens),
-                (n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, parsed.cache_read_input_tokens),
-                (n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, parsed.cache_creation_input_tokens),
-                (n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, parsed.reasoning_output_tokens),
-            ):
-                if value is not None:
-                    attrs[key] = value
+            # Spelled out, not a loop over (name, value) pairs built for every response.
+            if parsed.input_tokens is not None:
+                attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = parsed.input_tokens
+            if parsed.output_tokens is not None:
+                attrs[n.GEN_AI_USAGE_OUTPUT_TOKENS] = parsed.output_tokens
+            if parsed.cache_read_input_tokens is not None:
+                attrs[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = parsed.cache_read_input_tokens
+            if parsed.cache_creation_input_tokens is not None:
+                attrs[n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = parsed.cache_creation_input_tokens
+            if parsed.reasoning_output_tokens is not None:
+                attrs[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = parsed.reasoning_output_tokens
             if cost is not None:
                 attrs[n.ATTR_COST_USD] = cost
                 attrs[n.ATTR_COST_SOURCE] = source
@@ -663,23 +676,21 @@ class Bridge:
     def _tally(self, req: _Request, parsed: ParsedResponse, cost: float | None, error_type: str | None) -> None:
         """Count one finished attempt in its run and session roll-ups and in the metrics."""
         for totals in req.totals:
+            # (retry, intercepted, cost_usd, input_tokens, output_tokens), by position.
             totals.add(
-                retry=req.retry_attempt > 0,
-                intercepted=parsed.policy is not None,
-                cost_usd=cost,
-                input_tokens=parsed.input_tokens,
-                output_tokens=parsed.output_tokens,
+                req.retry_attempt > 0, parsed.policy is not None, cost, parsed.input_tokens, parsed.output_tokens
             )
+        # By position, in the order of Instruments.record's parameters (see mark_outgoing above).
         self.instruments.record(
-            operation=req.operation,
-            provider=req.provider,
-            request_model=req.request_model,
-            response_model=parsed.response_model,
-            agent_id=req.agent_id,
-            session_path=req.session_path,
-            input_tokens=parsed.input_tokens,
-            output_tokens=parsed.output_tokens,
-            cost_usd=cost,
-            duration_s=time.perf_counter() - req.started,
-            error_type=error_type,
+            req.operation,
+            req.provider,
+            req.request_model,
+            parsed.response_model,
+            req.agent_id,
+            req.session_path,
+            parsed.input_tokens,
+            parsed.output_tokens,
+            cost,
+            time.perf_counter() - req.started,
+            error_type,
         )

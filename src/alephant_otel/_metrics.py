@@ -23,10 +23,25 @@ _DURATION_BUCKETS: Final = (
 )  # fmt: skip
 
 
+#: The metric dimensions, in the order of Instruments.record's parameters.
+_DIMENSIONS: Final = (
+    n.GEN_AI_OPERATION_NAME,
+    n.GEN_AI_PROVIDER_NAME,
+    n.GEN_AI_REQUEST_MODEL,
+    n.GEN_AI_RESPONSE_MODEL,
+    n.ATTR_AGENT_ID,
+    n.ATTR_SESSION_PATH,
+)
+_SETS_KEEP: Final = 256
+#: (attributes, with token type "input", with token type "output")
+_AttributeSets = tuple[dict[str, AttributeValue], dict[str, AttributeValue], dict[str, AttributeValue]]
+
+
 class Instruments:
     """The meters one bridge records to."""
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
+        self._attribute_sets: dict[tuple[str | None, ...], _AttributeSets] = {}
         meter = get_meter(n.INSTRUMENTATION_NAME, __version__, meter_provider)
         self.token_usage = meter.create_histogram(
             n.METRIC_TOKEN_USAGE,
@@ -46,7 +61,6 @@ class Instruments:
 
     def record(
         self,
-        *,
         operation: str | None,
         provider: str | None,
         request_model: str | None,
@@ -66,17 +80,11 @@ class Instruments:
         count is a gateway request but no model call. The cost counter gets any
         request that cost something.
         """
-        attrs: dict[str, AttributeValue] = {}
-        for key, value in (
-            (n.GEN_AI_OPERATION_NAME, operation),
-            (n.GEN_AI_PROVIDER_NAME, provider),
-            (n.GEN_AI_REQUEST_MODEL, request_model),
-            (n.GEN_AI_RESPONSE_MODEL, response_model),
-            (n.ATTR_AGENT_ID, agent_id),
-            (n.ATTR_SESSION_PATH, session_path),
-        ):
-            if value is not None:
-                attrs[key] = value
+        key = (operation, provider, request_model, response_model, agent_id, session_path)
+        sets = self._attribute_sets.get(key)
+        if sets is None:
+            sets = self._attribute_sets_for(key)
+        attrs, input_attrs, output_attrs = sets
         if cost_usd is not None:
             self.cost.add(cost_usd, attrs)
         if operation is None:
@@ -86,6 +94,21 @@ class Instruments:
         else:
             self.duration.record(duration_s, attrs)
         if input_tokens is not None:
-            self.token_usage.record(input_tokens, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"})
+            self.token_usage.record(input_tokens, input_attrs)
         if output_tokens is not None:
-            self.token_usage.record(output_tokens, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"})
+            self.token_usage.record(output_tokens, output_attrs)
+
+    def _attribute_sets_for(self, key: tuple[str | None, ...]) -> _AttributeSets:
+        """The attribute dicts of one combination of dimensions, built once and kept.
+
+        The dimensions are low-cardinality by design (no session or run ids),
+        so requests repeat a few combinations; the dicts are only ever read.
+        """
+        attrs: dict[str, AttributeValue] = {
+            name: value for name, value in zip(_DIMENSIONS, key, strict=True) if value is not None
+        }
+        sets = (attrs, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"}, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"})
+        if len(self._attribute_sets) >= _SETS_KEEP:
+            self._attribute_sets.clear()
+        self._attribute_sets[key] = sets
+        return sets

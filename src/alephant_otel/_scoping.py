@@ -85,7 +85,7 @@ def set_internal_hosts(hosts: frozenset[str] | None) -> None:
     _enabled = hosts is not None
 
 
-def mark_outgoing(host: str, port: int | None, *, gateway: bool, span: trace.Span, scheme: str = "") -> None:
+def mark_outgoing(host: str, port: int | None, gateway: bool, span: trace.Span, scheme: str = "") -> None:
     """Record where the request of the CLIENT span ``span`` goes, for the injections under it.
 
     ``port`` is None when the URL names none; an entry ``svc:80`` still

@@ -95,7 +95,13 @@ def set_clean(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
     if _direct[type(span)]:
         target: Any = span
         attrs = target._attributes
-        if not attrs._immutable and _fits(attrs, attrs._dict, len(attributes)):
+        # _fits, inlined: this runs for every request span, twice.
+        maxlen = attrs.maxlen
+        if (
+            not attrs._immutable
+            and attrs.max_value_len is None
+            and (maxlen is None or len(attrs._dict) + len(attributes) <= maxlen)
+        ):
             with target._lock:
                 if target._end_time is None:
                     attrs._dict.update(attributes)

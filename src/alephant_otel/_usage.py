@@ -32,7 +32,7 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from alephant_otel._jsonfast import orjson_loads
 
@@ -40,6 +40,7 @@ __all__ = [
     "ParsedResponse",
     "PolicyHit",
     "operation_for_path",
+    "parse_body",
     "parse_response",
     "provider_for",
     "request_model",
@@ -189,15 +190,34 @@ def operation_for_path(path: str) -> str | None:
         True
     """
     try:
-        query = path.find("?")
-        if query >= 0:
-            path = path[:query]
-        i = path.rfind("/v1/")
-        if i < 0:
-            return None
-        return _OPERATIONS.get(path[i + 3 :].rstrip("/"))
+        known = _operations.get(path, _UNSEEN)
+        if known is not _UNSEEN:
+            return cast("str | None", known)
+        operation = _operation_for_path(path)
+        if len(_operations) >= _PATHS_KEEP:
+            _operations.clear()
+        _operations[path] = operation
+        return operation
     except Exception:  # not a str
         return None
+
+
+def _operation_for_path(path: str) -> str | None:
+    query = path.find("?")
+    if query >= 0:
+        path = path[:query]
+    i = path.rfind("/v1/")
+    if i < 0:
+        return None
+    return _OPERATIONS.get(path[i + 3 :].rstrip("/"))
+
+
+#: Request path -> operation name, and (model, path) -> provider: a client calls a few paths
+#: with a few models over and over, and working either out cost several times the lookup.
+_operations: dict[str, str | None] = {}
+_providers: dict[tuple[str | None, str], str | None] = {}
+_PATHS_KEEP: Final = 1024
+_UNSEEN: Final = object()
 
 
 def provider_for(model: str | None, path: str) -> str | None:
@@ -218,6 +238,21 @@ def provider_for(model: str | None, path: str) -> str | None:
         >>> provider_for("claude-3-5-haiku-latest", "/v1/messages")
         'anthropic'
     """
+    try:
+        key = (model, path)
+        known = _providers.get(key, _UNSEEN)
+    except TypeError:  # an unhashable argument: worked out below, not remembered
+        return _provider_for(model, path)
+    if known is not _UNSEEN:
+        return cast("str | None", known)
+    provider = _provider_for(model, path)
+    if len(_providers) >= _PATHS_KEEP:
+        _providers.clear()
+    _providers[key] = provider
+    return provider
+
+
+def _provider_for(model: str | None, path: str) -> str | None:
     try:
         if model:
             slash = model.find("/")
@@ -291,7 +326,7 @@ def request_model(body: bytes | None) -> str | None:
 
 def _json_str(raw: bytes) -> str | None:
     """Unescape the inside of a JSON string literal."""
-    if b"\\" not in raw:
+    if raw.find(b"\\") < 0:  # not ``in``: for bytes, it first fails to read the needle as an int
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -367,20 +402,21 @@ class _Acc:
     def usage(self, usage: dict[str, Any]) -> None:
         """Fold a usage object of any supported format; later values replace earlier ones."""
         get = usage.get
-        counts: tuple[tuple[str, Any], ...]
         if "prompt_tokens" in usage or "completion_tokens" in usage:
             # OpenAI chat completions, legacy completions, embeddings.
-            prompt = _dict(get("prompt_tokens_details"))
-            counts = (
-                ("input", get("prompt_tokens")),
-                ("output", get("completion_tokens")),
-                ("cache_read", prompt.get("cached_tokens")),
-                ("cache_write", prompt.get("cache_write_tokens")),
-                ("reasoning", _dict(get("completion_tokens_details")).get("reasoning_tokens")),
+            inp, out = get("prompt_tokens"), get("completion_tokens")
+            prompt = get("prompt_tokens_details")
+            read, write = (
+                (prompt.get("cached_tokens"), prompt.get("cache_write_tokens"))
+                if isinstance(prompt, dict)
+                else (None, None)
             )
+            done = get("completion_tokens_details")
+            reasoning = done.get("reasoning_tokens") if isinstance(done, dict) else None
         else:
-            out = _dict(get("output_tokens_details"))
-            reasoning = out.get("reasoning_tokens", out.get("thinking_tokens"))
+            inp, out = get("input_tokens"), get("output_tokens")
+            done = _dict(get("output_tokens_details"))
+            reasoning = done.get("reasoning_tokens", done.get("thinking_tokens"))
             if "input_tokens_details" in usage or "total_tokens" in usage:
                 # OpenAI Responses: input_tokens already includes cached tokens.
                 details = _dict(get("input_tokens_details"))
@@ -389,17 +425,18 @@ class _Acc:
                 # Anthropic (message_delta usage is cumulative, so replacing is right).
                 self.input_excludes_cache = True
                 read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
-            counts = (
-                ("input", get("input_tokens")),
-                ("output", get("output_tokens")),
-                ("reasoning", reasoning),
-                ("cache_read", read),
-                ("cache_write", write),
-            )
-        for slot, value in counts:
-            # A count is an int in range: not a bool, float or str.
-            if type(value) is int and 0 <= value <= _MAX_TOKENS:
-                setattr(self, slot, value)
+        # A count is an int in range: not a bool, float or str. Spelled out rather than a loop
+        # over (slot, value) pairs with setattr: this runs for every response.
+        if type(inp) is int and 0 <= inp <= _MAX_TOKENS:
+            self.input = inp
+        if type(out) is int and 0 <= out <= _MAX_TOKENS:
+            self.output = out
+        if type(read) is int and 0 <= read <= _MAX_TOKENS:
+            self.cache_read = read
+        if type(write) is int and 0 <= write <= _MAX_TOKENS:
+            self.cache_write = write
+        if type(reasoning) is int and 0 <= reasoning <= _MAX_TOKENS:
+            self.reasoning = reasoning
 
     def error(self, err: Any, *, message: Any = None, code: Any = None) -> None:
         if isinstance(err, dict):
@@ -442,10 +479,15 @@ class _Acc:
             # still carries its model, id and usage: read on).
             self.terminal = True
             self.error(err)
+        # _str(obj.get(...)), inlined: every body and leading event passes here.
         if self.model is None:
-            self.model = _str(obj.get("model"))
+            model = obj.get("model")
+            if isinstance(model, str):
+                self.model = model.strip()[:_STR_LIMIT] or None
         if self.response_id is None:
-            self.response_id = _str(obj.get("id"))
+            rid = obj.get("id")
+            if isinstance(rid, str):
+                self.response_id = rid.strip()[:_STR_LIMIT] or None
         usage = obj.get("usage")
         if isinstance(usage, dict):
             self.usage(usage)
@@ -466,10 +508,14 @@ class _Acc:
                 continue
             index = choice.get("index")
             key = index if type(index) is int else position
-            reason = _str(choice.get("finish_reason"), 64)
-            if reason:
-                self.finish[key] = reason
-            refusal = _str(_dict(choice.get("message")).get("refusal"), 4 * _REASON_LIMIT)
+            # _str and _dict, inlined (one call each per choice cost more than what they do).
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                reason = reason.strip()[:64]
+                if reason:
+                    self.finish[key] = reason
+            message = choice.get("message")
+            refusal = _str(message.get("refusal"), 4 * _REASON_LIMIT) if isinstance(message, dict) else None
             if refusal and self.refusal is None:
                 self.refusal = (refusal, "refusal")
 
@@ -522,19 +568,26 @@ class _Acc:
         inp = self.input
         if inp is not None and self.input_excludes_cache:
             inp += (self.cache_read or 0) + (self.cache_write or 0)
-        reasons = tuple(self.finish[k] for k in sorted(self.finish)) if self.finish else ()
+        finish = self.finish
+        if not finish:
+            reasons: tuple[str, ...] = ()
+        elif len(finish) == 1:  # one choice: nothing to sort
+            reasons = tuple(finish.values())
+        else:
+            reasons = tuple(finish[k] for k in sorted(finish))
+        # Positional, in field order: keyword arguments cost several times as much to pass.
         return ParsedResponse(
-            response_model=self.model,
-            response_id=self.response_id,
-            input_tokens=inp,
-            output_tokens=self.output,
-            cache_read_input_tokens=self.cache_read,
-            cache_creation_input_tokens=self.cache_write,
-            reasoning_output_tokens=self.reasoning,
-            finish_reasons=reasons,
-            policy=self.policy(status, reasons),
-            error_type=self.err_type,
-            complete=complete,
+            self.model,
+            self.response_id,
+            inp,
+            self.output,
+            self.cache_read,
+            self.cache_write,
+            self.reasoning,
+            reasons,
+            self.policy(status, reasons),
+            self.err_type,
+            complete,
         )
 
     def policy(self, status: int, reasons: tuple[str, ...]) -> PolicyHit | None:
@@ -743,12 +796,23 @@ def _inflate(data: bytes, coding: str, whole: bool) -> tuple[bytes, bool]:
     return b"".join(out), whole and inflater.eof
 
 
+#: Content type -> (names an event stream, names JSON): response content types repeat.
+_ctype_kinds: dict[str | None, tuple[bool, bool]] = {}
+_CTYPE_KEEP: Final = 64
+
+
 def _sniff(body: bytes, content_type: str | None) -> str:
-    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    kinds = _ctype_kinds.get(content_type)
+    if kinds is None:
+        ctype = (content_type or "").split(";", 1)[0].strip().lower()
+        kinds = ("event-stream" in ctype, "json" in ctype)
+        if len(_ctype_kinds) >= _CTYPE_KEEP:
+            _ctype_kinds.clear()
+        _ctype_kinds[content_type] = kinds
     head = body[:64].lstrip()
-    if head.startswith((b"data:", b"event:", b": ")) or "event-stream" in ctype:
+    if head.startswith((b"data:", b"event:", b": ")) or kinds[0]:
         return "sse"
-    if "json" in ctype or head[:1] in (b"{", b"["):
+    if kinds[1] or head[:1] in (b"{", b"["):
         return "json"
     return "other"
 
@@ -954,6 +1018,18 @@ def parse_response(
         >>> r.response_model, r.input_tokens, r.output_tokens
         ('gpt-4o-mini', 12, 3)
     """
+    return parse_body(body, status_code, content_type, content_encoding, whole, request_body)
+
+
+def parse_body(
+    body: bytes,
+    status_code: int,
+    content_type: str | None,
+    content_encoding: str | None,
+    whole: bool,
+    request_body: bytes | None,
+) -> ParsedResponse:
+    """:func:`parse_response`, arguments by position: the response hook's call (keywords cost more to pass)."""
     try:
         return _parse(body, status_code, content_type, content_encoding, whole, request_body)
     except Exception:

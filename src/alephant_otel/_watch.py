@@ -86,8 +86,12 @@ class BodyWatcher:
         """Whether the body has been reported."""
         return self._done
 
-    def finish(self, *, complete: bool, error: BaseException | None = None) -> None:
-        """Report the body (only the first call counts). Never raises."""
+    def finish(self, complete: bool, error: BaseException | None = None) -> None:
+        """Report the body (only the first call counts). Never raises.
+
+        The stream loops pass the arguments by position: once per body and again on
+        close, where a keyword argument costs more than the call does.
+        """
         if self._done:
             return
         self._done = True
@@ -115,6 +119,8 @@ def _watcher_of(stream: object) -> BodyWatcher | None:
 
 
 def _make_sync(base: Any) -> type:
+    base_del = _base_del(base)
+
     class WatchedSyncStream(base):  # type: ignore[misc]
         __slots__ = ()
 
@@ -135,9 +141,9 @@ def _make_sync(base: Any) -> type:
                     yield chunk
             except BaseException as exc:
                 # GeneratorExit too: the caller stopped reading early.
-                watcher.finish(complete=False, error=exc)
+                watcher.finish(False, exc)
                 raise
-            watcher.finish(complete=True)
+            watcher.finish(True)
 
         def close(self) -> None:
             try:
@@ -145,16 +151,18 @@ def _make_sync(base: Any) -> type:
             finally:
                 watcher = _watcher_of(self)
                 if watcher is not None:
-                    watcher.finish(complete=False)
+                    watcher.finish(False)
 
         def __del__(self) -> None:
-            _collected(self, base)
+            _collected(self, base_del)
 
     WatchedSyncStream.__name__ = WatchedSyncStream.__qualname__ = f"Watched{base.__name__}"
     return WatchedSyncStream
 
 
 def _make_async(base: Any) -> type:
+    base_del = _base_del(base)
+
     class WatchedAsyncStream(base):  # type: ignore[misc]
         __slots__ = ()
 
@@ -174,9 +182,9 @@ def _make_async(base: Any) -> type:
                         watcher.take(chunk, size)
                     yield chunk
             except BaseException as exc:
-                watcher.finish(complete=False, error=exc)
+                watcher.finish(False, exc)
                 raise
-            watcher.finish(complete=True)
+            watcher.finish(True)
 
         async def aclose(self) -> None:
             try:
@@ -184,10 +192,10 @@ def _make_async(base: Any) -> type:
             finally:
                 watcher = _watcher_of(self)
                 if watcher is not None:
-                    watcher.finish(complete=False)
+                    watcher.finish(False)
 
         def __del__(self) -> None:
-            _collected(self, base)
+            _collected(self, base_del)
 
     WatchedAsyncStream.__name__ = WatchedAsyncStream.__qualname__ = f"Watched{base.__name__}"
     return WatchedAsyncStream
@@ -196,7 +204,13 @@ def _make_async(base: Any) -> type:
 _classes: dict[type, type] = {}
 
 
-def _collected(stream: object, base: type) -> None:
+def _base_del(base: type) -> Callable[[Any], None] | None:
+    """The ``__del__`` of a stream class, looked up once: a miss raises and formats an ``AttributeError``."""
+    found: Callable[[Any], None] | None = getattr(base, "__del__", None)
+    return found
+
+
+def _collected(stream: object, base_del: Callable[[Any], None] | None) -> None:
     """A watched stream is being collected: a body nobody read or closed still ends its span.
 
     ``__del__`` on the watched class rather than a ``weakref.finalize`` per
@@ -207,9 +221,8 @@ def _collected(stream: object, base: type) -> None:
     try:
         watcher = _watcher_of(stream)
         if watcher is not None:
-            watcher.finish(complete=False)
+            watcher.finish(False)
     finally:
-        base_del = getattr(base, "__del__", None)
         if base_del is not None:
             base_del(stream)
 
