@@ -420,6 +420,8 @@ def _scrub_values(attributes: Mapping[str, Any], pending: list[Any], scrubber: _
             new_values[value] = new
         elif type(value) is tuple and all(item in clean for item in value):
             # A tuple of short clean strings (finish reasons) repeats as they do.
+            if len(clean) >= _NAME_CACHE:
+                clean.clear()
             clean[value] = None
     if new_values is None:
         return None
