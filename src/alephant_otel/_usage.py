@@ -32,7 +32,7 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from alephant_otel._jsonfast import orjson_loads
 
@@ -190,18 +190,14 @@ def operation_for_path(path: str) -> str | None:
         True
     """
     try:
-        known = _operations.get(path, _UNSEEN)
-        if known is not _UNSEEN:
-            return cast("str | None", known)
-        operation = _operation_for_path(path)
-        if len(_operations) >= _PATHS_KEEP:
-            _operations.clear()
-        _operations[path] = operation
-        return operation
+        return _operation_for_path(path)
     except Exception:  # not a str
         return None
 
 
+# A client calls a few paths with a few models over and over, and working the operation or
+# the provider out costs several times a cache hit.
+@functools.lru_cache(maxsize=1024)
 def _operation_for_path(path: str) -> str | None:
     query = path.find("?")
     if query >= 0:
@@ -210,14 +206,6 @@ def _operation_for_path(path: str) -> str | None:
     if i < 0:
         return None
     return _OPERATIONS.get(path[i + 3 :].rstrip("/"))
-
-
-#: Request path -> operation name, and (model, path) -> provider: a client calls a few paths
-#: with a few models over and over, and working either out cost several times the lookup.
-_operations: dict[str, str | None] = {}
-_providers: dict[tuple[str | None, str], str | None] = {}
-_PATHS_KEEP: Final = 1024
-_UNSEEN: Final = object()
 
 
 def provider_for(model: str | None, path: str) -> str | None:
@@ -239,17 +227,9 @@ def provider_for(model: str | None, path: str) -> str | None:
         'anthropic'
     """
     try:
-        key = (model, path)
-        known = _providers.get(key, _UNSEEN)
-    except TypeError:  # an unhashable argument: worked out below, not remembered
+        return _cached_provider_for(model, path)
+    except TypeError:  # an unhashable argument: worked out, not remembered
         return _provider_for(model, path)
-    if known is not _UNSEEN:
-        return cast("str | None", known)
-    provider = _provider_for(model, path)
-    if len(_providers) >= _PATHS_KEEP:
-        _providers.clear()
-    _providers[key] = provider
-    return provider
 
 
 def _provider_for(model: str | None, path: str) -> str | None:
@@ -267,6 +247,9 @@ def _provider_for(model: str | None, path: str) -> str | None:
         return "anthropic" if (path[:query] if query >= 0 else path).rstrip("/").endswith("/messages") else "openai"
     except Exception:
         return None
+
+
+_cached_provider_for = functools.lru_cache(maxsize=1024)(_provider_for)
 
 
 def request_model(body: bytes | None) -> str | None:
