@@ -25,6 +25,7 @@ WIRE_AND_SPAN_TESTS = (
     "tests/test_spans.py",
     "tests/test_span_attrs.py",
     "tests/test_metrics.py",
+    "tests/test_scrub_reading.py",
 )
 
 

@@ -35,7 +35,8 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from alephant_otel._scrub import scrub_attributes, scrub_text
+from alephant_otel._scrub import scrub_attributes, scrub_named, scrub_text
+from alephant_otel._spanattrs import ended_parts
 
 __all__ = ["ScrubbingSpanExporter", "ScrubbingSpanProcessor", "guard_provider", "scrub_span", "scrub_spans"]
 
@@ -53,32 +54,32 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
 
 
 def _scrub(span: ReadableSpan) -> ReadableSpan:
-    attrs = scrub_attributes(span.attributes)
-    events: list[Event] | None = None
-    for i, event in enumerate(span.events):
-        new = scrub_attributes(event.attributes)
-        if new is not None:
-            if events is None:
-                events = list(span.events)
-            events[i] = Event(event.name, new, event.timestamp)
-    status = span.status
-    description = status.description
+    name, attributes, events, description = ended_parts(span)
+    new_name, attrs = scrub_named(name, attributes)
+    new_events: list[Event] | None = None
+    if events:
+        for i, event in enumerate(events):
+            new = scrub_attributes(event.attributes)
+            if new is not None:
+                if new_events is None:
+                    new_events = list(events)
+                new_events[i] = Event(event.name, new, event.timestamp)
     new_description = scrub_text(description) if description else description
-    name = scrub_text(span.name)
-    if attrs is None and events is None and new_description == description and name == span.name:
+    if attrs is None and new_events is None and new_description == description and new_name == name:
         return span
     bounded: Any = attrs
     if attrs is not None and span.dropped_attributes:
         # Only to carry the dropped count: building one re-validates every value.
         bounded = BoundedAttributes(maxlen=None, attributes=attrs, immutable=True, max_value_len=None)
         bounded.dropped = span.dropped_attributes
+    status = span.status
     return ReadableSpan(
-        name=name,
+        name=new_name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
         attributes=bounded if bounded is not None else span.attributes,
-        events=events if events is not None else span.events,
+        events=new_events if new_events is not None else span.events,
         links=span.links,
         kind=span.kind,
         status=Status(status.status_code, new_description) if new_description != description else status,
@@ -104,8 +105,18 @@ def _dropped(span: ReadableSpan) -> ReadableSpan:
 
 def scrub_spans(spans: Sequence[ReadableSpan]) -> Sequence[ReadableSpan]:
     """Each of ``spans`` scrubbed (the same sequence when none needed it)."""
-    out = [scrub_span(s) for s in spans]
-    return spans if all(a is b for a, b in zip(out, spans, strict=True)) else out
+    out: list[ReadableSpan] | None = None
+    for i, span in enumerate(spans):
+        try:
+            new = _scrub(span)
+        except Exception:
+            _log.warning("alephant_otel: a span could not be scrubbed and is dropped", exc_info=True)
+            new = _dropped(span)
+        if new is not span:
+            if out is None:
+                out = list(spans)
+            out[i] = new
+    return spans if out is None else out
 
 
 class ScrubbingSpanExporter(SpanExporter):
@@ -175,7 +186,9 @@ def _guarded_processor(processor: SpanProcessor) -> SpanProcessor:
     if type(processor) is BatchSpanProcessor:
         inner: Any = getattr(processor, "_batch_processor", None)
         exporter = getattr(inner, "_exporter", None)
-        if isinstance(exporter, SpanExporter) and processor.span_exporter is exporter:
+        # Duck-typed like the SDK's own call (``self._exporter.export(batch)``): an
+        # exporter need not subclass ``SpanExporter`` to be wrapped in place.
+        if exporter is not None and callable(getattr(exporter, "export", None)) and processor.span_exporter is exporter:
             if not isinstance(exporter, ScrubbingSpanExporter):
                 inner._exporter = ScrubbingSpanExporter(exporter)
             return processor
