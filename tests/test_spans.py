@@ -529,3 +529,35 @@ def test_a_request_outside_any_session_is_still_a_request_span(
     assert a["gen_ai.usage.input_tokens"] > 0 and a["alephant.cost.usd"] > 0
     assert not [k for k in a if k.startswith(("alephant.session.", "alephant.run.", "gen_ai.conversation"))]
     assert "alephant-session-id" not in gateway.requests[0].headers
+
+
+def test_rollup_counters_lose_no_request_finished_on_many_threads_and_stay_bounded() -> None:
+    import threading
+
+    from alephant_otel._context import RequestTotals
+
+    totals = RequestTotals()
+    per_thread = RequestTotals.FOLD_AT * 2 + 37  # each thread crosses the fold point twice
+    start = threading.Barrier(6)
+
+    def finish_requests(worker: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            totals.add(i % 3 == 0, i % 7 == 0, 0.5 if i % 2 else None, worker + 1, 2)
+            assert len(totals.pending) <= RequestTotals.FOLD_AT
+
+    threads = [threading.Thread(target=finish_requests, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = per_thread
+    assert totals.attributes() == {
+        "alephant.total.requests": 6 * n,
+        "alephant.total.retries": 6 * len(range(0, n, 3)),
+        "alephant.total.intercepted": 6 * len(range(0, n, 7)),
+        "alephant.total.cost.usd": 6 * 0.5 * len(range(1, n, 2)),
+        "alephant.total.input_tokens": sum(range(1, 7)) * n,
+        "alephant.total.output_tokens": 6 * n * 2,
+    }
+    assert not totals.pending

@@ -17,6 +17,7 @@ import inspect
 import logging
 import threading
 import traceback
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "on_open_requests",
     "run",
     "session",
+    "state_for",
     "use_tracer_provider",
 ]
 
@@ -100,16 +102,39 @@ class State:
 _EMPTY: Final = State(Current(), (), {})
 
 
+#: One finished request, as :meth:`RequestTotals.add` takes it:
+#: (retry, intercepted, cost_usd, input_tokens, output_tokens).
+TotalsEntry = tuple[bool, bool, "float | None", "int | None", "int | None"]
+
+
 class RequestTotals:
     """Roll-up counters of one session or run, filled as its requests end.
 
-    Thread-safe: requests of one run may finish on several threads.
+    Thread-safe: requests of one run may finish on several threads. A finished
+    request is one tuple appended to :attr:`pending` (``deque.append`` is
+    atomic and runs in C: no lock and no Python call on the request's path,
+    ~4 k instructions less per scope than a locked ``add``); the tuples are
+    summed when the scope reads its totals, or once :data:`FOLD_AT` have piled
+    up, so a scope holds at most that many.
     """
 
-    __slots__ = ("_lock", "cost_usd", "input_tokens", "intercepted", "output_tokens", "requests", "retries")
+    FOLD_AT: Final = 1024
+
+    __slots__ = (
+        "_lock",
+        "cost_usd",
+        "input_tokens",
+        "intercepted",
+        "output_tokens",
+        "pending",
+        "requests",
+        "retries",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Requests finished and not summed yet (the hook appends to it itself).
+        self.pending: deque[TotalsEntry] = deque()
         self.requests = 0
         self.retries = 0
         self.intercepted = 0
@@ -125,17 +150,32 @@ class RequestTotals:
         input_tokens: int | None,
         output_tokens: int | None,
     ) -> None:
-        """Count one finished request (the hook passes the arguments by position: cheaper than by keyword)."""
+        """Count one finished request."""
+        pending = self.pending
+        pending.append((retry, intercepted, cost_usd, input_tokens, output_tokens))
+        if len(pending) >= self.FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Sum the pending requests into the counters."""
         with self._lock:
-            self.requests += 1
-            self.retries += retry
-            self.intercepted += intercepted
-            self.cost_usd += cost_usd or 0.0
-            self.input_tokens += input_tokens or 0
-            self.output_tokens += output_tokens or 0
+            pending = self.pending
+            # popleft, not iteration: other threads may append meanwhile (both are atomic).
+            while pending:
+                try:
+                    retry, intercepted, cost_usd, input_tokens, output_tokens = pending.popleft()
+                except IndexError:  # pragma: no cover - only another folder empties it, and it holds the lock
+                    break
+                self.requests += 1
+                self.retries += retry
+                self.intercepted += intercepted
+                self.cost_usd += cost_usd or 0.0
+                self.input_tokens += input_tokens or 0
+                self.output_tokens += output_tokens or 0
 
     def attributes(self) -> dict[str, AttributeValue]:
         """The roll-up span attributes (never the per-request names)."""
+        self.fold()
         with self._lock:
             return {
                 n.ATTR_TOTAL_REQUESTS: self.requests,
@@ -241,11 +281,32 @@ def active_state(ctx: Context | None = None) -> State:
     return state
 
 
+#: (span, state) of the span the processor started last. The request hook runs
+#: right after its span starts, under the same baggage: it takes the state from
+#: here (``state_for``) instead of reading the baggage again (~6 calls). One tuple,
+#: swapped whole: another thread's span in between only makes the check miss. The
+#: hook empties it, so a request's span is not kept alive by it (at most the last
+#: span started outside any request is, until the next one starts).
+_NOTHING_STARTED: Final[tuple[object, State]] = (None, _EMPTY)
+started: tuple[object, State] = _NOTHING_STARTED
+
+
+def state_for(span: object) -> State:
+    """The state of ``span``'s start if the processor just started it, else :func:`active_state`."""
+    global started  # noqa: PLW0603 - a tuple, swapped atomically
+    last = started
+    if last[0] is span:
+        started = _NOTHING_STARTED
+        return last[1]
+    return active_state()
+
+
 def clear_cache() -> None:
     """Forget every derived state (tests: a fresh process as far as the hot path goes)."""
-    global _last, _last_context  # noqa: PLW0603
+    global _last, _last_context, started  # noqa: PLW0603
     _last = ({}, _EMPTY)
     _last_context = (None, _EMPTY)
+    started = _NOTHING_STARTED
     _cache.clear()
 
 

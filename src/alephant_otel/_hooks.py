@@ -29,7 +29,7 @@ from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _fastpaths
 from alephant_otel import _names as n
-from alephant_otel._context import RequestTotals, active_state, active_totals, on_open_requests
+from alephant_otel._context import RequestTotals, active_state, active_totals, on_open_requests, state_for
 from alephant_otel._cost import compute_cost, gateway_cost, load_prices
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
@@ -424,6 +424,8 @@ class Bridge:
             _report("request hook")
 
     def _on_request(self, span: Span, info: Any) -> None:
+        # First, for every request: taking it also lets go of the span (see state_for).
+        state = state_for(span)
         scheme, host, port, path = _url_parts(info.url)
         is_gateway = self.matcher.matches(scheme, host, port, path)
         # Positional arguments here and below: a keyword argument costs several hundred
@@ -444,7 +446,6 @@ class Bridge:
             return
         if headers is None:
             return
-        state = active_state()
         request_id, retry, ours = _add_headers(headers, state)
         req = _Request(span, path, info.method)
         if ours:
@@ -478,9 +479,10 @@ class Bridge:
             attrs[n.GEN_AI_REQUEST_MODEL] = req.request_model
         if req.retry_attempt:
             attrs[n.ATTR_RETRY_ATTEMPT] = req.retry_attempt
-        set_clean(span, attrs)
         if req.operation is not None and req.request_model is not None:
-            span.update_name(f"{req.operation} {req.request_model}")
+            set_clean(span, attrs, f"{req.operation} {req.request_model}")
+        else:
+            set_clean(span, attrs)
 
     def _guard_end(self, req: _Request) -> None:
         """Record the request as failed if its span ends before any response comes.
@@ -668,18 +670,22 @@ class Bridge:
                 # GenAI semconv: every failed operation says why; the HTTP instrumentation
                 # sets error.type only in its opt-in (new) semconv mode.
                 attrs[n.ATTR_ERROR_TYPE] = str(status)
-            set_clean(span, attrs)
             if req.request_model is None and req.operation is not None and parsed.response_model is not None:
-                span.update_name(f"{req.operation} {parsed.response_model}")
+                set_clean(span, attrs, f"{req.operation} {parsed.response_model}")
+            else:
+                set_clean(span, attrs)
         self._tally(req, parsed, cost, str(status) if status >= 400 else parsed.error_type)
 
     def _tally(self, req: _Request, parsed: ParsedResponse, cost: float | None, error_type: str | None) -> None:
         """Count one finished attempt in its run and session roll-ups and in the metrics."""
-        for totals in req.totals:
-            # (retry, intercepted, cost_usd, input_tokens, output_tokens), by position.
-            totals.add(
-                req.retry_attempt > 0, parsed.policy is not None, cost, parsed.input_tokens, parsed.output_tokens
-            )
+        if req.totals:
+            # RequestTotals.add, inlined: one tuple for every enclosing scope, appended in C.
+            entry = (req.retry_attempt > 0, parsed.policy is not None, cost, parsed.input_tokens, parsed.output_tokens)
+            for totals in req.totals:
+                pending = totals.pending
+                pending.append(entry)
+                if len(pending) >= RequestTotals.FOLD_AT:
+                    totals.fold()
         # By position, in the order of Instruments.record's parameters (see mark_outgoing above).
         self.instruments.record(
             req.operation,

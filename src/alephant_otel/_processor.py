@@ -15,6 +15,7 @@ from collections.abc import Callable
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from alephant_otel import _context
 from alephant_otel._context import active_state, end_open_requests
 from alephant_otel._scrub import redact_url
 from alephant_otel._spanattrs import starting_dict
@@ -69,7 +70,9 @@ class AlephantSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Copy the alephant ids from the parent context's baggage onto ``span``."""
         try:
-            attrs = active_state(parent_context).span_attributes
+            state = active_state(parent_context)
+            _context.started = (span, state)
+            attrs = state.span_attributes
             if attrs:
                 live = starting_dict(span, len(attrs))
                 if live is not None:
