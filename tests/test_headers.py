@@ -558,3 +558,28 @@ def test_scopes_leave_nothing_behind_in_the_context(gateway: GatewayEmulator) ->
         with session(name="s"), run(agent_id="a"):
             pass
     assert len(contextvars.copy_context()) == before
+
+
+def test_baggage_sent_to_the_gateway_follows_each_requests_own_baggage(gateway: GatewayEmulator) -> None:
+    # The propagator remembers the last baggage it filtered: a request whose baggage differs
+    # (a member of the application's own, then none again) must get its own verdict.
+    def post_with(extra: dict[str, str]) -> str | None:
+        ctx = context.get_current()
+        for key, value in extra.items():
+            ctx = baggage.set_baggage(key, value, ctx)
+        token = context.attach(ctx)
+        try:
+            client.post(gateway.url + "/v1/embeddings", json={"model": "m", "input": "x"})
+        finally:
+            context.detach(token)
+        header: str | None = gateway.requests[-1].headers.get("baggage")
+        return header
+
+    with httpx.Client() as client, session("sess_bag"):
+        assert post_with({}) is None
+        assert post_with({}) is None
+        assert post_with({"tenant": "acme"}) == "tenant=acme"
+        assert post_with({"tenant": "acme"}) == "tenant=acme"
+        assert post_with({"tenant": "globex"}) == "tenant=globex"
+        assert post_with({}) is None
+    assert all(r.headers["alephant-session-id"] == "sess_bag" for r in gateway.requests)

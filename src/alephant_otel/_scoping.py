@@ -145,6 +145,11 @@ def _keep_alephant(target: tuple[str, bool, trace.SpanContext] | None) -> bool:
     return target is None or not target[1]
 
 
+#: The last baggage this propagator filtered, and its entries other than alephant.* ones
+#: (None: it had none of those to drop).
+_last_kept: tuple[dict[str, object], dict[str, object] | None] = ({}, None)
+
+
 class ScopedBaggagePropagator(W3CBaggagePropagator):
     """W3C baggage, with ``alephant.*`` entries only for internal hosts."""
 
@@ -152,11 +157,24 @@ class ScopedBaggagePropagator(W3CBaggagePropagator):
         self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
     ) -> None:
         """Inject baggage, without alephant entries where they don't belong."""
+        global _last_kept  # noqa: PLW0603 - a tuple, swapped atomically
         target = _marked_for(context)
         if not _keep_alephant(target):
             entries = baggage.get_all(context)
-            if entries and any(k.startswith(_PREFIX) for k in entries):
-                kept = {k: v for k, v in entries.items() if not k.startswith(_PREFIX)}
+            if not entries:
+                kept = None
+            else:
+                last = _last_kept
+                if entries == last[0]:  # compared in C: requests inject the same baggage again and again
+                    kept = last[1]
+                else:
+                    kept = (
+                        {k: v for k, v in entries.items() if not k.startswith(_PREFIX)}
+                        if any(k.startswith(_PREFIX) for k in entries)
+                        else None
+                    )
+                    _last_kept = (dict(entries), kept)
+            if kept is not None:
                 if not kept:
                     # Nothing else to send: skip the header (and its quoting) entirely.
                     return
