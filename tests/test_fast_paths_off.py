@@ -1,10 +1,10 @@
 """The wire and span tests again, with every fast path switched off (``ALEPHANT_NO_FAST_PATHS=1``).
 
-Three steps of the per-request path write into other libraries' private
-structures (``_fastpaths.py``). Each falls back to the public API when its
-probe fails; this proves that fallback by running the header, span, span
-attribute and metrics tests in a fresh interpreter with the switch set (it is
-read once, at import). The tests that assert a fast path is taken are left out
+Four steps of the per-request path go around other libraries' public API
+(``_fastpaths.py``). Each falls back to the public API when its probe or check
+fails; this proves that fallback by running the header, span, span attribute,
+metrics and scrub-reading tests in a fresh interpreter with the switch set (it
+is read once, at import). The tests that assert a fast path is taken are left out
 of that run (``-k "not fast"``): their public-API variants run instead. So is
 the 500-task stress test, whose subject is context isolation, not the fast
 paths, and which is the slowest of these files by far on a busy machine.
