@@ -534,7 +534,7 @@ def test_a_request_outside_any_session_is_still_a_request_span(
 def test_rollup_counters_lose_no_request_finished_on_many_threads_and_stay_bounded() -> None:
     import threading
 
-    from alephant_otel._context import RequestTotals
+    from alephant_otel._totals import RequestTotals
 
     totals = RequestTotals()
     per_thread = RequestTotals.FOLD_AT * 2 + 37  # each thread crosses the fold point twice

@@ -29,13 +29,14 @@ from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _fastpaths
 from alephant_otel import _names as n
-from alephant_otel._context import RequestTotals, active_state, active_totals, on_open_requests, state_for
+from alephant_otel._context import active_state, active_totals, on_open_requests, state_for
 from alephant_otel._cost import compute_cost, gateway_cost, load_prices
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
 from alephant_otel._metrics import Instruments
 from alephant_otel._scoping import drop_alephant_baggage, mark_outgoing
 from alephant_otel._spanattrs import set_clean
+from alephant_otel._totals import RequestTotals
 from alephant_otel._usage import (
     ParsedResponse,
     operation_for_path,
