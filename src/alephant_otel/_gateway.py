@@ -116,10 +116,10 @@ class GatewayMatcher:
         for o in self._origins:
             key = (o.scheme, o.host, o.port)
             self._by_origin[key] = (*self._by_origin.get(key, ()), o.path)
-        #: (scheme, host, port, path) of requests -> whether they go to these gateways. A client
-        #: calls a few URLs over and over; judging one (host normalised, IP literals parsed,
-        #: path prefixes tried) cost ten times the lookup.
-        self._seen: dict[tuple[str, str, int | None, str], bool] = {}
+        #: ``_matches_own``, remembered per (scheme, host, port, path): a client calls a few URLs
+        #: over and over, and judging one (host normalised, IP literals parsed, path prefixes
+        #: tried) cost ten times the lookup.
+        self._own = functools.lru_cache(maxsize=_SEEN_KEEP)(self._matches_own)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -130,14 +130,7 @@ class GatewayMatcher:
 
     def matches(self, scheme: str, host: str, port: int | None, path: str) -> bool:
         """Whether a request to these URL parts goes to the gateway (or to an extra one)."""
-        key = (scheme, host, port, path)
-        own = self._seen.get(key)
-        if own is None:
-            own = self._matches_own(scheme, host, port, path)
-            if len(self._seen) >= _SEEN_KEEP:
-                self._seen.clear()
-            self._seen[key] = own
-        if own:
+        if self._own(scheme, host, port, path):
             return True
         extra = _extra
         return bool(extra) and any(m._matches_own(scheme, host, port, path) for m in extra)

@@ -6,6 +6,7 @@ metrics backend keeps one series per distinct attribute set.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from opentelemetry.metrics import MeterProvider, get_meter
@@ -41,7 +42,6 @@ class Instruments:
     """The meters one bridge records to."""
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
-        self._attribute_sets: dict[tuple[str | None, ...], _AttributeSets] = {}
         meter = get_meter(n.INSTRUMENTATION_NAME, __version__, meter_provider)
         self.token_usage = meter.create_histogram(
             n.METRIC_TOKEN_USAGE,
@@ -80,11 +80,9 @@ class Instruments:
         count is a gateway request but no model call. The cost counter gets any
         request that cost something.
         """
-        key = (operation, provider, request_model, response_model, agent_id, session_path)
-        sets = self._attribute_sets.get(key)
-        if sets is None:
-            sets = self._attribute_sets_for(key)
-        attrs, input_attrs, output_attrs = sets
+        attrs, input_attrs, output_attrs = _attribute_sets(
+            operation, provider, request_model, response_model, agent_id, session_path
+        )
         if cost_usd is not None:
             self.cost.add(cost_usd, attrs)
         if operation is None:
@@ -98,17 +96,15 @@ class Instruments:
         if output_tokens is not None:
             self.token_usage.record(output_tokens, output_attrs)
 
-    def _attribute_sets_for(self, key: tuple[str | None, ...]) -> _AttributeSets:
-        """The attribute dicts of one combination of dimensions, built once and kept.
 
-        The dimensions are low-cardinality by design (no session or run ids),
-        so requests repeat a few combinations; the dicts are only ever read.
-        """
-        attrs: dict[str, AttributeValue] = {
-            name: value for name, value in zip(_DIMENSIONS, key, strict=True) if value is not None
-        }
-        sets = (attrs, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"}, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"})
-        if len(self._attribute_sets) >= _SETS_KEEP:
-            self._attribute_sets.clear()
-        self._attribute_sets[key] = sets
-        return sets
+@functools.lru_cache(maxsize=_SETS_KEEP)
+def _attribute_sets(*dimensions: str | None) -> _AttributeSets:
+    """The attribute dicts of one combination of dimensions, built once and kept.
+
+    The dimensions are low-cardinality by design (no session or run ids), so
+    requests repeat a few combinations; the dicts are only ever read.
+    """
+    attrs: dict[str, AttributeValue] = {
+        name: value for name, value in zip(_DIMENSIONS, dimensions, strict=True) if value is not None
+    }
+    return attrs, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"}, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"}
