@@ -779,19 +779,15 @@ def _inflate(data: bytes, coding: str, whole: bool) -> tuple[bytes, bool]:
     return b"".join(out), whole and inflater.eof
 
 
-#: Content type -> (names an event stream, names JSON): response content types repeat.
-_ctype_kinds: dict[str | None, tuple[bool, bool]] = {}
-_CTYPE_KEEP: Final = 64
+@functools.lru_cache(maxsize=64)  # response content types repeat
+def _content_kinds(content_type: str | None) -> tuple[bool, bool]:
+    """(names an event stream, names JSON) of a response ``content-type``."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    return "event-stream" in ctype, "json" in ctype
 
 
 def _sniff(body: bytes, content_type: str | None) -> str:
-    kinds = _ctype_kinds.get(content_type)
-    if kinds is None:
-        ctype = (content_type or "").split(";", 1)[0].strip().lower()
-        kinds = ("event-stream" in ctype, "json" in ctype)
-        if len(_ctype_kinds) >= _CTYPE_KEEP:
-            _ctype_kinds.clear()
-        _ctype_kinds[content_type] = kinds
+    kinds = _content_kinds(content_type)
     head = body[:64].lstrip()
     if head.startswith((b"data:", b"event:", b": ")) or kinds[0]:
         return "sse"
