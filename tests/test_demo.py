@@ -80,6 +80,15 @@ def test_demo_on_a_plain_install_uses_its_own_fresh_file(plain_install: Path, tm
     assert (int(match.group(2)), int(match.group(3))) == (1, 1)
     # The user's own trace file (the one their apps write) never gets the demo's sessions.
     assert not (data / "traces.otlp.jsonl").exists()
+    # What to do next names the web view, with the demo's file.
+    assert f"alephant-otel ui --source {data / 'demo.otlp.jsonl'}" in done.stdout
+    # A bare `sessions list` afterwards (no trace file of the user's yet) points at the demo's file.
+    bare = subprocess.run([str(plain_install / "alephant-otel"), "sessions", "list"], env=_demo_env(home),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert bare.returncode == 1
+    assert bare.stderr.count("\n") == 1, bare.stderr
+    assert f"no trace file at {data / 'traces.otlp.jsonl'}" in bare.stderr
+    assert f"--source {data / 'demo.otlp.jsonl'}" in bare.stderr
 
 
 @pytest.mark.parametrize(("target", "reason"), [

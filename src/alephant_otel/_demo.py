@@ -35,7 +35,6 @@ from alephant_otel._setup import configure
 __all__ = ["DemoResult", "run_demo"]
 
 MODEL = "openai/gpt-4o-mini"
-DEMO_FILE_NAME = "demo.otlp.jsonl"
 CASES = (
     ("Refund for order 1042 has not arrived", "/support/refund"),
     ("Cannot log in after password reset", "/support/account"),
@@ -279,13 +278,6 @@ def run_demo(trace_file: Path) -> DemoResult:
         file_log.disabled = was_disabled
     result.unwritten = file.failed
     return result
-
-
-def demo_trace_file() -> Path:
-    """The demo's own trace file, next to the default one: the user's traces are never mixed with it."""
-    from alephant_otel._tracereader import default_trace_file
-
-    return default_trace_file().with_name(DEMO_FILE_NAME)
 
 
 def _prepare(path: Path, *, fresh: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ def _cmd_demo(args: Any) -> int:
     from alephant_otel._cli import CliError
     from alephant_otel._cli import main as cli_main
     from alephant_otel._demo import run_demo
+    from alephant_otel._tracereader import demo_trace_file
 
     out = Console(highlight=False, soft_wrap=True)
-    trace_file = Path(args.trace_file).expanduser().absolute() if args.trace_file else _demo.demo_trace_file()
+    trace_file = Path(args.trace_file).expanduser().absolute() if args.trace_file else demo_trace_file()
     _demo._prepare(trace_file, fresh=not args.trace_file)
     # The demo's spans go to its own file only, never to the trace file the user's apps write.
     os.environ.pop(n.ENV_TRACE_FILE, None)
@@ -47,7 +49,12 @@ def _cmd_demo(args: Any) -> int:
         f"output_tokens={result.output_tokens} cost_usd={result.cost_usd:.8f}",
         markup=False,
     )
-    out.print(f"next: alephant-otel sessions vitals --source {trace_file}", markup=False)
+    quoted = shlex.quote(str(trace_file))
+    out.print(
+        f"\nnext: alephant-otel ui --source {quoted}   (the web view: sessions, charts, waterfalls)\n"
+        f"      alephant-otel sessions vitals --source {quoted}   (cost by agent and path, outliers)",
+        markup=False,
+    )
     return status
 
 

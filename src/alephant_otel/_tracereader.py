@@ -22,6 +22,7 @@ from typing import Any, Final
 __all__ = [
     "TraceFileReader",
     "default_trace_file",
+    "demo_trace_file",
     "is_compressed",
     "iter_trace_file",
     "open_trace_file",
@@ -30,6 +31,8 @@ __all__ = [
 
 _APP_DIR = "alephant-otel"
 _FILE_NAME = "traces.otlp.jsonl"
+#: The demo's own trace file, beside the default one.
+DEMO_FILE_NAME = "demo.otlp.jsonl"
 
 
 def default_trace_file() -> Path:
@@ -57,6 +60,11 @@ def default_trace_file() -> Path:
         if local:
             return Path(local) / _APP_DIR / _FILE_NAME
     return Path.home() / ".local" / "share" / _APP_DIR / _FILE_NAME
+
+
+def demo_trace_file() -> Path:
+    """The demo's own trace file, next to the default one: the user's traces are never mixed with it."""
+    return default_trace_file().with_name(DEMO_FILE_NAME)
 
 
 # --- lines and requests ------------------------------------------------------------------------

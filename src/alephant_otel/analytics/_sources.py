@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
 from alephant_otel import _names as n
-from alephant_otel._tracereader import default_trace_file, is_compressed, open_trace_file, read_lines
+from alephant_otel._tracereader import default_trace_file, demo_trace_file, is_compressed, open_trace_file, read_lines
 from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._convert import record_from_flat, records_from_otlp
 from alephant_otel.analytics._http import HttpGetter
@@ -119,6 +119,16 @@ def default_trace_path() -> Path:
     return default_trace_file()
 
 
+def missing_default_hint() -> str:
+    """What to say when the default trace file does not exist: how to name one, and the demo's file if any."""
+    hint = f"set {n.ENV_TRACE_FILE} or pass --source"
+    if not os.environ.get(n.ENV_TRACE_FILE):
+        demo = demo_trace_file()
+        if demo.is_file():
+            hint += f"; the demo's spans are in {demo}: --source {demo}"
+    return hint
+
+
 # --- the local trace file ---------------------------------------------------------
 
 
@@ -143,10 +153,13 @@ class FileSource:
         path: The file.
         workers: Worker processes for :meth:`read_into` on a big file (1: none);
             default ``ALEPHANT_ANALYTICS_WORKERS``, else the usable CPUs.
+        missing_hint: Said after "no trace file at PATH" when the file does
+            not exist (for the default file: how to name another one).
     """
 
-    def __init__(self, path: str | Path, *, workers: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, workers: int | None = None, missing_hint: str = "") -> None:
         self.path = Path(path).expanduser()
+        self.missing_hint = missing_hint
         self.description = str(self.path)
         self.corrupt = 0
         self.lines = 0
@@ -158,7 +171,8 @@ class FileSource:
         try:
             return open_trace_file(self.path)
         except FileNotFoundError:
-            raise SourceError(f"no trace file at {self.path} (set {n.ENV_TRACE_FILE} or pass --source)") from None
+            hint = f" ({self.missing_hint})" if self.missing_hint else ""
+            raise SourceError(f"no trace file at {self.path}{hint}") from None
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
@@ -520,7 +534,7 @@ def open_source(spec: str | Path | None) -> SpanSource:
         SourceSpecError: ``spec`` is a URL but not one of the forms above.
     """
     if spec is None:
-        return FileSource(default_trace_path())
+        return FileSource(default_trace_path(), missing_hint=missing_default_hint())
     if isinstance(spec, Path):
         return FileSource(spec)
     lowered = spec.lower()
