@@ -140,13 +140,42 @@ class SessionSet:
     def resolve(self, text: str) -> Session:
         """The session whose id is ``text`` or a unique prefix of it (see :func:`resolve_session_id`).
 
+        A run or request id (or a unique prefix of one), as ``sessions show``
+        prints them in its tree, opens the session that holds it.
+
         Raises:
             SessionIdError: None or several match.
         """
-        sid = resolve_session_id(self.sessions, text, source=self.source)
+        try:
+            sid = resolve_session_id(self.sessions, text, source=self.source)
+        except SessionIdError as exc:
+            holder = None if exc.candidates else self._holding(text.strip())
+            if holder is None:
+                raise
+            return holder
         found = self.get(sid)
         assert found is not None  # resolve_session_id returned one of these ids
         return found
+
+    def _holding(self, wanted: str) -> Session | None:
+        """The one session holding a run or request whose id is ``wanted`` (or starts with it)."""
+        if not wanted:
+            return None
+        exact: list[Session] = []
+        prefixed: list[Session] = []
+        for s in self.sessions:
+            ids = [r.run_id for r in s.walk_runs()]
+            ids += [r.request_id for r in s.requests if r.request_id]
+            if wanted in ids:
+                exact.append(s)
+            elif any(i.startswith(wanted) for i in ids):
+                prefixed.append(s)
+        holders = exact or prefixed
+        if len(holders) > 1:
+            shown = ", ".join(s.session_id for s in holders[:_MAX_CANDIDATES])
+            found = [s.session_id for s in holders]
+            raise SessionIdError(f"id {wanted!r} is in {len(holders)} sessions: {shown}", found)
+        return holders[0] if holders else None
 
 
 def read_sessions(
