@@ -81,12 +81,12 @@ def test_an_id_copied_from_a_100_column_table_opens_its_session(real_ids: tuple[
     assert "…" not in listed.stdout
     # What a user selects in the first column of each row, pasted back.
     rows = [[c.strip() for c in line.strip("│").split("│")] for line in lines if line.startswith("│ sess_")]
-    shown = [r[0].removesuffix(" *") for r in rows]
+    shown = [r[0] for r in rows]
     assert sorted(shown) == sorted(ids)
     # The cost is whole too: the figure --json gives, to the sixth decimal.
     doc = strict_json(cli("sessions", "list", "--source", str(path), "--json").stdout)
     cost = {s["session_id"]: s["cost_usd"] for s in doc["sessions"]}
-    assert {r[0].removesuffix(" *"): r[-1] for r in rows} == {sid: f"${c:.6f}" for sid, c in cost.items()}
+    assert {r[0]: r[-1] for r in rows} == {sid: f"${c:.6f}" for sid, c in cost.items()}
     for sid in shown:
         opened = cli("sessions", "show", sid, "--source", str(path), "--json")
         assert opened.returncode == 0, opened.stderr

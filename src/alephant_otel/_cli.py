@@ -20,6 +20,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from rich.console import Console
@@ -215,9 +216,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         style = STATUS_STYLE.get(s.status, "")
         rows.append(
             (
-                escape(s.session_id) + ("" if s.span_present else " [dim]*[/]"),
+                # The id cell holds the id alone, so that a copied cell pastes back into `sessions show`.
+                escape(s.session_id),
                 escape(s.path or "-"),
-                f"[{style}]{s.status}[/]",
+                f"[{style}]{s.status}[/]" + ("" if s.span_present else "[dim]*[/]"),
                 when(s.start_ns),
                 duration(s.duration_s),
                 escape(", ".join(s.agents) or "-"),
@@ -253,7 +255,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         footer += f" and {len(outside)} request(s) outside any session"
     footer += f", total {total}"
     if any(not s.span_present for s in sessions):
-        footer += "  (* no session span read: rebuilt from request/run spans)"
+        footer += "  (status* : no session span read, rebuilt from request/run spans)"
     out.print(footer)
     return 0
 
@@ -409,6 +411,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
             write_html(s, source=result.source, spec=args.source, path=args.html)
         except OSError as exc:
             raise CliError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+        where = Path(args.html).expanduser().absolute()
+        sys.stdout.write(f"wrote session {s.session_id} to {where} (one self-contained page: open it in a browser)\n")
         return 0
     out = console(sys.stdout)
     total = s.cost_usd
@@ -526,9 +530,15 @@ def _register_ui(subparsers: Any) -> None:
     register_ui(subparsers)
 
 
+def _register_emulator(subparsers: Any) -> None:
+    from alephant_otel._emulatorcli import register_emulator
+
+    register_emulator(subparsers)
+
+
 #: Each entry adds one top-level subcommand and sets ``handler`` on its parser
 #: (``handler(args) -> exit status``).
-SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo, _register_ui]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_register_sessions, _register_demo, _register_ui, _register_emulator]
 
 
 class _Parser(argparse.ArgumentParser):

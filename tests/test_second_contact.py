@@ -1,0 +1,230 @@
+"""The steps after the demo, as a new user takes them: every one from the real CLI in a child process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from _util import BIN, clean_env
+
+# A session of two runs (one nested) with a request in each, made through the real openai SDK.
+_SESSION_SCRIPT = """
+import json, sys
+import openai
+from alephant_otel import configure, current, run, session
+from alephant_otel.testing import GatewayEmulator
+
+with GatewayEmulator() as gw:
+    configure(gateway_url=gw.url, trace_file=sys.argv[1])
+    client = openai.OpenAI(base_url=gw.openai_base_url, api_key="sk-test")
+    ids = {}
+    for sid in ("sess_paste_a", "sess_paste_b"):
+        with session(sid), run(agent_id="triage"):
+            outer = current().run_id
+            client.embeddings.create(model="openai/text-embedding-3-small", input="one two")
+            with run(agent_id="search"):
+                ids[sid] = {"outer": outer, "inner": current().run_id}
+                client.embeddings.create(model="openai/text-embedding-3-small", input="three")
+    print(json.dumps(ids))
+"""
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "alephant-otel"), *argv],
+        capture_output=True,
+        text=True,
+        env=env or clean_env(COLUMNS="200"),
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, str]]]:
+    path = tmp_path_factory.mktemp("paste") / "traces.otlp.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", _SESSION_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return path, json.loads(done.stdout.splitlines()[-1])
+
+
+def _request_ids(path: Path, session_id: str) -> list[str]:
+    shown = json.loads(_cli("sessions", "show", session_id, "--source", str(path), "--json").stdout)
+    found: list[str] = []
+    runs = list(shown["session"]["runs_tree"])
+    while runs:
+        run = runs.pop()
+        found += [r["request_id"] for r in run["requests"]]
+        runs += run["runs"]
+    return sorted(found)
+
+
+def test_a_pasted_run_or_request_id_opens_the_session_that_holds_it(
+    two_sessions: tuple[Path, dict[str, dict[str, str]]],
+) -> None:
+    path, ids = two_sessions
+    for sid in ("sess_paste_a", "sess_paste_b"):
+        requests = _request_ids(path, sid)
+        assert len(requests) == 2
+        # Whole ids and unique prefixes of them, as a user copies them out of the tree.
+        for pasted in (ids[sid]["outer"], ids[sid]["inner"], requests[0], requests[1], requests[1][:-4]):
+            shown = _cli("sessions", "show", pasted, "--source", str(path), "--json")
+            assert shown.returncode == 0, shown.stderr
+            assert json.loads(shown.stdout)["session"]["session_id"] == sid
+            tree = _cli("sessions", "show", pasted, "--source", str(path))
+            assert tree.returncode == 0, tree.stderr
+            assert f"session {sid}" in tree.stdout
+
+
+def test_an_id_in_no_session_is_still_one_line_and_exit_1(
+    two_sessions: tuple[Path, dict[str, dict[str, str]]],
+) -> None:
+    path, _ = two_sessions
+    shown = _cli("sessions", "show", "run_nope", "--source", str(path))
+    assert shown.returncode == 1
+    assert shown.stderr == f"alephant-otel: no session run_nope in {path}; 2 sessions seen\n"
+
+
+def test_a_prefix_shared_by_runs_of_two_sessions_lists_them(
+    two_sessions: tuple[Path, dict[str, dict[str, str]]],
+) -> None:
+    path, _ = two_sessions
+    # Every run id starts "run_": in both sessions, so it is ambiguous, not a guess.
+    shown = _cli("sessions", "show", "run_", "--source", str(path))
+    assert shown.returncode == 1
+    assert shown.stderr.count("\n") == 1
+    assert "sess_paste_a" in shown.stderr
+    assert "sess_paste_b" in shown.stderr
+
+
+def test_html_says_where_it_wrote(two_sessions: tuple[Path, dict[str, dict[str, str]]], tmp_path: Path) -> None:
+    path, _ = two_sessions
+    page = tmp_path / "one.html"
+    done = _cli("sessions", "show", "sess_paste_a", "--source", str(path), "--html", str(page))
+    assert done.returncode == 0, done.stderr
+    assert page.stat().st_size > 0
+    assert done.stdout == f"wrote session sess_paste_a to {page} (one self-contained page: open it in a browser)\n"
+
+
+def test_a_missing_source_that_was_passed_says_only_that(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jsonl"
+    done = _cli("sessions", "list", "--source", str(missing))
+    assert done.returncode == 1
+    # --source was given: no advice to set it.
+    assert done.stderr == f"alephant-otel: no trace file at {missing}\n"
+
+
+def test_the_bare_list_without_a_demo_says_how_to_name_a_file(tmp_path: Path) -> None:
+    env = clean_env(COLUMNS="200", XDG_DATA_HOME=str(tmp_path))
+    done = _cli("sessions", "list", env=env)
+    assert done.returncode == 1
+    default = tmp_path / "alephant-otel" / "traces.otlp.jsonl"
+    assert done.stderr == f"alephant-otel: no trace file at {default} (set ALEPHANT_TRACE_FILE or pass --source)\n"
+
+
+# --- alephant-otel emulator -----------------------------------------------------------------
+
+_ENV_ONLY_SCRIPT = """
+import openai
+from alephant_otel import configure, run, session
+
+configure()  # ALEPHANT_GATEWAY_URL and ALEPHANT_TRACE_FILE from the environment
+client = openai.OpenAI()  # OPENAI_BASE_URL and OPENAI_API_KEY from the environment
+with session("sess_offline", name="Tried offline", path="/try"), run(agent_id="helper"):
+    client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Hi there"}])
+"""
+
+
+def _start_emulator(*argv: str) -> tuple[subprocess.Popen[str], str, str]:
+    """The emulator in a child process, with its first two lines (the URL alone, then how to use it)."""
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "emulator", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    assert proc.stdout is not None
+    # Both lines read here: communicate() later reads the pipe, not this reader's buffer.
+    return proc, proc.stdout.readline().strip(), proc.stdout.readline()
+
+
+def test_the_emulator_serves_a_script_configured_only_through_the_environment(tmp_path: Path) -> None:
+    proc, url, _ = _start_emulator()
+    try:
+        assert url.startswith("http://127.0.0.1:"), url
+        trace_file = tmp_path / "traces.otlp.jsonl"
+        env = clean_env(
+            ALEPHANT_GATEWAY_URL=url,
+            ALEPHANT_TRACE_FILE=str(trace_file),
+            OPENAI_BASE_URL=url + "/v1",
+            OPENAI_API_KEY="sk-anything",
+        )
+        script = tmp_path / "app.py"
+        script.write_text(textwrap.dedent(_ENV_ONLY_SCRIPT))
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        shown = _cli("sessions", "show", "sess_offline", "--source", str(trace_file), "--json")
+        assert shown.returncode == 0, shown.stderr
+        session = json.loads(shown.stdout)["session"]
+        assert (session["name"], session["path"], session["agents"], session["request_count"]) == (
+            "Tried offline",
+            "/try",
+            ["helper"],
+            1,
+        )
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert err == ""
+    # The emulator said what the gateway would have grouped the request by.
+    lines = [line for line in out.splitlines() if line.startswith("POST /v1/chat/completions")]
+    assert len(lines) == 1, out
+    for header in (
+        "alephant-session-id=sess_offline",
+        "alephant-session-name=Tried offline",
+        "alephant-session-path=/try",
+        "Alephant-Agent-Id=helper",
+        "Alephant-Run-Id=run_",
+        "x-request-id=req_",
+    ):
+        assert header in lines[0]
+
+
+def test_a_busy_port_is_hinted_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _cli("emulator", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"alephant-otel: port {port} on 127.0.0.1 is in use: pass --port with another port, "
+        "or --port 0 for any free one\n"
+    )
+
+
+def test_the_emulator_stops_on_ctrl_c_quietly() -> None:
+    proc, url, usage = _start_emulator("--quiet")
+    assert url.startswith("http://127.0.0.1:")
+    assert usage.startswith(f"# the Alephant gateway emulator: export ALEPHANT_GATEWAY_URL={url};")
+    proc.send_signal(2)  # SIGINT, as Ctrl-C
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+    assert out == ""
