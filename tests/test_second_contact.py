@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from _util import BIN, clean_env
+from fixtures.analytics_data import (
+    Req,
+    RunSpec,
+    SessionSpec,
+    headless_session,
+    make_spans,
+    support_session,
+    write_trace_file,
+)
+
+from alephant_otel._ids import new_id
 
 # A session of two runs (one nested) with a request in each, made through the real openai SDK.
 _SESSION_SCRIPT = """
@@ -228,3 +242,100 @@ def test_the_emulator_stops_on_ctrl_c_quietly() -> None:
     assert proc.returncode == 0
     assert "Traceback" not in err
     assert out == ""
+
+
+# --- narrow terminals and pipes ----------------------------------------------------------------
+
+
+def test_at_80_columns_the_list_keeps_status_and_says_what_it_hid(tmp_path: Path) -> None:
+    # Generated ids (sess_ + 32 hex) take half of 80 columns.
+    specs = [replace(make(), session_id=new_id("sess_")) for make in (support_session, headless_session)]
+    path = write_trace_file(tmp_path / "t.jsonl", make_spans(specs))
+    listed = _cli("sessions", "list", "--source", str(path), env=clean_env(COLUMNS="80"))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    header = next(line for line in lines if "session" in line and "cost" in line)
+    assert "status" in header
+    start = next(i for i, line in enumerate(lines) if line.startswith("not shown"))
+    hidden = " ".join(line.strip() for line in lines[start:])
+    assert hidden.startswith("not shown at 80 columns: ")
+    for column in ("agents", "runs", "retries", "started"):
+        assert column in hidden
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_a_folded_path_breaks_after_a_slash_not_mid_word(tmp_path: Path) -> None:
+    spec = replace(support_session(), session_id="sess_path", path="/support/escalation/priority")
+    path = write_trace_file(tmp_path / "t.jsonl", make_spans([spec]))
+    vitals = _cli("sessions", "vitals", "--source", str(path), env=clean_env(COLUMNS="60"))
+    assert vitals.returncode == 0, vitals.stderr
+    lines = vitals.stdout.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.strip() == "cost by path") :]
+    rows = [line.split("│")[1].strip() for line in table if line.startswith("│")]
+    cells = [c for c in rows if c]
+    assert len(cells) > 1, vitals.stdout  # folded: 60 columns cannot hold it on one line
+    assert "".join(cells) == "/support/escalation/priority"
+    # Each line but the last ends at a "/": whole path segments, never "/support/escalatio" + "n".
+    assert all(c.endswith("/") for c in cells[:-1]), cells
+
+
+def test_three_sessions_flag_no_latency_outlier(tmp_path: Path) -> None:
+    # The slowest of three sessions always stood above "the p95 of all sessions": it is not an outlier.
+
+    specs = [
+        SessionSpec(
+            f"sess_{i}",
+            "/p",
+            f"sess_{i}",
+            i * 2000,
+            1000,
+            runs=[RunSpec(f"run_{i}", "agent", i * 2000, 900, requests=[Req(f"req_{i}", i * 2000, 60 + 4 * i)])],
+        )
+        for i in range(3)
+    ]
+    path = write_trace_file(tmp_path / "t.jsonl", make_spans(specs))
+    doc = json.loads(_cli("sessions", "vitals", "--source", str(path), "--json").stdout)
+    assert [f for s in doc["sessions"] for f in s["flags"] if f["kind"] == "high_latency"] == []
+    assert doc["totals"]["latency_threshold_s"] is None
+
+
+def test_a_summary_line_stays_whole_when_piped(tmp_path: Path) -> None:
+
+    deep = tmp_path / ("a-long-directory-name-" * 8)
+    deep.mkdir()
+    path = write_trace_file(deep / "t.jsonl", make_spans([support_session()]))
+    env = clean_env()
+    env.pop("COLUMNS", None)
+    vitals = _cli("sessions", "vitals", "--source", str(path), env=env)
+    assert vitals.returncode == 0, vitals.stderr
+    headline = vitals.stdout.splitlines()[0]
+    assert len(headline) > 200
+    assert "latency p50" in headline  # the whole line, not cut at 200 columns
+
+
+def test_a_quick_read_shows_no_progress_bar_on_a_terminal(
+    two_sessions: tuple[Path, dict[str, dict[str, str]]],
+) -> None:
+    import pty
+
+    path, _ = two_sessions
+    out_r, out_w = os.pipe()
+    err_master, err_slave = pty.openpty()
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "sessions", "list", "--source", str(path)],
+        stdout=out_w,
+        stderr=err_slave,
+        env=clean_env(COLUMNS="200"),
+    )
+    os.close(out_w)
+    os.close(err_slave)
+    assert proc.wait(timeout=60) == 0
+    with os.fdopen(out_r) as fh:
+        assert "sess_paste_a" in fh.read()
+    written = b""
+    with contextlib.suppress(OSError):  # EIO once the child's end is closed
+        while chunk := os.read(err_master, 4096):
+            written += chunk
+    os.close(err_master)
+    assert b"reading spans" not in written
+    assert written == b""

@@ -18,7 +18,9 @@ import contextlib
 import gc
 import json
 import math
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -65,29 +67,43 @@ class UsageError(CliError):
     """A bad argument value (a time, a source name): printed as one line, exit status 2."""
 
 
+#: A read shorter than this shows no progress bar: one that appears and vanishes is noise.
+_PROGRESS_AFTER_S: Final = 0.5
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Progress | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
+    """A rich progress bar on stderr, only when stderr is a terminal and the read takes a while."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as RichProgress
 
-    with RichProgress(
+    bar = RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
         console=Console(file=sys.stderr),
         transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None)
+    )
+    task = bar.add_task(label, total=None)
+    show_at = time.monotonic() + _PROGRESS_AFTER_S
+    shown = False
 
-        def update(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int | None) -> None:
+        nonlocal shown
+        bar.update(task, completed=done, total=total)
+        if not shown and time.monotonic() >= show_at and (total is None or done < total):
+            bar.start()
+            shown = True
 
+    try:
         yield update
+    finally:
+        if shown:
+            bar.stop()
 
 
 def _time(text: str | None) -> int | None:
@@ -136,6 +152,11 @@ def _selected(args: argparse.Namespace, result: SessionSet) -> list[Session]:
     return sessions[: args.limit] if args.limit else sessions
 
 
+def _piped(out: Console) -> bool:
+    """Output for a program (a pipe, no ``COLUMNS``): summary lines stay whole, never broken at a width."""
+    return not out.is_terminal and not os.environ.get("COLUMNS", "").strip()
+
+
 def _dump(doc: dict[str, Any]) -> None:
     # allow_nan=False: strict JSON (jq rejects NaN/Infinity); the report never puts one in.
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
@@ -158,17 +179,18 @@ _LIST_COLS: Final = (
     Col("tokens in/out", "right"),
     Col("cost", "right", keep=True),
 )
-#: Dropped in this order while the table is wider than the terminal.
+#: Dropped in this order while the table is wider than the terminal: the status (is it still
+#: running, was it intercepted) and the path say most after the id and the cost.
 _LIST_DROP: Final = (
     "agents",
     "runs",
     "retries",
     "started",
-    "path",
     "duration",
-    "status",
     "tokens in/out",
     "requests",
+    "path",
+    "status",
 )
 #: The row of requests made outside any session.
 _NO_SESSION: Final = "(no session)"
@@ -256,7 +278,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     footer += f", total {total}"
     if any(not s.span_present for s in sessions):
         footer += "  (status* : no session span read, rebuilt from request/run spans)"
-    out.print(footer)
+    out.print(footer, soft_wrap=_piped(out))
     return 0
 
 
@@ -305,7 +327,8 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         f"[bold]{len(sessions)} sessions[/] ({status}) in {escape(result.source)}: "
         f"{vitals.requests} requests, {retries(vitals.retries)}, {vitals.failed} failed, "
         f"{vitals.intercepted} intercepted, {vitals.input_tokens:,}/{vitals.output_tokens:,} tokens, "
-        f"{money(vitals.cost_usd)}; latency p50 {duration(vitals.latency_p50_s)}, p95 {duration(vitals.latency_p95_s)}"
+        f"{money(vitals.cost_usd)}; latency p50 {duration(vitals.latency_p50_s)}, p95 {duration(vitals.latency_p95_s)}",
+        soft_wrap=_piped(out),
     )
     for title, groups in (("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)):
         rows = [
@@ -331,10 +354,11 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         s = sv.session
         out.print(
             f"  [bold]{escape(s.session_id)}[/] {escape(s.path or '-')}  {s.status}  p95 {duration(sv.latency_p95_s)}  "
-            f"{retries(s.retries)}  {s.tokens:,} tok  {money(s.cost_usd)}"
+            f"{retries(s.retries)}  {s.tokens:,} tok  {money(s.cost_usd)}",
+            soft_wrap=_piped(out),
         )
         for f in sv.flags:
-            out.print(f"    [yellow]{_FLAG_LABEL.get(f.kind, f.kind)}[/]: {escape(f.detail)}")
+            out.print(f"    [yellow]{_FLAG_LABEL.get(f.kind, f.kind)}[/]: {escape(f.detail)}", soft_wrap=_piped(out))
     return 0
 
 

@@ -10,6 +10,7 @@ when that is not enough, whole columns are dropped in the order given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -70,10 +71,19 @@ def fit_table(
     def needed(idx: Sequence[int], widths: Sequence[int]) -> int:
         return sum(widths[i] for i in idx) + _PER_COLUMN * len(idx) + 1
 
+    dropped: list[int] = []
     for header in drop:
         if needed(shown, least) <= width:
             break
-        shown = [i for i in shown if cols[i].header != header or cols[i].keep]
+        gone = [i for i in shown if cols[i].header == header and not cols[i].keep]
+        dropped += gone
+        shown = [i for i in shown if i not in gone]
+    # Dropping goes in a fixed order, so the last column dropped may have freed room for an
+    # earlier, narrower one: take back what fits, the last dropped first.
+    for i in reversed(dropped[:-1]):
+        if needed(sorted([*shown, i]), least) <= width:
+            shown = sorted([*shown, i])
+    hidden = [cols[i].header for i in range(len(cols)) if i not in shown]
     # Narrow the folded columns only as far as needed, the widest first.
     widths = list(natural)
     excess = needed(shown, widths) - width
@@ -88,7 +98,9 @@ def fit_table(
     # When even the kept columns do not fit (a very narrow terminal), rich must narrow them: they
     # then fold, every character kept over two lines, instead of being cut.
     squeezed = excess > 0
-    table = Table(title=title, title_justify="left")
+    # Never silent about what a narrow terminal hid.
+    caption = f"not shown at {width} columns: {', '.join(hidden)} (a wider terminal or --json shows them)"
+    table = Table(title=title, title_justify="left", caption=caption if hidden else None, caption_justify="left")
     for i in shown:
         c = cols[i]
         table.add_column(
@@ -100,5 +112,36 @@ def fit_table(
             overflow="fold",
         )
     for r in rows:
-        table.add_row(*(r[i] for i in shown))
+        table.add_row(*(_wrapped(r[i], widths[i]) if cols[i].fold and widths[i] < natural[i] else r[i] for i in shown))
     return table
+
+
+#: Where a folded value may break: after a path's "/", a list's ", " or a space.
+_BREAKS: Final = re.compile(r"(?<=/)|(?<=, )|(?<= )")
+
+
+def _wrapped(cell: str, width: int) -> Text | str:
+    """``cell`` broken into lines of at most ``width`` at its natural breaks, not mid-word.
+
+    rich wraps only at spaces and folds anything else where the column ends
+    (``/support/escalatio`` + ``n``); a segment longer than the column still folds.
+    """
+    text = Text.from_markup(cell)
+    plain = text.plain
+    if text.cell_len <= width:
+        return cell
+    cuts: list[int] = []
+    line_start = last_break = 0
+    for m in _BREAKS.finditer(plain):
+        at = m.start()
+        if at == 0:
+            continue
+        if at - line_start > width and last_break > line_start:
+            cuts.append(last_break)
+            line_start = last_break
+        last_break = at
+    if len(plain) - line_start > width and last_break > line_start:
+        cuts.append(last_break)
+    if not cuts:
+        return text
+    return Text("\n").join(text.divide(cuts))
