@@ -306,7 +306,7 @@ def test_list_shows_every_session_and_a_click_opens_its_waterfall(
     for agent in doc["agents"]:
         assert agent in text
     head = page.locator(".session-head").inner_text()
-    assert doc["path"] in head and _money(doc["cost_usd"]) in head and "matches" in head
+    assert doc["path"] in head and _money(doc["cost_usd"]) in head and "agree" in head
 
     # A request opens to its attributes.
     first = requests[0]["request_id"]
@@ -339,7 +339,9 @@ def test_showcase_pages_draw_their_charts_and_waterfall(tmp_path: Path, page: An
         page.goto(ui.url + "sessions/" + busy.session_id)
         page.wait_for_selector("#waterfall")
         assert page.locator(".badge.retry").count() == 2
-        assert page.locator(".badge.policy").inner_text() == "policy: PII detected in prompt (pii)"
+        policy = page.locator(".badge.policy")
+        assert policy.inner_text() == "intercepted (pii)"
+        assert policy.get_attribute("title") == "PII detected in prompt"
         assert page.locator(".badge.stream").count() == sum(1 for q in busy.all_requests() if q.streaming)
         page.locator(".wf-row.req").nth(1).click()
         if update:

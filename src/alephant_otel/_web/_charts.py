@@ -22,6 +22,8 @@ __all__ = ["CHARTS", "render_chart"]
 W: Final = 560
 H: Final = 230
 _L, _R, _T, _B = 64, 14, 44, 46
+#: The width of one character of the 11 px labels, near enough, to leave room for the y-axis labels.
+_CHAR_W: Final = 6.4
 PALETTE: Final = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#bab0ac")
 _STATUS_COLOURS: Final = {"completed": "#59a14f", "intercepted": "#e15759", "active": "#4e79a7"}
 _BUCKETS: Final = 24
@@ -32,12 +34,13 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _frame(title: str, body: list[str], legend: Sequence[tuple[str, str]] = ()) -> str:
+def _frame(title: str, body: list[str], legend: Sequence[tuple[str, str]] = (), left: float = _L) -> str:
+    # No width/height attributes: the image fills its card, scaled by the viewBox.
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" '
         'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="11">',
         f'<rect width="{W}" height="{H}" fill="#ffffff"/>',
-        f'<text x="{_L}" y="18" font-size="13" font-weight="600" fill="#1f2933">{_e(title)}</text>',
+        f'<text x="{left:.0f}" y="18" font-size="13" font-weight="600" fill="#1f2933">{_e(title)}</text>',
     ]
     x = float(W - _R)
     for label, colour in reversed(legend):
@@ -55,16 +58,29 @@ def _empty(title: str) -> str:
     return _frame(title, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" fill="#9aa5b1">no data</text>'])
 
 
-def _axes(y_max: float, y_fmt: Callable[[float], str]) -> list[str]:
+def _left(y_max: float, y_fmt: Callable[[float], str]) -> float:
+    """The plot's left edge: room for the longest y-axis label (``$0.0000080`` lost its ``$`` at 64 px)."""
+    longest = max(len(y_fmt(y_max * i / 4)) for i in range(5))
+    return max(40.0, 12 + _CHAR_W * longest)
+
+
+def _axes(y_max: float, y_fmt: Callable[[float], str], left: float) -> list[str]:
     out = []
     plot_h = H - _T - _B
     for i in range(5):
         y = _T + plot_h - plot_h * i / 4
-        out.append(f'<line x1="{_L}" x2="{W - _R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>')
+        out.append(f'<line x1="{left:.1f}" x2="{W - _R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>')
         out.append(
-            f'<text x="{_L - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#7b8794">{_e(y_fmt(y_max * i / 4))}</text>'
+            f'<text x="{left - 6:.1f}" y="{y + 4:.1f}" text-anchor="end" fill="#7b8794">'
+            f"{_e(y_fmt(y_max * i / 4))}</text>"
         )
     return out
+
+
+def _time_ends(lo: int, hi: int) -> tuple[str, str]:
+    """The x-axis ends: two times, or a time and ``+154ms`` when both would read the same second."""
+    first, last = when(lo), when(hi)
+    return (first, last) if last != first else (first, "+" + duration((hi - lo) / 1e9))
 
 
 def _nice_max(value: float, *, integer: bool) -> float:
@@ -130,9 +146,10 @@ def _stacked(
         b = min((t - lo) // width, _BUCKETS - 1)
         grid[b][index[key if key in kept else "other"]] += v
     y_max = _nice_max(max(sum(col) for col in grid), integer=y_fmt is _axis_int)
-    plot_w, plot_h = W - _L - _R, H - _T - _B
+    left = _left(y_max, y_fmt)
+    plot_w, plot_h = W - left - _R, H - _T - _B
     bar_w = plot_w / _BUCKETS
-    body = _axes(y_max, y_fmt)
+    body = _axes(y_max, y_fmt, left)
     for b, col in enumerate(grid):
         y = float(_T + plot_h)
         for i, v in enumerate(col):
@@ -141,14 +158,13 @@ def _stacked(
             h = plot_h * v / y_max
             y -= h
             body.append(
-                f'<rect x="{_L + b * bar_w + 1:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
+                f'<rect x="{left + b * bar_w + 1:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
                 f'fill="{colour_of[series[i]]}"><title>{_e(series[i])}: {_e(y_fmt(v))}</title></rect>'
             )
-    body.append(f'<text x="{_L}" y="{H - 30}" fill="#7b8794">{_e(when(lo))}</text>')
-    body.append(
-        f'<text x="{W - _R}" y="{H - 30}" text-anchor="end" fill="#7b8794">{_e(when(lo + width * _BUCKETS))}</text>'
-    )
-    return _frame(title, body, [(k, colour_of[k]) for k in series])
+    first, last = _time_ends(lo, lo + width * _BUCKETS)
+    body.append(f'<text x="{left:.1f}" y="{H - 30}" fill="#7b8794">{_e(first)}</text>')
+    body.append(f'<text x="{W - _R}" y="{H - 30}" text-anchor="end" fill="#7b8794">{_e(last)}</text>')
+    return _frame(title, body, [(k, colour_of[k]) for k in series], left)
 
 
 def _scatter(
@@ -164,19 +180,22 @@ def _scatter(
         return _empty(title)
     x_max = max(x for x, _, _ in points) or 1.0
     y_max = _nice_max(max(y for _, y, _ in points), integer=y_fmt is _axis_int)
-    plot_w, plot_h = W - _L - _R, H - _T - _B
-    body = _axes(y_max, y_fmt)
+    left = _left(y_max, y_fmt)
+    plot_w, plot_h = W - left - _R, H - _T - _B
+    body = _axes(y_max, y_fmt, left)
     # Unflagged first: the flagged dots are drawn on top.
     for x, y, flagged in sorted(points, key=lambda p: p[2]):
-        cx = _L + plot_w * x / x_max
+        cx = left + plot_w * x / x_max
         cy = _T + plot_h - plot_h * y / y_max
         colour = "#e15759" if flagged else "#4e79a7"
         body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{colour}" fill-opacity="0.7"/>')
-    body.append(f'<text x="{_L}" y="{H - 30}" fill="#7b8794">0</text>')
+    body.append(f'<text x="{left:.1f}" y="{H - 30}" fill="#7b8794">0</text>')
     body.append(f'<text x="{W - _R}" y="{H - 30}" text-anchor="end" fill="#7b8794">{_e(x_fmt(x_max))}</text>')
-    body.append(f'<text x="{(_L + W - _R) / 2}" y="{H - 30}" text-anchor="middle" fill="#52606d">{_e(x_label)}</text>')
-    body.append(f'<text x="{_L - 6}" y="{_T - 12}" text-anchor="end" fill="#52606d">{_e(y_label)}</text>')
-    return _frame(title, body, [("flagged", "#e15759"), ("other sessions", "#4e79a7")])
+    body.append(
+        f'<text x="{(left + W - _R) / 2:.1f}" y="{H - 30}" text-anchor="middle" fill="#52606d">{_e(x_label)}</text>'
+    )
+    body.append(f'<text x="4" y="{_T - 12}" fill="#52606d">{_e(y_label)}</text>')
+    return _frame(title, body, [("flagged", "#e15759"), ("other sessions", "#4e79a7")], left)
 
 
 def _cost_by_agent(sessions: Sequence[Session], vitals: Vitals) -> str:

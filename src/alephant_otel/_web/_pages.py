@@ -45,9 +45,9 @@ _COLUMNS: Final = (
     ("session", "session", "text"),
     ("path", "path", "text"),
     ("status", "status", "text"),
-    ("started", "started", "text"),
+    ("started", "started", "text when"),
     ("duration", "latency", "num"),
-    ("agents", None, "text"),
+    ("agents", None, "text wrap"),
     ("runs", None, "num"),
     ("requests", "requests", "num"),
     ("retries", None, "num"),
@@ -183,7 +183,9 @@ def _row(s: Session) -> str:
         if key == "session_id":
             name = f'<span class="name">{_e(row["name"])}</span>' if row["name"] else ""
             href = "/sessions/" + _quote(s.session_id)
-            cells.append(f'<td class="text id"><a href="{_e(href)}">{_e(value)}</a>{name}</td>')
+            # The id is shortened on screen by CSS only: its text (what a copy takes), its link and
+            # its tooltip stay whole.
+            cells.append(f'<td class="text id"><a href="{_e(href)}" title="{_e(value)}">{_e(value)}</a>{name}</td>')
         elif key == "status":
             cells.append(f'<td class="text"><span class="status {_e(value)}">{_e(value)}</span></td>')
         else:
@@ -243,6 +245,10 @@ def _flagged(vitals: Vitals) -> str:
     return f'<ul class="flagged">{"".join(items)}</ul>{tail}'
 
 
+#: Sessions needed before the list page shows its charts: five charts of one session are noise.
+CHARTS_FROM: Final = 3
+
+
 def list_page(
     *,
     source: str,
@@ -272,6 +278,11 @@ def list_page(
         f'src="/charts/{_e(name)}.svg?{_e(chart_q)}&amp;v={_e(version)}" width="560" height="230"></figure>'
         for name in charts
     )
+    few = len(chosen) < CHARTS_FROM
+    few_note = (
+        f'<p class="muted" id="charts-few"{"" if few else " hidden"}>The charts appear from {CHARTS_FROM} '
+        "sessions up: with fewer, the table says it all.</p>"
+    )
     body = (
         _header(source)
         + "<main>"
@@ -280,7 +291,7 @@ def list_page(
         + f'<p class="totals" id="totals">{_e(totals_text(chosen, seen))}</p>'
         + table
         + _pager(query, len(chosen))
-        + f'<h2>Vitals</h2><section class="charts">{chart_imgs}</section>'
+        + f'<h2>Vitals</h2>{few_note}<section class="charts" id="charts"{" hidden" if few else ""}>{chart_imgs}</section>'
         + f"<h2>Sessions that stand out</h2>{_flagged(vitals)}"
         + "</main>"
     )
@@ -295,6 +306,7 @@ def list_json_rows(chosen: Sequence[Session], query: ListQuery, seen: int) -> di
     rows = chosen[(page - 1) * query.size : page * query.size]
     return {
         "totals": totals_text(chosen, seen),
+        "charts": len(chosen) >= CHARTS_FROM,
         "columns": list(_ROW_KEYS),
         "aligns": [c[2] for c in _COLUMNS],
         "rows": [list_row(s) for s in rows],

@@ -52,6 +52,9 @@ class TraceLinks:
 def _attrs(r: Request, session: Session) -> list[list[Any]]:
     """The request's attributes under their span names, as export wrote them (URLs redacted)."""
     pairs: list[tuple[str, Any]] = [
+        # Not span attributes: where the request sits on the session's time axis.
+        ("start", f"+{duration(max(0, r.start_ns - session.start_ns) / 1e9)} after the session started"),
+        ("duration", duration(r.latency_s)),
         (n.ATTR_REQUEST_ID, r.request_id),
         (n.ATTR_SESSION_ID, session.session_id),
         (n.ATTR_SESSION_PATH, r.session_path),

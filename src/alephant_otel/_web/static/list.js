@@ -17,6 +17,7 @@
           td.className = "text id";
           var a = el("a", null, r.session_id);
           a.href = "/sessions/" + encodeURIComponent(r.session_id);
+          a.title = r.session_id;
           td.appendChild(a);
           if (r.name) td.appendChild(el("span", "name", r.name));
         } else if (key === "status") {
@@ -31,6 +32,8 @@
     body.replaceChildren(rows);
     document.getElementById("empty").hidden = doc.rows.length > 0;
     document.getElementById("totals").textContent = doc.totals;
+    document.getElementById("charts").hidden = !doc.charts;
+    document.getElementById("charts-few").hidden = doc.charts;
     document.querySelectorAll("img[data-chart]").forEach(function (img) {
       var src = img.getAttribute("src").replace(/([?&])v=[^&]*/, "$1v=" + encodeURIComponent(doc.version));
       img.setAttribute("src", src);

@@ -48,9 +48,13 @@
     facts.appendChild(fact("tokens in/out", num(s.input_tokens) + " / " + num(s.output_tokens)));
     facts.appendChild(fact("cost", s.cost));
     facts.appendChild(fact("agents", (s.agents || []).join(", ") || "-"));
-    var roll = s.rollup_matches === null ? "no roll-up" : s.rollup_matches ? "matches" : "differs";
+    // The session span's own totals (counted in the process that ran it) against the sum of
+    // the request spans read: "differ" means spans are missing (sampled out, lost, still open).
+    var roll = s.rollup_matches === null ? "no session span" : s.rollup_matches ? "agree" : "differ";
     var rollCls = s.rollup_matches === null ? "" : s.rollup_matches ? "rollup ok" : "rollup bad";
-    facts.appendChild(fact("roll-up", roll, rollCls));
+    var check = fact("totals check", roll, rollCls);
+    check.title = "the session span's own totals against the sum of the request spans read";
+    facts.appendChild(check);
     box.appendChild(facts);
     if (s.notes && s.notes.length) {
       var ul = el("ul", "notes");
@@ -86,8 +90,11 @@
     if (r.retry) out.push(el("span", "badge retry", "retry " + r.retry));
     if (r.incomplete) out.push(el("span", "badge incomplete", "incomplete"));
     if (r.error) out.push(el("span", "badge error", "error" + (r.http_status && r.http_status >= 400 ? " " + r.http_status : "")));
+    // Short on the bar (the reason can be a sentence); the whole reason in its tooltip and the detail.
     (r.policy || []).forEach(function (p) {
-      out.push(el("span", "badge policy", "policy: " + p.reason + (p.code ? " (" + p.code + ")" : "")));
+      var badge = el("span", "badge policy", "intercepted" + (p.code ? " (" + p.code + ")" : ""));
+      badge.title = p.reason;
+      out.push(badge);
     });
     return out;
   }
@@ -158,16 +165,21 @@
     track.appendChild(bar);
     var text = el("span", "bar-text", r.latency);
     badges(r).forEach(function (b) { text.appendChild(document.createTextNode(" ")); text.appendChild(b); });
-    // The text goes after the bar; near the right edge, before it, or inside a long bar.
+    // The text goes after the bar; near the right edge, before it, or inside a long bar; never
+    // wider than the room it has there (cut with an ellipsis; the tooltip has all of it).
     var end = Math.min(100, left + Math.max(0, width));
+    text.title = text.textContent;
     if (end <= 70) {
       text.style.left = end + "%";
+      text.style.maxWidth = 100 - end + "%";
     } else if (left > 30) {
       text.style.right = 100 - Math.max(0, left) + "%";
       text.style.paddingRight = "6px";
+      text.style.maxWidth = Math.max(0, left) + "%";
     } else {
       text.classList.add("inside");
       text.style.left = Math.max(0, left) + "%";
+      text.style.maxWidth = 100 - Math.max(0, left) + "%";
     }
     track.appendChild(text);
     line.appendChild(track);
