@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -80,8 +81,9 @@ class SessionStore:
             TraceFollower(src.path, active_window_s=active_window_s) if isinstance(src, FileSource) else None
         )
         self._lock = threading.Lock()
-        self._cached: tuple[float, SessionSet] | None = None
-        self._by_id: tuple[int, dict[str, Session]] | None = None
+        self._cached: tuple[float, str, SessionSet] | None = None
+        self._fetches = 0
+        self._by_id: tuple[str, dict[str, Session]] | None = None
 
     @property
     def live(self) -> bool:
@@ -91,28 +93,40 @@ class SessionStore:
     def read(self) -> tuple[str, SessionSet]:
         """The current version tag and sessions.
 
+        The tag changes whenever the sessions do; caches of what was drawn from them are keyed
+        by it (an object's id would not do: Python reuses it once the object is freed).
+
         Raises:
             SourceError: The source cannot be read.
         """
         if self.follower is not None:
-            result = self.follower.poll()
-            return self.follower.version, result
+            return self.follower.read()
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > BACKEND_TTL_S:
-                self._cached = (now, read_sessions(self.spec, active_window_s=self.active_window_s))
-            stamp, result = self._cached
-        return f"b{stamp:.0f}", result
+                self._fetches += 1
+                self._cached = (
+                    now,
+                    f"b{self._fetches}",
+                    read_sessions(self.spec, active_window_s=self.active_window_s),
+                )
+            _, version, result = self._cached
+        return version, result
 
-    def find(self, result: SessionSet, session_id: str) -> Session:
+    def find(self, version: str, result: SessionSet, session_id: str) -> Session:
         """The session with this id, or the only one it is a prefix of.
+
+        Args:
+            version: The tag :meth:`read` gave with ``result``.
+            result: The sessions to look in.
+            session_id: A whole id or a unique prefix.
 
         Raises:
             SessionIdError: No session matches, or the prefix matches several (the message lists them).
         """
         with self._lock:
-            if self._by_id is None or self._by_id[0] != id(result.sessions):
-                self._by_id = (id(result.sessions), {s.session_id: s for s in result.sessions})
+            if self._by_id is None or self._by_id[0] != version:
+                self._by_id = (version, {s.session_id: s for s in result.sessions})
             index = self._by_id[1]
         found = index.get(session_id)
         if found is not None:
@@ -155,6 +169,10 @@ class UiServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    #: Connections the kernel holds while the accept loop starts a thread for the one before.
+    #: socketserver's default, 5, refused about one request in ten at 200 concurrent clients;
+    #: the kernel caps it (net.core.somaxconn) where it allows less.
+    request_queue_size = 1024
 
     def __init__(
         self, address: tuple[str, int], store: SessionStore, defaults: ListQuery, *, check_host: bool = True
@@ -162,13 +180,13 @@ class UiServer(ThreadingHTTPServer):
         self.store = store
         self.defaults = defaults
         self.check_host = check_host
-        self._selections: dict[tuple[int, str], _Selection] = {}
+        self._selections: dict[tuple[str, str], _Selection] = {}
         self._selections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def selection(self, result: SessionSet, query: ListQuery) -> _Selection:
-        """The sessions ``query`` selects, cached per read and filter/sort (pages and charts share it)."""
-        key = (id(result.sessions), query.params(page="", size=""))
+    def selection(self, version: str, result: SessionSet, query: ListQuery) -> _Selection:
+        """The sessions ``query`` selects, cached per version and filter/sort (pages and charts share it)."""
+        key = (version, query.params(page="", size=""))
         with self._selections_lock:
             found = self._selections.get(key)
         if found is None:
@@ -179,6 +197,18 @@ class UiServer(ThreadingHTTPServer):
                     self._selections.pop(next(iter(self._selections)))
                 self._selections[key] = found
         return found
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log an error that escaped a handler; a client that went away is no error.
+
+        ``socketserver`` prints a traceback to stderr for any exception; a browser closing its
+        tab or a client resetting the connection mid-answer is routine for a server.
+        """
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            _log.debug("alephant-otel ui: client %s went away: %r", client_address, exc)
+            return
+        _log.error("alephant-otel ui: error serving %s", client_address, exc_info=exc)
 
     def host_allowed(self, host: str | None) -> bool:
         """Whether a request's Host header names this loopback server.
@@ -261,8 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SERVICE_UNAVAILABLE,
                 _pages.error_page("Cannot read the source", str(exc), source=source),
             )
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away
+        except ConnectionError:
+            # The client went away (reset, broken pipe): nothing to answer, and its socket is dead.
+            self.close_connection = True
         except Exception:
             _log.exception("alephant-otel ui: error answering %s", path)
             with contextlib.suppress(OSError):
@@ -297,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _selection(self, qs: dict[str, list[str]]) -> tuple[str, SessionSet, ListQuery, _Selection]:
         version, result = self.server.store.read()
         query = ListQuery.parse(qs, self.server.defaults)
-        return version, result, query, self.server.selection(result, query)
+        return version, result, query, self.server.selection(version, result, query)
 
     def _list(self, path: str, qs: dict[str, list[str]]) -> None:
         version, result, query, sel = self._selection(qs)
@@ -341,7 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.server.store
         version, result = store.read()
         try:
-            s = store.find(result, session_id)
+            s = store.find(version, result, session_id)
         except SessionIdError as exc:
             raise _Answer(HTTPStatus.NOT_FOUND, "Unknown session", f"{str(exc).capitalize()}.") from None
         return version, result, s
