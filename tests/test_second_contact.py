@@ -339,3 +339,59 @@ def test_a_quick_read_shows_no_progress_bar_on_a_terminal(
     os.close(err_master)
     assert b"reading spans" not in written
     assert written == b""
+
+
+# --- a trace file that does not exist yet -------------------------------------------------------
+
+
+def test_follow_waits_for_a_file_that_does_not_exist_yet(tmp_path: Path) -> None:
+    path = tmp_path / "later" / "traces.otlp.jsonl"
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "sessions", "list", "--follow", "--source", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(COLUMNS="200"),
+    )
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        said = proc.stderr.readline()
+        assert said == f"alephant-otel: no trace file at {path}: waiting for it to appear (Ctrl-C stops)\n"
+        assert proc.poll() is None  # still running, as tail -F does
+        path.parent.mkdir()
+        write_trace_file(path, make_spans([support_session()]))
+        seen = ""
+        while support_session().session_id not in seen:
+            line = proc.stdout.readline()
+            assert line, "the follower ended without showing the session"
+            seen += line
+    finally:
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_the_web_view_waits_for_its_trace_file(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from test_ui import UiProcess
+
+    path = tmp_path / "traces.otlp.jsonl"
+    ui = UiProcess("--source", str(path))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as waiting:
+            urllib.request.urlopen(ui.url, timeout=10)
+        page = waiting.value.read().decode()
+        waiting.value.close()
+        assert waiting.value.code == 503
+        assert "No trace file yet" in page
+        assert f"no trace file at {path}" in page
+        assert '<meta http-equiv="refresh" content="2">' in page
+        assert "back to the session list" not in page  # it would lead to this same page
+        write_trace_file(path, make_spans([support_session()]))
+        with urllib.request.urlopen(ui.url, timeout=10) as resp:
+            assert support_session().session_id in resp.read().decode()
+    finally:
+        ui.stop()

@@ -26,6 +26,7 @@ from alephant_otel.analytics import (
     Session,
     SessionSet,
     SourceError,
+    TraceFileMissing,
     filter_sessions,
     open_source,
     parse_time,
@@ -116,7 +117,7 @@ def follow_list(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not isinstance(src, FileSource):
         return _fail(f"--follow reads a growing trace file; {src.description} is not one")
-    follower = TraceFollower(src.path, active_window_s=args.active_window)
+    follower = TraceFollower(src.path, active_window_s=args.active_window, missing_hint=src.missing_hint)
     out = console(sys.stdout)
     limit = args.limit or (max(out.height - 8, 10) if out.is_terminal else 0)
 
@@ -134,9 +135,11 @@ def follow_list(args: argparse.Namespace) -> int:
         return result, _order(chosen)
 
     try:
-        result, shown = select()
+        result, shown = _first(select)
     except SourceError as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 0
     try:
         if out.is_terminal:
             with Live(_table(result, shown, limit, out.width), console=out, auto_refresh=False) as live:
@@ -149,6 +152,20 @@ def follow_list(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _first(select: Callable[[], tuple[SessionSet, list[Session]]]) -> tuple[SessionSet, list[Session]]:
+    """The first read; a file that does not exist yet is waited for, as ``tail -F`` does."""
+    said = False
+    while True:
+        try:
+            return select()
+        except TraceFileMissing as exc:
+            if not said:
+                sys.stderr.write(f"alephant-otel: {exc}: waiting for it to appear (Ctrl-C stops)\n")
+                sys.stderr.flush()
+                said = True
+        time.sleep(_INTERVAL_S)
 
 
 def _print_changes(

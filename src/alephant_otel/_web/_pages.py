@@ -96,7 +96,9 @@ def json_block(doc: Any, element_id: str) -> str:
     return f'<script type="application/json" id="{element_id}">{text}</script>'
 
 
-def _shell(title: str, body: str, *, scripts: Sequence[str] = (), live: str = "", inline: bool = False) -> str:
+def _shell(
+    title: str, body: str, *, scripts: Sequence[str] = (), live: str = "", inline: bool = False, refresh: int = 0
+) -> str:
     if scripts:
         scripts = ("common.js", *scripts)
     if inline:
@@ -114,9 +116,10 @@ def _shell(title: str, body: str, *, scripts: Sequence[str] = (), live: str = ""
     live_attr = f' data-live="{_e(live)}"' if live else ""
     return (
         "<!doctype html>\n"
-        f'<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title>{head}{tail}</head>"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        + (f'<meta http-equiv="refresh" content="{refresh}">' if refresh else "")
+        + f"<title>{_e(title)}</title>{head}{tail}</head>"
         f"<body{live_attr}>{body}"
         f"<footer>alephant-otel {_e(__version__)} · read-only view</footer></body></html>\n"
     )
@@ -291,7 +294,8 @@ def list_page(
         + f'<p class="totals" id="totals">{_e(totals_text(chosen, seen))}</p>'
         + table
         + _pager(query, len(chosen))
-        + f'<h2>Vitals</h2>{few_note}<section class="charts" id="charts"{" hidden" if few else ""}>{chart_imgs}</section>'
+        + f"<h2>Vitals</h2>{few_note}"
+        + f'<section class="charts" id="charts"{" hidden" if few else ""}>{chart_imgs}</section>'
         + f"<h2>Sessions that stand out</h2>{_flagged(vitals)}"
         + "</main>"
     )
@@ -340,6 +344,22 @@ def export_page(doc: dict[str, Any]) -> str:
 
 
 # --- errors -------------------------------------------------------------------------
+
+
+#: How often the "no trace file yet" page reloads itself (a meta refresh: the CSP allows no inline script).
+WAIT_REFRESH_S: Final = 2
+
+
+def waiting_page(message: str, *, source: str = "") -> str:
+    """The page for a trace file that does not exist yet: it says so and reloads until the file appears."""
+    body = (
+        _header(source)
+        + f'<main class="error"><h1>No trace file yet</h1><p>{_e(message)}</p>'
+        + f"<p>This page reloads every {WAIT_REFRESH_S} seconds and shows the sessions once spans are "
+        "written there (configure(trace_file=...) or ALEPHANT_TRACE_FILE in your app, or "
+        "OTEL_TRACES_EXPORTER=alephant_file).</p></main>"
+    )
+    return _shell("No trace file yet", body, refresh=WAIT_REFRESH_S)
 
 
 def error_page(title: str, message: str, *, source: str = "") -> str:

@@ -38,6 +38,7 @@ from alephant_otel.analytics import (
     SessionSet,
     SourceError,
     TempoSource,
+    TraceFileMissing,
     Vitals,
     compute_vitals,
     open_source,
@@ -78,7 +79,9 @@ class SessionStore:
         elif isinstance(src, JaegerSource):
             self.links = TraceLinks("jaeger", src.base)
         self.follower = (
-            TraceFollower(src.path, active_window_s=active_window_s) if isinstance(src, FileSource) else None
+            TraceFollower(src.path, active_window_s=active_window_s, missing_hint=src.missing_hint)
+            if isinstance(src, FileSource)
+            else None
         )
         self._lock = threading.Lock()
         self._cached: tuple[float, str, SessionSet] | None = None
@@ -286,6 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
             route(path, qs)
         except _Answer as a:
             self._html(a.status, _pages.error_page(a.title, a.message, source=source))
+        except TraceFileMissing as exc:
+            # Not an error to go back from: the file may be created any moment (an app starting).
+            self._html(HTTPStatus.SERVICE_UNAVAILABLE, _pages.waiting_page(str(exc), source=source))
         except SourceError as exc:
             self._html(
                 HTTPStatus.SERVICE_UNAVAILABLE,

@@ -37,6 +37,7 @@ from alephant_otel.analytics._sources import (
     SpanQuery,
     SpanSource,
     TempoSource,
+    TraceFileMissing,
     default_trace_path,
     open_source,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SpanRecord",
     "SpanSource",
     "TempoSource",
+    "TraceFileMissing",
     "Vitals",
     "VitalsConfig",
     "build_sessions",

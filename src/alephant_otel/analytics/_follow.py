@@ -40,7 +40,7 @@ from alephant_otel.analytics import _fastfile
 from alephant_otel.analytics._model import Session
 from alephant_otel.analytics._query import SessionSet
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder
-from alephant_otel.analytics._sources import FileSource, SourceError
+from alephant_otel.analytics._sources import FileSource, SourceError, TraceFileMissing
 
 __all__ = ["TraceFollower"]
 
@@ -110,13 +110,17 @@ class TraceFollower:
     Args:
         path: The trace file.
         active_window_s: Recent-activity window for ``active`` (as in :func:`read_sessions`).
+        missing_hint: Said after "no trace file at PATH" while it does not exist.
 
     Raises:
         SourceError: From :meth:`poll`, when the file cannot be read.
     """
 
-    def __init__(self, path: str | Path, *, active_window_s: float = DEFAULT_ACTIVE_WINDOW_S) -> None:
+    def __init__(
+        self, path: str | Path, *, active_window_s: float = DEFAULT_ACTIVE_WINDOW_S, missing_hint: str = ""
+    ) -> None:
         self.path = Path(path).expanduser()
+        self.missing_hint = missing_hint
         self.description = str(self.path)
         self.active_window_s = active_window_s
         self.corrupt = 0
@@ -159,7 +163,7 @@ class TraceFollower:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            raise SourceError(f"no trace file at {self.path} (set ALEPHANT_TRACE_FILE or pass --source)") from None
+            raise TraceFileMissing(self.path, self.missing_hint) from None
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         return _Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -71,6 +71,18 @@ class SourceError(Exception):
     """
 
 
+class TraceFileMissing(SourceError):
+    """The trace file does not exist (yet): a writer may still create it.
+
+    Attributes:
+        path: The file.
+    """
+
+    def __init__(self, path: Path, hint: str = "") -> None:
+        super().__init__(f"no trace file at {path}" + (f" ({hint})" if hint else ""))
+        self.path = path
+
+
 class SourceSpecError(SourceError):
     """The source's name itself is wrong (``http://...`` without ``tempo+``, an unknown scheme).
 
@@ -171,8 +183,7 @@ class FileSource:
         try:
             return open_trace_file(self.path)
         except FileNotFoundError:
-            hint = f" ({self.missing_hint})" if self.missing_hint else ""
-            raise SourceError(f"no trace file at {self.path}{hint}") from None
+            raise TraceFileMissing(self.path, self.missing_hint) from None
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
