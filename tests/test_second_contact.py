@@ -395,3 +395,17 @@ def test_the_web_view_waits_for_its_trace_file(tmp_path: Path) -> None:
             assert support_session().session_id in resp.read().decode()
     finally:
         ui.stop()
+
+
+def test_a_busy_port_for_the_web_view_is_hinted_in_one_line(tmp_path: Path) -> None:
+    path = write_trace_file(tmp_path / "t.jsonl", make_spans([support_session()]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _cli("ui", "--source", str(path), "--port", str(port), "--no-browser")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"alephant-otel: port {port} on 127.0.0.1 is in use: pass --port with another port, "
+        "or --port 0 for any free one\n"
+    )

@@ -8,7 +8,6 @@ is what the gateway would group by. It stops on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import errno
 import signal
 import sys
 import threading
@@ -16,18 +15,11 @@ from typing import Any
 
 from alephant_otel import _names as n
 
-__all__ = ["bind_error", "register_emulator"]
+__all__ = ["register_emulator"]
 
 #: How often the foreground loop prints what arrived: often enough to read as live.
 _POLL_S = 0.1
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def bind_error(host: str, port: int, exc: OSError) -> str:
-    """One line for a listening socket that could not be opened, with the way out when the port is taken."""
-    if exc.errno == errno.EADDRINUSE:
-        return f"port {port} on {host} is in use: pass --port with another port, or --port 0 for any free one"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def _line(method: str, path: str, headers: Any) -> str:
@@ -48,7 +40,7 @@ def _line(method: str, path: str, headers: Any) -> str:
 
 def _cmd_emulator(args: Any) -> int:
     from alephant_otel._cli import CliError
-    from alephant_otel._render import CONTROLS
+    from alephant_otel._render import CONTROLS, bind_error
     from alephant_otel.testing import GatewayEmulator
 
     try:

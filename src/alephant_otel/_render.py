@@ -6,6 +6,7 @@ page print the same cost, duration and time for the same span.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from typing import Final, TextIO
@@ -19,6 +20,7 @@ __all__ = [
     "CONTROLS",
     "STATUS_STYLE",
     "TIME_FORMS",
+    "bind_error",
     "console",
     "duration",
     "escape",
@@ -88,3 +90,10 @@ def when(ns: int | None) -> str:
     """A time as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-``."""
     text = iso(ns)
     return text[:19].replace("T", " ") if text else "-"
+
+
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    """One line for a listening socket that could not be opened, with the way out when the port is taken."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use: pass --port with another port, or --port 0 for any free one"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"

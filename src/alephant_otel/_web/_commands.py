@@ -12,7 +12,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-from alephant_otel._render import TIME_FORMS
+from alephant_otel._render import TIME_FORMS, bind_error
 from alephant_otel._web._pages import export_page
 from alephant_otel._web._view import PAGE_SIZE, ListQuery, TraceLinks, waterfall
 from alephant_otel.analytics import (
@@ -172,7 +172,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     try:
         server = UiServer((args.host, args.port), store, defaults, check_host=is_loopback(args.host))
     except OSError as exc:
-        return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", _DOMAIN)
+        return _fail(bind_error(args.host, args.port, exc), _DOMAIN)
     # Errors answering a page are logged here (the browser gets a plain page, never a traceback).
     logging.basicConfig(level=logging.WARNING, format="alephant-otel ui: %(levelname)s %(message)s")
     if not is_loopback(args.host):
