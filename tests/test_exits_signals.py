@@ -414,3 +414,18 @@ def test_a_fork_during_a_trace_file_write_leaves_the_child_no_lock(tmp_path: Pat
     out, err = proc.communicate(timeout=60)
     assert out.strip() == "child 0", (out, err[-3000:])
     assert [s["name"] for s in _spans(trace_file)] == ["child's span"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", True), ("true", True), ("1", True), ("false", False), ("OFF", False), ("0", False), ("maybe", True)],
+)
+def test_the_sigterm_switch_reads_the_environment(raw: str, expected: bool, caplog: pytest.LogCaptureFixture) -> None:
+    from alephant_otel._config import resolve_settings
+
+    assert resolve_settings(env={"ALEPHANT_SIGTERM_FLUSH": raw}).sigterm_flush is expected
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == (1 if raw == "maybe" else 0)  # a typo keeps the default, with one error
+    assert resolve_settings(sigterm_flush=False, env={"ALEPHANT_SIGTERM_FLUSH": "true"}).sigterm_flush is False
+    with pytest.raises(ValueError, match="sigterm_flush"):
+        resolve_settings(sigterm_flush="no")  # type: ignore[arg-type]
