@@ -36,6 +36,8 @@ class Settings:
     baggage_hosts: frozenset[str] | None = None
     #: More credential name patterns to scrub (``ALEPHANT_SCRUB_PATTERNS`` adds its own where used).
     scrub_patterns: tuple[str, ...] = ()
+    #: Flush the spans before a SIGTERM with the default handler ends the process (see ``_exits``).
+    sigterm_flush: bool = True
 
 
 def _env_gateway(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -59,6 +61,17 @@ def _env_hosts(env: Mapping[str, str]) -> frozenset[str] | None:
     return frozenset(h.strip() for h in raw.split(",") if h.strip())
 
 
+def env_sigterm_flush(env: Mapping[str, str]) -> bool:
+    """``ALEPHANT_SIGTERM_FLUSH``: on unless it says false (an unreadable value logs and keeps it on)."""
+    raw = env.get(n.ENV_SIGTERM_FLUSH, "").strip().lower()
+    if raw in _TRUE or not raw:
+        return True
+    if raw in _FALSE:
+        return False
+    _log.error("ignoring %s=%r: expected true or false; flushing at SIGTERM stays on", n.ENV_SIGTERM_FLUSH, raw)
+    return True
+
+
 def resolve_settings(
     *,
     gateway_url: str | Iterable[str] | None = None,
@@ -66,6 +79,7 @@ def resolve_settings(
     cost_header: str | None = None,
     baggage_hosts: Iterable[str] | None = None,
     scrub_patterns: Iterable[str] | None = None,
+    sigterm_flush: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge arguments over the environment.
@@ -91,6 +105,14 @@ def resolve_settings(
     # Entries are normalised (case, IDN, brackets) where they are matched: _scoping.host_key.
     hosts = frozenset(baggage_hosts) if baggage_hosts is not None else _env_hosts(env)
     patterns = check_patterns(scrub_patterns) if scrub_patterns is not None else ()
+    if sigterm_flush is not None and not isinstance(sigterm_flush, bool):
+        raise ValueError(f"sigterm_flush must be True or False, not {sigterm_flush!r}")
+    flush = sigterm_flush if sigterm_flush is not None else env_sigterm_flush(env)
     return Settings(
-        gateway_urls=urls, trace_file=path, cost_header=header, baggage_hosts=hosts, scrub_patterns=patterns
+        gateway_urls=urls,
+        trace_file=path,
+        cost_header=header,
+        baggage_hosts=hosts,
+        scrub_patterns=patterns,
+        sigterm_flush=flush,
     )

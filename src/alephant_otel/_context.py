@@ -15,6 +15,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import os
 import traceback
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextvars import ContextVar
@@ -499,6 +500,20 @@ def end_open_requests(totals: RequestTotals | None = None) -> None:
             _log.debug("alephant_otel: could not end the open requests", exc_info=True)
 
 
+#: Forks this process line has gone through, counted in each child: a scope opened before
+#: the last fork is the parent's, and the parent ends and exports its span, not the child.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks  # noqa: PLW0603 - an int, read once per scope
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_count_fork)
+
+
 @contextlib.contextmanager
 def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, AttributeValue]) -> Iterator[Context]:
     """Start ``span_name`` in ``ctx``, attach it, and close both on exit.
@@ -507,6 +522,7 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
     it ends, from the counters stored in the context.
     """
     totals = RequestTotals()
+    forks = _forks
     span = _tracer().start_span(span_name, context=ctx, kind=trace.SpanKind.INTERNAL, attributes=attributes)
     ctx = trace.set_span_in_context(span, ctx)
     ctx = otel_context.set_value(_TOTALS_KEY, (*active_totals(ctx), totals), ctx)
@@ -528,9 +544,10 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
         raise
     finally:
         otel_context.detach(token)
-        if span.is_recording():
-            span.set_attributes(totals.attributes())
-        span.end()
+        if forks == _forks:  # else a fork's child leaving the parent's scope: the span is the parent's
+            if span.is_recording():
+                span.set_attributes(totals.attributes())
+            span.end()
 
 
 def _set_entries(ctx: Context, entries: dict[str, str | None]) -> Context:

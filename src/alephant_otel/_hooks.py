@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -96,6 +97,9 @@ def _warn_if_misrouted(scheme: str, host: str, port: int | None, path: str) -> N
 
 #: The bodies being read now, by watcher id: what an exit must end (see _end_open).
 _reading: dict[int, tuple[tuple[RequestTotals, ...], BodyWatcher]] = {}
+if hasattr(os, "register_at_fork"):
+    # A fork's child must not end (and export again) the parent's open requests at its exit.
+    os.register_at_fork(after_in_child=_reading.clear)
 
 
 def _end_open(totals: RequestTotals | None) -> None:

@@ -37,8 +37,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from alephant_otel import _names as n
 from alephant_otel import _scoping
 from alephant_otel._aiotransports import follow_httpx_instrumentation, follows_instrumentation
-from alephant_otel._config import Settings, resolve_settings
+from alephant_otel._config import Settings, env_sigterm_flush, resolve_settings
 from alephant_otel._context import use_tracer_provider
+from alephant_otel._exits import BoundedSpanProcessors, install_sigterm_flush, watch_provider
 from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._hooks import Bridge
 from alephant_otel._processor import AlephantSpanProcessor
@@ -301,6 +302,7 @@ def _install(settings: Settings, tracer_provider: Any, meter_provider: Any, *, i
         use_tracer_provider(tracer_provider)
         if provider is not None:
             _add_trace_file(provider, settings)
+            watch_provider(provider)
         _apply_scoping(settings)
         _patch_instrumentors()
         _hook_clients(tracer_provider, meter_provider, instrument_new=instrument_new)
@@ -393,6 +395,7 @@ def _provide_if_unconfigured() -> None:
     exporters = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if (exporters and exporters != "none") or os.environ.get(n.ENV_TRACE_FILE, "").strip():
         trace.set_tracer_provider(_new_provider())
+        install_sigterm_flush(env_sigterm_flush(os.environ))
 
 
 def hook_for_tests(tracer_provider: SdkTracerProvider) -> None:
@@ -419,6 +422,7 @@ def configure(
     cost_header: str | None = None,
     baggage_hosts: Iterable[str] | None = None,
     scrub_patterns: Iterable[str] | None = None,
+    sigterm_flush: bool | None = None,
 ) -> trace.TracerProvider:
     """Make a plain script traced, in one idempotent call.
 
@@ -451,6 +455,11 @@ def configure(
             header and query parameter names and ``name=value`` pairs), on
             top of the built-in list; ``ALEPHANT_SCRUB_PATTERNS``
             (comma-separated) adds its own. Every exported span is scrubbed.
+        sigterm_flush: When SIGTERM's handler is the default (and this is the
+            main thread), install one that flushes the spans, for at most 1 s,
+            then ends the process by SIGTERM as before. A handler the app set
+            is never replaced. Default: ``ALEPHANT_SIGTERM_FLUSH``, else on;
+            ``False`` removes the handler this package installed.
 
     Returns:
         The tracer provider in use.
@@ -464,6 +473,7 @@ def configure(
         cost_header=cost_header,
         baggage_hosts=baggage_hosts,
         scrub_patterns=scrub_patterns,
+        sigterm_flush=sigterm_flush,
     )
     with _lock:
         provider: Any = tracer_provider
@@ -485,6 +495,7 @@ def configure(
                 baggage_hosts=settings.baggage_hosts,
                 scrub_patterns=settings.scrub_patterns,
             )
+        install_sigterm_flush(settings.sigterm_flush)
         result: trace.TracerProvider = provider
         return result
 
@@ -492,7 +503,8 @@ def configure(
 def _new_provider() -> SdkTracerProvider:
     from opentelemetry.sdk.resources import Resource
 
-    provider = SdkTracerProvider(resource=Resource.create())
+    # Bounded processors: the exit never waits the exporter's timeout on an endpoint that hangs.
+    provider = SdkTracerProvider(resource=Resource.create(), active_span_processor=BoundedSpanProcessors())
     for exporter in _env_exporters():
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

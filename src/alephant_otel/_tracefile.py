@@ -24,6 +24,7 @@ descriptor under an exclusive ``flock``. Reading is in :mod:`alephant_otel._trac
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import json
 import logging
@@ -149,9 +150,15 @@ _live_exporters: weakref.WeakSet[TraceFileExporter] = weakref.WeakSet()
 
 def _reinit_locks_after_fork() -> None:
     # A fork taken while a BatchSpanProcessor thread was mid-write would leave
-    # the lock held forever in the child.
+    # the lock held forever in the child, and the child's copy of the descriptor
+    # would hold the parent's flock until the child exits: the parent's next
+    # batch, and the child's own (another descriptor), would wait on it.
     for exporter in list(_live_exporters):
         exporter._lock = threading.Lock()
+        fd, exporter._fd = exporter._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 if hasattr(os, "register_at_fork"):
@@ -270,6 +277,8 @@ class TraceFileExporter(SpanExporter):
             raise ValueError(f"trace file path must be a non-empty string path, got {path!r}")
         self._path = Path(raw).expanduser().absolute()
         self._lock = threading.Lock()
+        #: The descriptor being written now (None between batches): a fork's child closes its copy.
+        self._fd: int | None = None
         self._is_shutdown = False
         self._failing = False
         self._warned_encoding = False
@@ -385,7 +394,7 @@ class TraceFileExporter(SpanExporter):
         return fd
 
     def _append(self, line: bytes) -> None:
-        fd = self._open()
+        fd = self._fd = self._open()
         try:
             if sys.platform != "win32":
                 # O_APPEND alone keeps one write() whole on local disks; the
@@ -399,6 +408,7 @@ class TraceFileExporter(SpanExporter):
             _write_all(fd, line)
         finally:
             # Closing releases the flock.
+            self._fd = None
             os.close(fd)
 
     def _write_failed(self, exc: Exception, count: int) -> None:
