@@ -115,8 +115,8 @@ def _read(args: argparse.Namespace, session_id: str | None = None, *, summary: b
         sys.stderr.write(f"warning: skipped {result.corrupt} corrupt line(s) in {result.source}\n")
     if result.corrupt_values:
         sys.stderr.write(
-            f"warning: dropped {result.corrupt_values} corrupt number(s) (NaN or infinite cost, tokens) "
-            f"in {result.source}\n"
+            f"warning: dropped {result.corrupt_values} corrupt number(s) "
+            f"(NaN, infinite, negative, boolean or too large cost, tokens) in {result.source}\n"
         )
     return result
 
