@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from alephant_otel._impossible import MAX_TOKENS as _MAX_TOKENS
+from alephant_otel._impossible import warn_impossible
 from alephant_otel._jsonfast import orjson_loads
 
 __all__ = [
@@ -55,8 +57,6 @@ _REASON_LIMIT: Final = 200
 #: Request bodies up to this size are parsed when the regex is ambiguous.
 _PARSE_REQUEST_LIMIT: Final = 256 << 10
 _STR_LIMIT: Final = 256
-#: Token counts above this are not counts (and would lose precision as floats).
-_MAX_TOKENS: Final = 1 << 53
 
 _OPERATIONS: Final = {
     "/chat/completions": "chat",
@@ -409,17 +409,28 @@ class _Acc:
                 self.input_excludes_cache = True
                 read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
         # A count is an int in range: not a bool, float or str. Spelled out rather than a loop
-        # over (slot, value) pairs with setattr: this runs for every response.
+        # over (slot, value) pairs with setattr: this runs for every response. Anything else
+        # but null is impossible, dropped with one warning (the elif costs nothing when valid).
         if type(inp) is int and 0 <= inp <= _MAX_TOKENS:
             self.input = inp
+        elif inp is not None:
+            warn_impossible("input token count", inp)
         if type(out) is int and 0 <= out <= _MAX_TOKENS:
             self.output = out
+        elif out is not None:
+            warn_impossible("output token count", out)
         if type(read) is int and 0 <= read <= _MAX_TOKENS:
             self.cache_read = read
+        elif read is not None:
+            warn_impossible("cached token count", read)
         if type(write) is int and 0 <= write <= _MAX_TOKENS:
             self.cache_write = write
+        elif write is not None:
+            warn_impossible("cache write token count", write)
         if type(reasoning) is int and 0 <= reasoning <= _MAX_TOKENS:
             self.reasoning = reasoning
+        elif reasoning is not None:
+            warn_impossible("reasoning token count", reasoning)
 
     def error(self, err: Any, *, message: Any = None, code: Any = None) -> None:
         if isinstance(err, dict):
