@@ -97,7 +97,7 @@ def _as_float(x: Any) -> float | None:
     if isinstance(x, float):
         return x
     if x.__class__ is bool:  # kept as itself for drop_impossible: true is not a cost of $1
-        return x  # type: ignore[no-any-return]
+        return x
     try:
         return float(x)
     except (TypeError, ValueError):
@@ -195,7 +195,7 @@ def _rollup(values: Mapping[str, Any]) -> tuple[Rollup, int]:
         x = _as_int(values.get(key))
         if not _total_ok(x):
             bad += 1
-        elif x is not None:
+        elif isinstance(x, int):
             counts[key] = x
     cost = _as_float(values.get("cost_usd"))
     if cost is not None and not (cost.__class__ is float and 0.0 <= cost < float("inf")):
@@ -231,7 +231,7 @@ def _policy(attrs: Mapping[str, Any]) -> PolicyEvent:
 
 def _status_code(x: Any) -> int | None:
     code = _as_int(x)
-    return code if code.__class__ is int else None  # type: ignore[return-value]
+    return code if code.__class__ is int else None
 
 
 def _finish(rec: SpanRecord) -> None:
