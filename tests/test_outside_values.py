@@ -9,7 +9,9 @@ Failure is the status code and the API's error envelope.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -19,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from alephant_otel import _names as n
+from alephant_otel import session
 from alephant_otel.testing import Fault, GatewayEmulator
 
 MODEL = "openai/gpt-4o-mini"
@@ -108,6 +111,145 @@ def test_possible_usage_at_the_limits_is_kept(
     assert (a[n.GEN_AI_USAGE_INPUT_TOKENS], a[n.GEN_AI_USAGE_OUTPUT_TOKENS]) == (1_000_000_000, 0)
     assert a[n.ATTR_COST_USD] == 1e6
     assert not impossible_warnings(caplog)
+
+
+# --- a 2xx resource with an error field is not a failed call ------------------------------------------------
+
+FT_JOB = {
+    "id": "ftjob-abc",
+    "object": "fine_tuning.job",
+    "created_at": 1,
+    "fine_tuned_model": None,
+    "finished_at": None,
+    "hyperparameters": {"n_epochs": "auto"},
+    "model": "gpt-4o-mini-2024-07-18",
+    "organization_id": "org-1",
+    "result_files": [],
+    "seed": 7,
+    "status": "failed",
+    "trained_tokens": None,
+    "training_file": "file-1",
+    "validation_file": None,
+}
+VIDEO = {
+    "id": "video_1",
+    "object": "video",
+    "created_at": 1,
+    "completed_at": None,
+    "expires_at": None,
+    "model": "sora-2",
+    "progress": 0,
+    "seconds": "4",
+    "size": "720x1280",
+    "remixed_from_video_id": None,
+    "status": "failed",
+}
+EVAL_RUN = {
+    "id": "evalrun_1",
+    "object": "eval.run",
+    "eval_id": "eval_1",
+    "created_at": 1,
+    "name": "nightly",
+    "model": "gpt-4o-mini",
+    "status": "failed",
+    "report_url": "https://example.invalid/r",
+    "metadata": None,
+    "data_source": {"type": "jsonl", "source": {"type": "file_id", "id": "file-1"}},
+    "per_model_usage": [],
+    "per_testing_criteria_results": [],
+    "result_counts": {"errored": 1, "failed": 0, "passed": 0, "total": 1},
+}
+
+Call = Callable[[openai.OpenAI], Any]
+RESOURCES: list[tuple[str, str, dict[str, Any], Call]] = [
+    (
+        "fine-tuning-job-null-error",
+        "/v1/fine_tuning/jobs/ftjob-abc",
+        {**FT_JOB, "status": "running", "error": {"code": None, "message": None, "param": None}},
+        lambda c: c.fine_tuning.jobs.retrieve("ftjob-abc"),
+    ),
+    (
+        "fine-tuning-job-failed",
+        "/v1/fine_tuning/jobs/ftjob-abc",
+        {**FT_JOB, "error": {"code": "invalid_training_file", "message": "The file is invalid.", "param": None}},
+        lambda c: c.fine_tuning.jobs.retrieve("ftjob-abc"),
+    ),
+    (
+        "video-failed",
+        "/v1/videos/video_1",
+        # The message names moderation: once read as a failed call, it was even an interception.
+        {**VIDEO, "error": {"code": "moderation_blocked", "message": "Blocked by our moderation system."}},
+        lambda c: c.videos.retrieve("video_1"),
+    ),
+    (
+        "eval-run-failed",
+        "/v1/evals/eval_1/runs/evalrun_1",
+        {**EVAL_RUN, "error": {"code": "grader_error", "message": "The grader failed."}},
+        lambda c: c.evals.runs.retrieve("evalrun_1", eval_id="eval_1"),
+    ),
+]
+
+
+# openai's notices on videos.* and evals.*
+@pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning", "ignore:The Evals API:DeprecationWarning")
+@pytest.mark.parametrize(("path", "body", "call"), [r[1:] for r in RESOURCES], ids=[r[0] for r in RESOURCES])
+def test_a_2xx_resource_with_an_error_field_is_not_an_error_span(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter, path: str, body: dict[str, Any], call: Call
+) -> None:
+    gateway.add_fault(Fault.status(200, body=body), path=path)
+    with session("sess_res"), client(gateway) as c:
+        got = call(c)
+    assert got.status == body["status"]  # the SDK read the resource, error field and all
+    span = only_span(spans)
+    a = span.attributes or {}
+    assert span.status.status_code is not StatusCode.ERROR, span.status.description
+    assert n.ATTR_ERROR_TYPE not in a
+    assert n.ATTR_INTERCEPTED not in a
+    assert not [e for e in span.events if e.name == n.EVENT_POLICY]
+
+
+@pytest.mark.parametrize("status", [400, 404, 500])
+def test_a_4xx_or_5xx_error_envelope_is_still_an_error_span(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter, status: int
+) -> None:
+    envelope = {"error": {"message": "No such job: ftjob-abc", "type": "invalid_request_error", "code": None}}
+    gateway.add_fault(Fault.status(status, body=envelope), path="/v1/fine_tuning/jobs/ftjob-abc")
+    with client(gateway) as c, pytest.raises(openai.APIStatusError):
+        c.fine_tuning.jobs.retrieve("ftjob-abc")
+    span = only_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[n.ATTR_ERROR_TYPE] == str(status)
+
+
+def test_an_error_envelope_in_a_200_body_is_still_an_error_span(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    """A proxy that answers 200 with the API's error envelope and nothing else: the call failed."""
+    envelope = {"error": {"message": "Upstream overloaded", "type": "server_error", "code": None}}
+    gateway.add_fault(Fault.status(200, body=envelope))
+    with client(gateway) as c:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    span = only_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[n.ATTR_ERROR_TYPE] == "server_error"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+def test_a_mid_stream_error_is_still_an_error_span(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter, path: str
+) -> None:
+    gateway.add_fault(Fault.stream_error(2, error_type="server_error", message="Server error"), path=path)
+    # The SDK raises on the chat error chunk; the Responses "error" event it hands over as an event.
+    with client(gateway) as c, contextlib.suppress(openai.APIError):
+        if path.endswith("/responses"):
+            for _ in c.responses.create(model=MODEL, input="hi", stream=True):
+                pass
+        else:
+            for _ in c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True):
+                pass
+    span = only_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[n.ATTR_ERROR_TYPE] == "server_error"
 
 
 # --- values read back from backends ------------------------------------------------------------

@@ -451,6 +451,9 @@ class _Acc:
                 inner = obj.get("response")
                 if isinstance(inner, dict):
                     self.obj(inner)
+                    if kind == "response.failed":  # the stream's own failure, not a resource's state
+                        err = inner.get("error")
+                        self.error(err if isinstance(err, dict) and err else {"type": kind})
                 return
             if kind == "message_start":
                 self.obj(_dict(obj.get("message")))
@@ -468,9 +471,11 @@ class _Acc:
                 self.error(obj.get("error"), message=obj.get("message"), code=obj.get("code"))
                 return
         err = obj.get("error")
-        if err is not None and err != {}:
-            # An error body, a mid-stream error chunk, or a failed Response (which
-            # still carries its model, id and usage: read on).
+        if err is not None and err != {} and "object" not in obj:
+            # The error envelope: an error body, or a mid-stream {"error": ...} chunk. In
+            # a resource ("object": "fine_tuning.job", "video", "eval.run", "response")
+            # "error" is the state of the thing, not of this call: a 200 retrieving a
+            # failed job succeeded (issue 36).
             self.terminal = True
             self.error(err)
         # _str(obj.get(...)), inlined: every body and leading event passes here.
@@ -936,8 +941,8 @@ def _sse_event(payload: bytes, acc: _Acc, first: bool, interesting: Any) -> bool
     return first
 
 
-def _parse_json(body: bytes, acc: _Acc, whole: bool) -> bool:
-    """Fold a JSON body; returns whether it looks complete."""
+def _parse_json(body: bytes, acc: _Acc, whole: bool, failed: bool) -> bool:
+    """Fold a JSON body (``failed``: of a 4xx/5xx answer); returns whether it looks complete."""
     if whole:
         try:
             obj = _loads(body)
@@ -956,7 +961,9 @@ def _parse_json(body: bytes, acc: _Acc, whole: bool) -> bool:
     match = _MODEL_RE.search(body)
     if match is not None:
         acc.model = _json_str(match.group(1))
-    err = _ERROR_RE.search(body)
+    # Only an answer that failed is read for its error envelope: a cut 2xx body is a big
+    # resource or list, whose "error" keys are the state of the things listed.
+    err = _ERROR_RE.search(body) if failed else None
     if err is not None:
         try:
             obj, _ = json.JSONDecoder().raw_decode(body[err.end() : err.end() + 8192].decode("utf-8", "replace"))
@@ -1062,7 +1069,7 @@ def _parse(
         _parse_sse(data, acc, request_body)
         complete = acc.terminal or not readable_to_end
     elif data is not None and kind == "json":
-        looks_whole = _parse_json(data, acc, whole)
+        looks_whole = _parse_json(data, acc, whole, status >= 400)
         complete = looks_whole or not readable_to_end
     if status >= 400:
         complete = True  # an error answer is complete in what it says
