@@ -99,9 +99,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_warnings_and_caches() -> None:
     """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
-    from alephant_otel import _context, _hooks, _setup
+    from alephant_otel import _context, _hooks, _impossible, _setup
 
     _context._warned_keys.clear()
+    _impossible._warned.clear()
     _hooks._misrouted_hosts.clear()
     _context.clear_cache()
     # Keyed by id(): a hook of an earlier test, freed, can leave its id to this test's hook.

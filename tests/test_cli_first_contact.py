@@ -320,6 +320,9 @@ def test_vitals_counts_failed_and_intercepted_the_same_way_everywhere(real_ids: 
 
 # --- numbers that are not numbers ------------------------------------------------------------
 
+#: What the CLI says it dropped, after the count.
+DROPPED = "(NaN, infinite, negative, boolean or too large cost, tokens)"
+
 
 def _span(span_id: str, attrs: dict[str, Any], session: str | None = "sess_x") -> dict[str, Any]:
     base = {n.ATTR_SPAN_KIND: {"stringValue": "request"}, n.ATTR_REQUEST_ID: {"stringValue": f"req_{span_id}"}}
@@ -355,7 +358,7 @@ def test_nan_and_infinity_are_dropped_with_one_warning_and_json_stays_strict(tmp
         path.write_bytes(gzip.compress(text.encode()))
     else:
         path.write_text(text)
-    warning = f"warning: dropped 5 corrupt number(s) (NaN or infinite cost, tokens) in {path}\n"
+    warning = f"warning: dropped 5 corrupt number(s) {DROPPED} in {path}\n"
     for verb in ("list", "vitals"):
         got = cli("sessions", verb, "--source", str(path), "--json")
         assert got.returncode == 0, got.stderr
@@ -373,6 +376,52 @@ def test_nan_and_infinity_are_dropped_with_one_warning_and_json_stays_strict(tmp
         text_out = cli("sessions", *verb, "--source", str(path), columns=200).stdout.replace(str(path), "")
         assert "inf" not in text_out.lower()
         assert "nan" not in text_out.lower()
+
+
+@pytest.mark.parametrize("gzip_it", [False, True], ids=["rows", "records"])
+def test_impossible_costs_and_counts_are_dropped_counted_and_left_out_of_the_figures(
+    tmp_path: Path, gzip_it: bool
+) -> None:
+    """Issue 36: negative, boolean, over 10^9 tokens, over $10^6 a request: corrupt, like NaN."""
+    import gzip
+
+    cost, inp, out = n.ATTR_COST_USD, n.GEN_AI_USAGE_INPUT_TOKENS, n.GEN_AI_USAGE_OUTPUT_TOKENS
+    text = _line(
+        _span("01", {cost: {"doubleValue": -0.5}, inp: {"intValue": "10"}}),
+        _span("02", {inp: {"intValue": "-3"}, out: {"boolValue": True}}),
+        _span("03", {cost: {"boolValue": True}, out: {"intValue": "1000000001"}}),
+        _span("04", {cost: {"doubleValue": 1000000.5}, inp: {"intValue": "999999999"}}),
+        # The limits themselves are possible.
+        _span("05", {cost: {"doubleValue": 0.25}, inp: {"intValue": "1000000000"}, out: {"intValue": "7"}}),
+        _span("06", {cost: {"doubleValue": -2.0}}, session=None),
+    )
+    path = tmp_path / "t.jsonl"
+    if gzip_it:  # a compressed file is read record by record, not by the row reader
+        path = tmp_path / "t.jsonl.gz"
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    warning = f"warning: dropped 7 corrupt number(s) {DROPPED} in {path}\n"
+    for verb in (["list"], ["vitals"], ["show", "sess_x"]):
+        got = cli("sessions", *verb, "--source", str(path), "--json")
+        assert got.returncode == 0, got.stderr
+        assert got.stderr == warning
+        assert strict_json(got.stdout)["corrupt_values"] == 7
+    doc = strict_json(cli("sessions", "list", "--source", str(path), "--json").stdout)
+    (s,) = doc["sessions"]
+    assert s["cost_usd"] == 0.25
+    assert (s["input_tokens"], s["output_tokens"]) == (10 + 999_999_999 + 1_000_000_000, 7)
+    assert doc["no_session"]["cost_usd"] == 0
+    shown = strict_json(cli("sessions", "show", "sess_x", "--source", str(path), "--json").stdout)["session"]
+    by_id = {q["request_id"]: q for q in shown["requests"]}
+    assert shown["cost_usd"] == 0.25
+    assert (by_id["req_02"]["input_tokens"], by_id["req_03"]["output_tokens"]) == (0, 0)
+    assert (by_id["req_01"]["cost_usd"], by_id["req_04"]["cost_usd"]) == (0, 0)
+    human = cli("sessions", "show", "sess_x", "--source", str(path), columns=200)
+    assert human.stderr == warning
+    assert "-$" not in human.stdout
+    assert "$-" not in human.stdout
+    assert "1,000,000,001" not in human.stdout
 
 
 def test_a_json_infinity_literal_in_a_time_is_a_corrupt_line_not_a_traceback(
@@ -441,5 +490,5 @@ def test_a_json_nan_literal_cost_is_dropped_on_the_fast_path(
     path.write_text(line.replace("1.5", "NaN"))
     assert main(["sessions", "list", "--source", str(path), "--json"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == f"warning: dropped 1 corrupt number(s) (NaN or infinite cost, tokens) in {path}\n"
+    assert captured.err == f"warning: dropped 1 corrupt number(s) {DROPPED} in {path}\n"
     assert strict_json(captured.out)["sessions"][0]["cost_usd"] == 0.25

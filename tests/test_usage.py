@@ -858,7 +858,8 @@ def run_property(examples: int, strategy: Any, caplog: pytest.LogCaptureFixture)
     with caplog.at_level(logging.DEBUG, logger="alephant_otel._usage"):
         prop()
     # Only ours: this runs for minutes, and a thread left by an earlier test may log meanwhile.
-    assert not [r for r in caplog.records if r.name.startswith("alephant_otel")]
+    # (An impossible token count in the generated JSON is rightly dropped with a warning.)
+    assert not [r for r in caplog.records if r.name.startswith("alephant_otel") and "impossible" not in r.msg]
 
 
 examples = pytest.mark.parametrize(

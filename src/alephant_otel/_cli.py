@@ -28,7 +28,18 @@ from typing import Any, Final, NoReturn
 from rich.console import Console
 from rich.tree import Tree
 
-from alephant_otel._render import CONTROLS, STATUS_STYLE, TIME_FORMS, console, duration, escape, money, retries, when
+from alephant_otel._render import (
+    CONTROLS,
+    MAX_INDENT,
+    STATUS_STYLE,
+    TIME_FORMS,
+    console,
+    duration,
+    escape,
+    money,
+    retries,
+    when,
+)
 from alephant_otel._tablefit import Col, fit_table
 from alephant_otel._version import __version__
 from alephant_otel.analytics import (
@@ -132,8 +143,8 @@ def _read(args: argparse.Namespace, session_id: str | None = None, *, summary: b
         sys.stderr.write(f"warning: skipped {result.corrupt} corrupt line(s) in {result.source}\n")
     if result.corrupt_values:
         sys.stderr.write(
-            f"warning: dropped {result.corrupt_values} corrupt number(s) (NaN or infinite cost, tokens) "
-            f"in {result.source}\n"
+            f"warning: dropped {result.corrupt_values} corrupt number(s) "
+            f"(NaN, infinite, negative, boolean or too large cost, tokens) in {result.source}\n"
         )
     return result
 
@@ -405,16 +416,23 @@ def _run_label(run: Run, total: float) -> str:
     )
 
 
-def _add_run(node: Tree, run: Run, total: float) -> None:
-    branch = node.add(_run_label(run, total))
+def _deep(label: str, depth: int, cap: int) -> str:
+    # Past ``cap`` levels the tree no longer indents (rich drops what passes the terminal's
+    # edge): a deeper node hangs at that level and says its depth (1 = a top-level run).
+    return label if depth <= cap else f"[dim]\\[depth {depth}][/] {label}"
+
+
+def _add_run(node: Tree, run: Run, total: float, cap: int, depth: int = 1) -> None:
+    branch = node.add(_deep(_run_label(run, total), depth, cap))
+    under = branch if depth <= cap else node
     # Interleave nested runs and requests in start order: that is how the session ran.
     steps: list[tuple[int, int, Run | Request]] = [(c.start_ns, 0, c) for c in run.runs]
     steps += [(r.start_ns, 1, r) for r in run.requests]
     for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
         if isinstance(step, Run):
-            _add_run(branch, step, total)
+            _add_run(under, step, total, cap, depth + 1)
         else:
-            branch.add(_request_label(step, total))
+            under.add(_deep(_request_label(step, total), depth + 1, cap))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -451,11 +469,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"{s.request_count} req  {retries(s.retries)}  {s.input_tokens:,}/{s.output_tokens:,} tok  {money(total)}"
     )
     tree = Tree(head)
+    # Indent levels (4 columns each) that leave a label 40 columns, at most MAX_INDENT.
+    cap = max(1, min(MAX_INDENT, (out.width - 40) // 4))
     steps: list[tuple[int, int, Run | Request]] = [(r.start_ns, 0, r) for r in s.runs]
     steps += [(r.start_ns, 1, r) for r in s.direct_requests]
     for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
         if isinstance(step, Run):
-            _add_run(tree, step, total)
+            _add_run(tree, step, total, cap)
         else:
             tree.add(_request_label(step, total))
     out.print(tree)

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from alephant_otel._impossible import MAX_COST_USD, warn_impossible
 from alephant_otel._usage import ParsedResponse
 
 __all__ = ["compute_cost", "gateway_cost", "load_prices"]
@@ -102,8 +103,9 @@ def gateway_cost(value: str | None) -> float | None:
         value: The header value, e.g. ``"0.00012"``, or ``None`` when absent.
 
     Returns:
-        The cost in USD, or ``None`` for a missing, negative, non-finite or
-        unparseable value.
+        The cost in USD, or ``None`` for a missing value, and (with one
+        warning) for a negative, non-finite, unparseable or impossible one
+        (over ``MAX_COST_USD`` for one request).
 
     Examples:
         >>> gateway_cost("0.00012")
@@ -115,12 +117,13 @@ def gateway_cost(value: str | None) -> float | None:
         return None
     try:
         text = value.strip()
-        if not text or len(text) > 64:
-            return None
-        cost = float(text)
+        cost = float(text) if 0 < len(text) <= 64 else math.nan
     except (ValueError, TypeError, AttributeError):
-        return None
-    return cost if math.isfinite(cost) and cost >= 0 else None
+        cost = math.nan
+    if 0.0 <= cost <= MAX_COST_USD:  # NaN fails both
+        return cost
+    warn_impossible("cost", cost if math.isfinite(cost) else value)
+    return None
 
 
 def _known_provider(snapshot: Any, provider: str | None) -> str | None:

@@ -18,6 +18,7 @@ from alephant_otel.analytics._model import iso
 
 __all__ = [
     "CONTROLS",
+    "MAX_INDENT",
     "STATUS_STYLE",
     "TIME_FORMS",
     "bind_error",
@@ -40,6 +41,12 @@ STATUS_STYLE: Final = {"active": "cyan", "completed": "green", "intercepted": "b
 #: sequence (clear the screen, set the title, hide what follows), nor a CR or a newline
 #: redraw the table.
 CONTROLS: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+#: Levels of nested runs a tree indents (``sessions show``, the waterfall). A deeper
+#: chain (a 40-level one met in the wild) would push its labels past the terminal's edge,
+#: where rich drops them, or out of the waterfall's label column: from here on the
+#: indentation stops growing and each label says its depth instead.
+MAX_INDENT: Final = 8
 
 #: The page width of piped output when ``COLUMNS`` does not say (rich would take 80).
 _PIPED_WIDTH: Final = 200

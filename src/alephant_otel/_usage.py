@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from alephant_otel._impossible import MAX_TOKENS as _MAX_TOKENS
+from alephant_otel._impossible import warn_impossible
 from alephant_otel._jsonfast import orjson_loads
 
 __all__ = [
@@ -55,8 +57,6 @@ _REASON_LIMIT: Final = 200
 #: Request bodies up to this size are parsed when the regex is ambiguous.
 _PARSE_REQUEST_LIMIT: Final = 256 << 10
 _STR_LIMIT: Final = 256
-#: Token counts above this are not counts (and would lose precision as floats).
-_MAX_TOKENS: Final = 1 << 53
 
 _OPERATIONS: Final = {
     "/chat/completions": "chat",
@@ -409,17 +409,28 @@ class _Acc:
                 self.input_excludes_cache = True
                 read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
         # A count is an int in range: not a bool, float or str. Spelled out rather than a loop
-        # over (slot, value) pairs with setattr: this runs for every response.
+        # over (slot, value) pairs with setattr: this runs for every response. Anything else
+        # but null is impossible, dropped with one warning (the elif costs nothing when valid).
         if type(inp) is int and 0 <= inp <= _MAX_TOKENS:
             self.input = inp
+        elif inp is not None:
+            warn_impossible("input token count", inp)
         if type(out) is int and 0 <= out <= _MAX_TOKENS:
             self.output = out
+        elif out is not None:
+            warn_impossible("output token count", out)
         if type(read) is int and 0 <= read <= _MAX_TOKENS:
             self.cache_read = read
+        elif read is not None:
+            warn_impossible("cached token count", read)
         if type(write) is int and 0 <= write <= _MAX_TOKENS:
             self.cache_write = write
+        elif write is not None:
+            warn_impossible("cache write token count", write)
         if type(reasoning) is int and 0 <= reasoning <= _MAX_TOKENS:
             self.reasoning = reasoning
+        elif reasoning is not None:
+            warn_impossible("reasoning token count", reasoning)
 
     def error(self, err: Any, *, message: Any = None, code: Any = None) -> None:
         if isinstance(err, dict):
@@ -440,6 +451,9 @@ class _Acc:
                 inner = obj.get("response")
                 if isinstance(inner, dict):
                     self.obj(inner)
+                    if kind == "response.failed":  # the stream's own failure, not a resource's state
+                        err = inner.get("error")
+                        self.error(err if isinstance(err, dict) and err else {"type": kind})
                 return
             if kind == "message_start":
                 self.obj(_dict(obj.get("message")))
@@ -457,9 +471,11 @@ class _Acc:
                 self.error(obj.get("error"), message=obj.get("message"), code=obj.get("code"))
                 return
         err = obj.get("error")
-        if err is not None and err != {}:
-            # An error body, a mid-stream error chunk, or a failed Response (which
-            # still carries its model, id and usage: read on).
+        if err is not None and err != {} and "object" not in obj:
+            # The error envelope: an error body, or a mid-stream {"error": ...} chunk. In
+            # a resource ("object": "fine_tuning.job", "video", "eval.run", "response")
+            # "error" is the state of the thing, not of this call: a 200 retrieving a
+            # failed job succeeded (issue 36).
             self.terminal = True
             self.error(err)
         # _str(obj.get(...)), inlined: every body and leading event passes here.
@@ -925,8 +941,8 @@ def _sse_event(payload: bytes, acc: _Acc, first: bool, interesting: Any) -> bool
     return first
 
 
-def _parse_json(body: bytes, acc: _Acc, whole: bool) -> bool:
-    """Fold a JSON body; returns whether it looks complete."""
+def _parse_json(body: bytes, acc: _Acc, whole: bool, failed: bool) -> bool:
+    """Fold a JSON body (``failed``: of a 4xx/5xx answer); returns whether it looks complete."""
     if whole:
         try:
             obj = _loads(body)
@@ -945,7 +961,9 @@ def _parse_json(body: bytes, acc: _Acc, whole: bool) -> bool:
     match = _MODEL_RE.search(body)
     if match is not None:
         acc.model = _json_str(match.group(1))
-    err = _ERROR_RE.search(body)
+    # Only an answer that failed is read for its error envelope: a cut 2xx body is a big
+    # resource or list, whose "error" keys are the state of the things listed.
+    err = _ERROR_RE.search(body) if failed else None
     if err is not None:
         try:
             obj, _ = json.JSONDecoder().raw_decode(body[err.end() : err.end() + 8192].decode("utf-8", "replace"))
@@ -1051,7 +1069,7 @@ def _parse(
         _parse_sse(data, acc, request_body)
         complete = acc.terminal or not readable_to_end
     elif data is not None and kind == "json":
-        looks_whole = _parse_json(data, acc, whole)
+        looks_whole = _parse_json(data, acc, whole, status >= 400)
         complete = looks_whole or not readable_to_end
     if status >= 400:
         complete = True  # an error answer is complete in what it says

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from alephant_otel import _names as n
 
 # The CLI's own formatting: the page and the terminal print the same figures.
-from alephant_otel._render import duration, money, when
+from alephant_otel._render import MAX_INDENT, duration, money, when
 from alephant_otel._scrub import scrub_text
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
 from alephant_otel.analytics._report import session_notes
@@ -98,6 +98,8 @@ def _request_row(r: Request, s: Session, depth: int, t0: int, links: TraceLinks 
     return {
         "kind": "request",
         "depth": depth,
+        "indent": min(depth, MAX_INDENT),
+        "deep": depth >= MAX_INDENT,
         "start_ms": (r.start_ns - t0) / 1e6,
         "dur_ms": max(0, r.end_ns - r.start_ns) / 1e6,
         "request_id": r.request_id,
@@ -129,6 +131,9 @@ def _run_rows(run: Run, s: Session, depth: int, t0: int, links: TraceLinks | Non
     yield {
         "kind": "run",
         "depth": depth,
+        # Deeper rows stop indenting (their label would leave its column) and show their depth.
+        "indent": min(depth, MAX_INDENT),
+        "deep": depth >= MAX_INDENT,
         "start_ms": (run.start_ns - t0) / 1e6 if run.start_ns else 0.0,
         "dur_ms": max(0, run.end_ns - run.start_ns) / 1e6,
         "run_id": run.run_id,

@@ -21,9 +21,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from alephant_otel import _names as n
+from alephant_otel._impossible import MAX_COST_USD, MAX_TOKENS
 from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord
 
-__all__ = ["NUMERIC_SLOTS", "drop_nonfinite", "normalize_id", "record_from_flat", "records_from_otlp", "span_ids"]
+__all__ = [
+    "MAX_COST_USD",
+    "MAX_TOKENS",
+    "NUMERIC_SLOTS",
+    "drop_impossible",
+    "normalize_id",
+    "record_from_flat",
+    "records_from_otlp",
+    "span_ids",
+]
 
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 
@@ -72,10 +82,8 @@ def _as_str(x: Any) -> str | None:
 
 
 def _as_int(x: Any) -> int | float | None:
-    # A NaN or an infinity comes back as that float (int() cannot hold it), for
-    # drop_nonfinite to drop and count; any other non-number is None.
-    if isinstance(x, bool):
-        return int(x)
+    # A NaN or an infinity comes back as that float (int() cannot hold it), and a
+    # boolean as itself, for drop_impossible to drop and count; any other non-number is None.
     if isinstance(x, int):
         return x
     try:
@@ -87,6 +95,8 @@ def _as_int(x: Any) -> int | float | None:
 
 def _as_float(x: Any) -> float | None:
     if isinstance(x, float):
+        return x
+    if x.__class__ is bool:  # kept as itself for drop_impossible: true is not a cost of $1
         return x
     try:
         return float(x)
@@ -144,42 +154,68 @@ _ROLLUP: Final[dict[str, str]] = {
 _ERROR_CODES: Final = frozenset((2, "2", "STATUS_CODE_ERROR", "ERROR"))
 
 
-def _finite(x: Any) -> bool:
-    # x - x is 0 for every finite int or float, NaN for NaN and the infinities.
-    return x is None or x - x == 0
+def _count_ok(x: Any) -> bool:
+    # The class test rejects booleans (bool is an int subclass) and the floats
+    # _as_int keeps for NaN and the infinities.
+    return x is None or (x.__class__ is int and 0 <= x <= MAX_TOKENS)
 
 
-#: Numeric SpanRecord slots a span from outside may fill with NaN or an infinity.
+def _cost_ok(x: Any) -> bool:
+    # NaN fails both comparisons; a boolean is kept as itself by _as_float.
+    return x is None or (x.__class__ is float and 0.0 <= x <= MAX_COST_USD)
+
+
+def _retry_ok(x: Any) -> bool:
+    return x is None or (x.__class__ is int and x >= 0)
+
+
+def _status_ok(x: Any) -> bool:
+    return x is None or x.__class__ is int
+
+
+#: Numeric SpanRecord slots a span from outside may fill with an impossible value.
 NUMERIC_SLOTS: Final = ("cost_usd", "input_tokens", "output_tokens", "retry_attempt", "http_status")
+#: The test each of them must pass, in NUMERIC_SLOTS order.
+VALID: Final[tuple[Callable[[Any], bool], ...]] = (_cost_ok, _count_ok, _count_ok, _retry_ok, _status_ok)
+
+
+def _total_ok(x: Any) -> bool:
+    # A roll-up sums a session's requests, so it has no per-request ceiling.
+    return x is None or (x.__class__ is int and x >= 0)
 
 
 def _rollup(values: Mapping[str, Any]) -> tuple[Rollup, int]:
-    """The roll-up of a session/run span, and how many of its numbers were NaN or infinite (taken as 0)."""
+    """The roll-up of a session/run span, and how many of its numbers were impossible (taken as 0).
+
+    Impossible: NaN, infinite, negative, or a boolean where a count or a cost belongs.
+    """
     bad = 0
     counts: dict[str, int] = {}
     for key in ("requests", "retries", "intercepted", "input_tokens", "output_tokens"):
         x = _as_int(values.get(key))
-        if isinstance(x, int):
-            counts[key] = x
-        elif x is not None:
+        if not _total_ok(x):
             bad += 1
+        elif isinstance(x, int):
+            counts[key] = x
     cost = _as_float(values.get("cost_usd"))
-    if not _finite(cost):
+    if cost is not None and not (cost.__class__ is float and 0.0 <= cost < float("inf")):
         cost = None
         bad += 1
     return Rollup(cost_usd=cost or 0.0, **counts), bad
 
 
-def drop_nonfinite(rec: SpanRecord) -> int:
-    """Unset the numbers of ``rec`` that are NaN or infinite (corrupt data from outside); returns how many.
+def drop_impossible(rec: SpanRecord) -> int:
+    """Unset the numbers of ``rec`` that cannot be true (corrupt data from outside); returns how many.
 
     ``alephant.cost.usd`` of ``{"doubleValue": "Infinity"}`` is valid OTLP/JSON,
     but a cost or a token count cannot be infinite: summed, it would make every
-    total ``inf`` or ``nan`` and the ``--json`` output not JSON.
+    total ``inf`` or ``nan`` and the ``--json`` output not JSON. Nor can one be
+    negative, a boolean (``true`` read as 1), over :data:`MAX_TOKENS` tokens or
+    over :data:`MAX_COST_USD` for one request: such a value is dropped, not summed.
     """
     bad = 0
-    for slot in NUMERIC_SLOTS:
-        if not _finite(getattr(rec, slot)):
+    for slot, ok in zip(NUMERIC_SLOTS, VALID, strict=True):
+        if not ok(getattr(rec, slot)):
             setattr(rec, slot, 0 if slot == "retry_attempt" else None)
             bad += 1
     return bad
@@ -195,7 +231,7 @@ def _policy(attrs: Mapping[str, Any]) -> PolicyEvent:
 
 def _status_code(x: Any) -> int | None:
     code = _as_int(x)
-    return code if isinstance(code, int) else None
+    return code if code.__class__ is int else None
 
 
 def _finish(rec: SpanRecord) -> None:
@@ -307,7 +343,7 @@ def records_from_otlp(resource_spans: Iterable[Any]) -> Iterator[SpanRecord]:
                         rec.intercepted = True
                 if rec.retry_attempt is None:
                     rec.retry_attempt = 0
-                rec.corrupt_values += drop_nonfinite(rec)
+                rec.corrupt_values += drop_impossible(rec)
                 _finish(rec)
                 yield rec
 
@@ -354,6 +390,6 @@ def record_from_flat(
         rec.intercepted = True
     if rec.retry_attempt is None:
         rec.retry_attempt = 0
-    rec.corrupt_values += drop_nonfinite(rec)
+    rec.corrupt_values += drop_impossible(rec)
     _finish(rec)
     return rec

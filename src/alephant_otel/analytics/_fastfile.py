@@ -48,7 +48,9 @@ from alephant_otel.analytics._convert import (
     _ERROR_CODES,
     _ROLLUP,
     _SPEC,
+    MAX_COST_USD,
     NUMERIC_SLOTS,
+    VALID,
     _as_float,
     _as_int,
     _as_str,
@@ -120,7 +122,8 @@ _OPERATION, _PROVIDER, _REQ_MODEL, _RESP_MODEL = (
 _IN, _OUT, _COST, _COST_SOURCE = _V["input_tokens"], _V["output_tokens"], _V["cost_usd"], _V["cost_source"]
 _RETRY, _INTERCEPTED, _STREAMING, _HTTP = _V["retry_attempt"], _V["intercepted"], _V["streaming"], _V["http_status"]
 _INCOMPLETE: Final = _V["incomplete"]
-_NUMERIC: Final = tuple(_V[slot] for slot in NUMERIC_SLOTS)
+#: (value index, test) of each numeric slot: see _convert.drop_impossible.
+_NUMERIC: Final = tuple((_V[slot], ok) for slot, ok in zip(NUMERIC_SLOTS, VALID, strict=True))
 
 _REQUEST: Final = n.SPAN_KIND_REQUEST
 _SESSION_NAME_SPAN: Final = n.SESSION_SPAN_NAME
@@ -145,9 +148,9 @@ def rows_from_otlp(
     arguments)`` with the policy events as ``(reason, code, status)`` tuples;
     any other span of a session is ``(False, *SpanRecord slots)`` with the
     roll-up as a tuple. The values are the ones
-    :func:`~._convert.records_from_otlp` gives, field by field. Numbers that
-    are NaN or infinite are dropped as ``drop_nonfinite`` does and counted in
-    ``corrupt_values[0]`` when it is given.
+    :func:`~._convert.records_from_otlp` gives, field by field. Impossible
+    numbers (NaN, infinite, negative, boolean, too large) are dropped as
+    ``drop_impossible`` does and counted in ``corrupt_values[0]`` when it is given.
 
     Returns:
         How many spans carried no session id and were not appended (all but request spans).
@@ -202,7 +205,8 @@ def rows_from_otlp(
                         x = value.get("stringValue")
                         if x is None:
                             y = value.get("intValue")
-                            if y.__class__ is str and len(value) == 1 and y.isascii() and y.isdigit():
+                            # Up to 9 digits cannot exceed MAX_TOKENS; longer ones take the checked road.
+                            if y.__class__ is str and len(value) == 1 and len(y) < 10 and y.isascii() and y.isdigit():
                                 v[s[1]] = int(y)
                             else:
                                 v[s[1]] = _as_int(plain(value))
@@ -216,7 +220,8 @@ def rows_from_otlp(
                             y = value.get("doubleValue")
                             if y.__class__ is float and len(value) == 1:
                                 v[s[1]] = y
-                                if y - y != 0:  # a JSON NaN/Infinity literal (the json module reads them)
+                                # Negative, too large, or a JSON NaN/Infinity literal (the json module reads them).
+                                if not 0.0 <= y <= MAX_COST_USD:
                                     odd = True
                             else:
                                 v[s[1]] = _as_float(plain(value))
@@ -240,10 +245,9 @@ def rows_from_otlp(
                     for i, x in alias.items():
                         if v[i] is None:
                             v[i] = x
-                if odd:  # a number not in the plain form this library writes: it may be NaN or infinite
-                    for i in _NUMERIC:
-                        x = v[i]
-                        if x is not None and x - x != 0:  # see _convert.drop_nonfinite
+                if odd:  # a number not in the plain form this library writes: it may be impossible
+                    for i, ok in _NUMERIC:
+                        if not ok(v[i]):  # see _convert.drop_impossible
                             v[i] = None
                             bad += 1
                 session_id = v[_SESSION_ID]
@@ -396,7 +400,7 @@ class ReadStats:
     lines: int = 0
     corrupt: int = 0
     incomplete_tail: bool = False
-    #: Numbers dropped as corrupt (NaN, infinite) in lines that were read.
+    #: Numbers dropped as corrupt (impossible: NaN, infinite, negative, ...) in lines that were read.
     corrupt_values: int = 0
 
     def take(self, lines: int, corrupt: int, incomplete_tail: bool, corrupt_values: int = 0) -> None:

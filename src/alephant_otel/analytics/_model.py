@@ -134,7 +134,7 @@ class SpanRecord:
         self.policy_events: tuple[PolicyEvent, ...] = ()
         self.rollup: Rollup | None = None
         self.service: str | None = None
-        #: Numbers of the span dropped as corrupt (NaN, infinite) when it was read.
+        #: Numbers of the span dropped as corrupt (NaN, infinite, negative, ...) when it was read.
         self.corrupt_values = 0
 
     def __repr__(self) -> str:

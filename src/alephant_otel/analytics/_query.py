@@ -123,7 +123,8 @@ class SessionSet:
         spans: Span records read.
         corrupt: Lines/documents skipped because they could not be parsed.
         outside: Request spans outside any session (calls made with no ``session()`` open), in start order.
-        corrupt_values: Numbers dropped as corrupt (NaN, Infinity) from spans that were otherwise read.
+        corrupt_values: Numbers dropped as impossible (NaN, infinite, negative, boolean, too large)
+            from spans that were otherwise read.
     """
 
     sessions: list[Session]

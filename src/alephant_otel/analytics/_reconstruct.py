@@ -59,7 +59,7 @@ class SessionBuilder:
         self.ignored = 0
         #: Request spans outside any session (a gateway call made with no ``session()`` open).
         self.outside: list[Request] = []
-        #: Numbers dropped as corrupt (NaN, infinite) from the spans taken.
+        #: Numbers dropped as corrupt (NaN, infinite, negative, ...) from the spans taken.
         self.corrupt_values = 0
 
     def __len__(self) -> int:

@@ -2,8 +2,9 @@
 
 Every document has ``"schema"`` (``alephant-otel/sessions.<verb>/1``; the
 number changes only on an incompatible change; new keys may be added),
-``"source"``, ``"corrupt_lines"`` and ``"corrupt_values"`` (numbers dropped
-because they were NaN or infinite). Times are ISO 8601 UTC strings (``null``
+``"source"``, ``"corrupt_lines"`` and ``"corrupt_values"`` (costs and counts
+dropped as impossible: NaN, infinite, negative, boolean, over 10^9 tokens or
+$10^6 per request). Times are ISO 8601 UTC strings (``null``
 when unknown), durations are seconds, costs USD floats, and counts integers.
 The output is strict JSON: never ``NaN`` or ``Infinity`` (a cost whose sum
 overflows is ``null``).

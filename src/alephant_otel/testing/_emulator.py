@@ -90,11 +90,25 @@ class Fault:
     reason: str = ""
     location: str = ""
     code: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def status(cls, code: int, *, retry_after: float | None = None, body: dict[str, Any] | None = None) -> Fault:
-        """Answer with this HTTP status (e.g. 429 with ``retry-after``, 500, 502, 503)."""
-        return cls("status", http_status=code, retry_after=retry_after, body=body)
+    def status(
+        cls,
+        code: int,
+        *,
+        retry_after: float | None = None,
+        body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Answer with this HTTP status (e.g. 429 with ``retry-after``, 500, 502, 503).
+
+        ``body`` replaces the default error body (any JSON answer, a 200 included),
+        ``headers`` are added to the answer (a cost header, say).
+        """
+        return cls(
+            "status", http_status=code, retry_after=retry_after, body=body, headers=tuple((headers or {}).items())
+        )
 
     @classmethod
     def policy(cls, reason: str = "content_filter", *, status: int = 403, code: str = "policy_violation") -> Fault:
@@ -557,6 +571,7 @@ class _Handler(QuietHTTPHandler):
             return False
         if fault.kind == "status":
             extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            extra.update(fault.headers)
             status_body = fault.body or {
                 "error": {
                     "message": f"emulated HTTP {fault.http_status}",

@@ -130,7 +130,11 @@
     var req = r.kind === "request";
     var line = el("div", "wf-row " + (req ? "req" : "run"));
     var label = el("div", "wf-label");
-    label.style.paddingLeft = 8 + r.depth * 16 + "px";
+    // Past the server's indent cap a row stops indenting (it would leave the label
+    // column) and says its depth, 1 for a top-level run, as `sessions show` does.
+    var indent = r.indent === undefined ? r.depth : r.indent;
+    label.style.paddingLeft = 8 + indent * 16 + "px";
+    if (r.deep) label.appendChild(el("span", "muted depth", "[depth " + (r.depth + 1) + "]"));
     if (req) {
       label.appendChild(el("span", "op", r.operation || r.name || "request"));
       if (r.model) label.appendChild(el("span", "model", r.model));
