@@ -243,7 +243,7 @@ def test_what_a_form_leaves_standing() -> None:
     for clean in (
         "max_tokens=100 token_count=5 input_tokens: 7 tokenizer=cl100k",
         "http://host:8080/users/bob@example.com",
-        "status_code=200 error_code=ABCDEFGHIJKL",
+        "status_code=200 error_code=ABCDEFGHIJKL status=500 code=internal_server_error",
         "SharedAccessKeyName=Root",
         "Asia/Tokyo",
     ):

@@ -108,7 +108,8 @@ def _attribute_sets(*dimensions: str | None) -> _AttributeSets:
 
     The dimensions are low-cardinality by design (no session or run ids), so
     requests repeat a few combinations; the dicts are only ever read. Scrubbed
-    here, so once per combination, never per request.
+    here, so once per combination, never per request (``scrub_patterns`` given
+    to a later ``configure()`` apply to the combinations first seen after it).
     """
     attrs: dict[str, AttributeValue] = {
         name: scrub_text(value) for name, value in zip(_DIMENSIONS, dimensions, strict=True) if value is not None

@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Link, Status
 
 from alephant_otel._scrub import scrub_attributes, scrub_named, scrub_text
-from alephant_otel._spanattrs import ended_parts
+from alephant_otel._spanattrs import _reads_own_of, ended_parts
 
 __all__ = [
     "ScrubbingSpanExporter",
@@ -57,6 +57,8 @@ _guarded: weakref.WeakSet[SdkTracerProvider] = weakref.WeakSet()
 #: id(resource) -> (resource, its scrubbed copy or itself): a provider's spans share one resource.
 _resources: dict[int, tuple[Resource, Resource]] = {}
 _RESOURCES_KEEP = 64
+#: The resource seen last and its scrubbed copy: nearly every span has the one of its provider.
+_last_resource: tuple[Resource | None, Resource | None] = (None, None)
 
 
 def scrub_span(span: ReadableSpan) -> ReadableSpan:
@@ -81,10 +83,16 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
                     new_events = list(events)
                 new_events[i] = Event(event_name, new if new is not None else event.attributes, event.timestamp)
     new_description = scrub_text(description) if description else description
-    links = span.links
+    links: Any
+    if _reads_own_of[type(span)]:
+        # The SDK's fields, as ended_parts reads them: the properties copy the links into a new tuple.
+        own: Any = span
+        links, resource = own._links, own._resource
+    else:
+        links, resource = span.links, span.resource
     new_links = _scrubbed_links(links) if links else None
-    resource = span.resource
-    new_resource = scrubbed_resource(resource)
+    last = _last_resource
+    new_resource = last[1] if last[0] is resource else scrubbed_resource(resource)
     if (
         attrs is None
         and new_events is None
@@ -130,14 +138,17 @@ def _scrubbed_links(links: Sequence[Link]) -> list[Link] | None:
 
 def scrubbed_resource(resource: Resource) -> Resource:
     """``resource``, or a copy with its attribute values scrubbed (``process.command_line`` may hold one)."""
+    global _last_resource  # noqa: PLW0603 - a one-entry memo, replaced whole
     known = _resources.get(id(resource))
     if known is not None and known[0] is resource:
-        return known[1]
-    new = scrub_attributes(resource.attributes)
-    scrubbed = resource if new is None else Resource(new, resource.schema_url)
-    if len(_resources) >= _RESOURCES_KEEP:
-        _resources.clear()
-    _resources[id(resource)] = (resource, scrubbed)
+        scrubbed = known[1]
+    else:
+        new = scrub_attributes(resource.attributes)
+        scrubbed = resource if new is None else Resource(new, resource.schema_url)
+        if len(_resources) >= _RESOURCES_KEEP:
+            _resources.clear()
+        _resources[id(resource)] = (resource, scrubbed)
+    _last_resource = (resource, scrubbed)
     return scrubbed
 
 

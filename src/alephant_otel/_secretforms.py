@@ -128,7 +128,9 @@ FORMS: Final[tuple[tuple[str, tuple[str, ...], str, str], ...]] = (
     (
         "OAuth code",
         ("code=",),
-        r"(?P<keep_code>(?<![\w.%-])code=)(?!REDACTED|\[Scrub)[^\s&#;'\"<>]{8,}",
+        # Only as a URL query or fragment parameter, or first in a form body: "status=500
+        # code=internal_error" in a message is an error code.
+        r"(?P<keep_code>(?:(?<=[?&#])|^)code=)(?!REDACTED|\[Scrub)[^\s&#;'\"<>]{8,}",
         "RFC 6749 4.1.2 (authorization code in a redirect URL or form body)",
     ),
 )
