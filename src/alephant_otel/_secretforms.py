@@ -62,7 +62,7 @@ FORMS: Final[tuple[tuple[str, tuple[str, ...], str, str], ...]] = (
     (
         "JWT",
         ("eyj",),
-        r"(?<![\w-])eyJ[\w-]{8,}={0,2}\.eyJ[\w-]{8,}={0,2}(?:\.[\w+/-]*={0,2})?",
+        r"(?<!\w)eyJ[\w-]{8,}={0,2}\.eyJ[\w-]{8,}={0,2}(?:\.[\w+/-]*={0,2})?",
         "gitleaks jwt; detect-secrets JwtTokenDetector (base64url '{\"' is 'eyJ')",
     ),
     (
@@ -120,8 +120,8 @@ FORMS: Final[tuple[tuple[str, tuple[str, ...], str, str], ...]] = (
         ("://",),
         # scheme://user:password@host: only the password goes, the URL keeps its shape. The
         # password ends at the first '@' that a whole host follows, not another '@' (a raw '@'
-        # or '/' in a password is common);
-        # digits then '/' are a port and a path (http://h:8080/users/a@b.c), not a password.
+        # or '/' in a password is common); digits then '/' are a port and a path
+        # (http://h:8080/users/a@b.c), not a password.
         r"(?P<keep_url>://[^\s/?#@:'\"<>]*:)(?!\d*/)[^\s'\"<>]+?(?=@(?:\[[0-9A-Fa-f:.]+\](?!@)|[\w.%-]+(?![\w.%@-])))",
         "detect-secrets BasicAuthDetector; RFC 3986 userinfo",
     ),
