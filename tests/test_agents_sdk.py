@@ -236,7 +236,7 @@ async def test_the_switch_turns_the_integration_off(
 
 
 def test_agent_ids_from_names() -> None:
-    from alephant_otel.integrations.openai_agents import agent_id_for
+    from alephant_otel.integrations import agent_id_for
 
     assert agent_id_for("triage") == "triage"
     assert agent_id_for("Refund specialist") == "Refund_specialist"

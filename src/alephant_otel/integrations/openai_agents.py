@@ -11,10 +11,9 @@ synchronously, from the runner's own task, around everything the agent does:
 the run entered there is the context its model calls, tools (``asyncio.to_thread``
 copies it into the SDK's worker threads) and nested agents run in.
 
-- Agent id: the agent's ``name`` when it is a valid id (visible ASCII, no spaces,
-  at most 256 characters); otherwise every run of other characters (spaces,
-  non-ASCII) becomes one ``_``, ends trimmed, and cut at 256: ``"Triage agent"``
-  is ``Triage_agent``. The run span is named after the agent's name.
+- Agent id: the agent's ``name`` when it is a valid id, else the name made one
+  (:func:`~alephant_otel.integrations.agent_id_for`: ``"Triage agent"`` is
+  ``Triage_agent``). The run span is named after the agent's name.
 - A handoff ends the agent span and starts the next one: one run ends, the next
   starts. An agent used as a tool runs inside the calling agent's span: a child run.
 - Tool spans stay the SDK's.
@@ -28,37 +27,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
-from typing import Any, Final
+from typing import Any
 
 from agents import add_trace_processor
 from agents.tracing import Span, Trace, TracingProcessor, get_trace_provider
 
 from alephant_otel import _context
-from alephant_otel._validate import MAX_ID_LENGTH, is_valid
-from alephant_otel.integrations import agents_enabled
+from alephant_otel._validate import is_valid
+from alephant_otel.integrations import agent_id_for, agents_enabled
 
 __all__ = ["AgentRunProcessor", "agent_id_for", "install"]
 
 _log = logging.getLogger(__name__)
-_OTHER: Final = re.compile(r"[^\x21-\x7e]+")
 _lock = threading.Lock()
 _installed: AgentRunProcessor | None = None
 _warned_disabled = False
-
-
-def agent_id_for(name: object) -> str:
-    """The agent id for an SDK agent name (see the module docstring).
-
-    Examples:
-        >>> agent_id_for("triage"), agent_id_for(" Triage  agent "), agent_id_for("Übersetzer")
-        ('triage', 'Triage_agent', 'bersetzer')
-    """
-    text = name if isinstance(name, str) else ""
-    if is_valid("id", text):
-        return text
-    return _OTHER.sub("_", text).strip("_")[:MAX_ID_LENGTH] or "agent"
 
 
 class AgentRunProcessor(TracingProcessor):
