@@ -244,3 +244,40 @@ def test_agent_ids_from_names() -> None:
     assert agent_id_for("Übersetzer") == "bersetzer"
     assert agent_id_for("x" * 300) == "x" * 256
     assert agent_id_for("   ") == "agent" and agent_id_for(None) == "agent"
+
+
+def test_nothing_is_imported_before_the_app_imports_agents() -> None:
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from alephant_otel import AlephantInstrumentor
+AlephantInstrumentor().instrument(tracer_provider=TracerProvider())
+assert not {"agents", "langgraph", "langchain_core"} & set(sys.modules), "a framework was imported"
+assert "alephant_otel.integrations.openai_agents" not in sys.modules
+import agents  # the app's own import: the processor is added now
+from alephant_otel.integrations import openai_agents
+assert openai_agents._installed is not None
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_importing_the_integration_first_installs_it_once() -> None:
+    import subprocess
+    import sys
+
+    code = """
+from opentelemetry.sdk.trace import TracerProvider
+import alephant_otel
+alephant_otel.configure(tracer_provider=TracerProvider(), gateway_url="http://127.0.0.1:9")
+from alephant_otel.integrations import openai_agents  # imports agents itself
+assert openai_agents._installed is not None
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert "alephant_otel" not in done.stderr, done.stderr  # no "could not add the ... processor"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 from typing import Final
 
@@ -78,6 +79,9 @@ def _on_agents_import(module: object) -> None:
     # Another package may be called "agents": only the OpenAI Agents SDK has this function.
     if not callable(getattr(module, "add_trace_processor", None)):
         return
+    ours = sys.modules.get(f"{__name__}.openai_agents")
+    if ours is not None and not hasattr(ours, "install"):
+        return  # agents is being imported by that module itself: it installs at its end
     try:
         from alephant_otel.integrations.openai_agents import install
 

@@ -131,3 +131,9 @@ def install() -> AgentRunProcessor:
             except Exception:
                 _log.debug("alephant_otel: cannot watch for disabled SDK tracing", exc_info=True)
         return _installed
+
+
+# Imported before agents (by the app, or a test): agents' import hook found this module
+# half made and left the install to here.
+if agents_enabled():
+    install()
