@@ -235,6 +235,18 @@ async def test_the_switch_turns_the_integration_off(
     assert all("alephant-agent-id" in r.headers for r in gw.requests)
 
 
+async def test_replacing_the_sdk_processors_keeps_agent_runs(gw: GatewayEmulator) -> None:
+    from agents import set_trace_processors
+
+    triage = _agents(gw)
+    USER_PROCESSOR.agent_spans.clear()
+    set_trace_processors([USER_PROCESSOR])  # the app drops the SDK's exporter for its own
+    async with session("sess_10"):
+        await Runner.run(triage, "refund order 0")
+    assert {r.headers.get("alephant-agent-id") for r in gw.requests} == {"triage", "Refund_specialist"}
+    assert USER_PROCESSOR.agent_spans == ["triage", "Refund specialist"]
+
+
 def test_agent_ids_from_names() -> None:
     from alephant_otel.integrations import agent_id_for
 

@@ -18,7 +18,8 @@ copies it into the SDK's worker threads) and nested agents run in.
   starts. An agent used as a tool runs inside the calling agent's span: a child run.
 - Tool spans stay the SDK's.
 - Independent of the SDK's own export (its key, its processors): this
-  processor is added beside them. With SDK tracing disabled (``set_tracing_disabled``,
+  processor is added beside them, and added back when the app replaces them
+  (``set_trace_processors``). With SDK tracing disabled (``set_tracing_disabled``,
   ``OPENAI_AGENTS_DISABLE_TRACING``, ``RunConfig(tracing_disabled=True)``) no
   span starts, so runs cannot be attributed: that is logged once.
 """
@@ -103,8 +104,13 @@ def _warn_disabled() -> None:
         )
 
 
-def _watch_disabled() -> None:
-    """Say once when the SDK creates a trace that is disabled (no agent span will start in it)."""
+def _watch_provider(processor: AgentRunProcessor) -> None:
+    """Say once when the SDK creates a disabled trace; stay on when the app replaces the processors.
+
+    A disabled trace (``set_tracing_disabled``, the environment, ``RunConfig``) starts no
+    span, so no agent run can be opened. ``set_trace_processors`` replaces every processor,
+    this one included: it is added back after, beside the app's.
+    """
     import wrapt
     from agents.tracing.traces import NoOpTrace
 
@@ -116,7 +122,16 @@ def _watch_disabled() -> None:
             _warn_disabled()
         return result
 
+    def set_processors(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        result = wrapped(*args, **kwargs)
+        try:
+            instance.register_processor(processor)
+        except Exception:
+            _log.debug("alephant_otel: could not add the agent run processor back", exc_info=True)
+        return result
+
     wrapt.wrap_function_wrapper(provider_type, "create_trace", create_trace)
+    wrapt.wrap_function_wrapper(provider_type, "set_processors", set_processors)
 
 
 def install() -> AgentRunProcessor:
@@ -127,7 +142,7 @@ def install() -> AgentRunProcessor:
             _installed = AgentRunProcessor()
             add_trace_processor(_installed)
             try:
-                _watch_disabled()
+                _watch_provider(_installed)
             except Exception:
                 _log.debug("alephant_otel: cannot watch for disabled SDK tracing", exc_info=True)
         return _installed
