@@ -247,6 +247,19 @@ async def test_replacing_the_sdk_processors_keeps_agent_runs(gw: GatewayEmulator
     assert USER_PROCESSOR.agent_spans == ["triage", "Refund specialist"]
 
 
+async def test_a_failed_agent_fails_its_run(gw: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    from alephant_otel.testing import Fault
+
+    triage = _agents(gw)
+    gw.add_fault(Fault.status(400))
+    async with session("sess_11"):
+        with pytest.raises(openai.BadRequestError):
+            await Runner.run(triage, "refund order 1")
+        assert current().run_id is None
+    (run_span,) = [s for s in spans.get_finished_spans() if s.name == "invoke_agent triage"]
+    assert run_span.status.status_code.name == "ERROR"
+
+
 def test_agent_ids_from_names() -> None:
     from alephant_otel.integrations import agent_id_for
 

@@ -38,12 +38,16 @@ from alephant_otel import _context
 from alephant_otel._validate import is_valid
 from alephant_otel.integrations import agent_id_for, agents_enabled
 
-__all__ = ["AgentRunProcessor", "agent_id_for", "install"]
+__all__ = ["AgentRunError", "AgentRunProcessor", "agent_id_for", "install"]
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _installed: AgentRunProcessor | None = None
 _warned_disabled = False
+
+
+class AgentRunError(Exception):
+    """The error an SDK agent span ended with, recorded on its run span."""
 
 
 class AgentRunProcessor(TracingProcessor):
@@ -77,11 +81,21 @@ class AgentRunProcessor(TracingProcessor):
             _log.debug("alephant_otel: could not open a run for an agent span", exc_info=True)
 
     def on_span_end(self, span: Span[Any]) -> None:
-        """Exit the run that this agent span opened. Never raises."""
+        """Exit the run that this agent span opened (failed when the span has an error). Never raises."""
         try:
             with self._lock:
                 cm = self._open.pop(span.span_id, None)
-            if cm is not None:
+            if cm is None:
+                return
+            error = span.error
+            if error:
+                # The run span records it and ends with status ERROR; the exception goes no further.
+                detail = (error.get("data") or {}).get("error") if isinstance(error.get("data"), dict) else None
+                exc = AgentRunError(
+                    f"{error.get('message') or 'agent failed'}: {detail}" if detail else error.get("message")
+                )
+                cm.__exit__(AgentRunError, exc, None)
+            else:
                 cm.__exit__(None, None, None)
         except Exception:
             _log.debug("alephant_otel: could not close the run of an agent span", exc_info=True)
