@@ -29,6 +29,7 @@ agents = pytest.importorskip("agents")
 from agents import Agent, RunConfig, Runner, TracingProcessor, add_trace_processor, function_tool  # noqa: E402
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel  # noqa: E402
 from agents.models.openai_responses import OpenAIResponsesModel  # noqa: E402
+from agents.tracing import default_exporter  # noqa: E402
 
 MODEL = "openai/gpt-4o-mini"
 HANDOFF = "transfer_to_refund_specialist"
@@ -62,6 +63,9 @@ class Collect(TracingProcessor):
 
 USER_PROCESSOR = Collect()
 add_trace_processor(USER_PROCESSOR)  # before configure(), as an app would
+# The SDK's own exporter stays (runs must not depend on it), but never reaches outside the machine,
+# even where an OPENAI_API_KEY is set: a closed loopback port.
+default_exporter().endpoint = "http://127.0.0.1:9/v1/traces/ingest"
 
 
 @pytest.fixture
