@@ -157,7 +157,9 @@ async def test_four_sessions_at_once_handoff_and_tool_in_a_thread(
     run_spans = [s for s in spans.get_finished_spans() if s.name.startswith("invoke_agent")]
     assert sorted({s.name for s in run_spans}) == ["invoke_agent Refund specialist", "invoke_agent triage"]
     assert "triage" in USER_PROCESSOR.agent_spans
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    # Ours and OpenTelemetry's (no "Failed to detach context"); the SDK's own export may warn of its key.
+    ours = [r for r in caplog.records if r.name.startswith(("alephant_otel", "opentelemetry"))]
+    assert not [r for r in ours if r.levelno >= logging.WARNING], caplog.text
 
 
 def test_run_sync(gw: GatewayEmulator) -> None:

@@ -43,14 +43,12 @@ def test_chat_calls_each_tool_once_then_answers(tool_gateway: GatewayEmulator, s
     with _client(tool_gateway) as client:
         for _ in range(3):
             if stream:
-                with client.chat.completions.stream(model="openai/gpt-4o-mini", messages=messages,
-                                                    tools=tools) as s:
+                with client.chat.completions.stream(model="openai/gpt-4o-mini", messages=messages, tools=tools) as s:
                     for _event in s:
                         pass
                     completion = s.get_final_completion()
             else:
-                completion = client.chat.completions.create(model="openai/gpt-4o-mini", messages=messages,
-                                                            tools=tools)
+                completion = client.chat.completions.create(model="openai/gpt-4o-mini", messages=messages, tools=tools)
             choice = completion.choices[0]
             if not choice.message.tool_calls:
                 assert choice.finish_reason == "stop" and "order 42" in (choice.message.content or "")
@@ -100,5 +98,6 @@ def test_without_tool_calls_the_emulator_answers_text(gateway: GatewayEmulator) 
     tools: Any = [{"type": "function", "function": t} for t in TOOLS]
     with _client(gateway) as client:
         completion = client.chat.completions.create(
-            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], tools=tools)
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], tools=tools
+        )
     assert completion.choices[0].message.tool_calls is None
