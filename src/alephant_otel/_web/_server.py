@@ -45,6 +45,7 @@ from alephant_otel.analytics import (
 )
 from alephant_otel.analytics._follow import TraceFollower
 from alephant_otel.analytics._model import Session
+from alephant_otel.analytics._summary import Selection, SummarySource
 
 __all__ = ["CSP", "SessionStore", "UiServer"]
 
@@ -56,6 +57,8 @@ CSP: Final = (
 )
 #: A backend (Tempo, Jaeger, Phoenix) is asked again at most this often.
 BACKEND_TTL_S: Final = 30.0
+#: A summary source (ClickHouse: one row per session per ask) is asked again at most this often.
+SUMMARY_TTL_S: Final = 2.0
 
 
 class SessionStore:
@@ -79,14 +82,16 @@ class SessionStore:
         self.follower = (
             TraceFollower(src.path, active_window_s=active_window_s) if isinstance(src, FileSource) else None
         )
+        #: A source that answers summaries itself: the list polls it, a session page asks it for the tree.
+        self.summary = src if isinstance(src, SummarySource) else None
         self._lock = threading.Lock()
         self._cached: tuple[float, SessionSet] | None = None
         self._by_id: tuple[int, dict[str, Session]] | None = None
 
     @property
     def live(self) -> bool:
-        """Whether pages should poll for changes (a trace file)."""
-        return self.follower is not None
+        """Whether pages should poll for changes (a trace file, a summary source)."""
+        return self.follower is not None or self.summary is not None
 
     def read(self) -> tuple[str, SessionSet]:
         """The current version tag and sessions.
@@ -97,6 +102,8 @@ class SessionStore:
         if self.follower is not None:
             result = self.follower.poll()
             return self.follower.version, result
+        if self.summary is not None:
+            return self._read_summary(self.summary)
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > BACKEND_TTL_S:
@@ -104,12 +111,32 @@ class SessionStore:
             stamp, result = self._cached
         return f"b{stamp:.0f}", result
 
+    def _read_summary(self, summary: SummarySource) -> tuple[str, SessionSet]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > SUMMARY_TTL_S:
+                listing = summary.list_sessions(Selection(active_window_s=self.active_window_s))
+                result = SessionSet(
+                    listing.sessions, listing.source, 0, listing.corrupt, listing.outside, listing.corrupt_values
+                )
+                self._cached = (now, result)
+            result = self._cached[1]
+        # The tag changes when what the list shows does, not on every ask.
+        shown = tuple(
+            (s.session_id, s.status, s.request_count, s.cost_usd, s.last_activity_ns) for s in result.sessions
+        )
+        return f"c{hash(shown) & 0xFFFFFFFF:x}", result
+
     def find(self, result: SessionSet, session_id: str) -> Session:
         """The session with this id, or the only one it is a prefix of.
 
         Raises:
             SessionIdError: No session matches, or the prefix matches several (the message lists them).
+            SourceError: A summary source cannot be read.
         """
+        if self.summary is not None:
+            # The list holds summaries: the tree comes from the source (one session's spans).
+            return self.summary.show(session_id, Selection(active_window_s=self.active_window_s))[0]
         with self._lock:
             if self._by_id is None or self._by_id[0] != id(result.sessions):
                 self._by_id = (id(result.sessions), {s.session_id: s for s in result.sessions})
