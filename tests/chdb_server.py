@@ -98,6 +98,11 @@ class Handler(BaseHTTPRequestHandler):
             text = f"Code: {code}. DB::Exception: {text}"
         self._send(status, (text + "\n").encode(), {"X-ClickHouse-Exception-Code": str(code)})
 
+    def _log(self, sql: str, params: dict[str, str], size: int) -> None:
+        if self.server.log is not None:
+            with self.server.log_lock, open(self.server.log, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"query": sql, "params": params, "bytes": size}) + "\n")
+
     def _credentials(self, qs: dict[str, list[str]]) -> tuple[str, str]:
         user = self.headers.get("X-ClickHouse-User")
         key = self.headers.get("X-ClickHouse-Key")
@@ -139,16 +144,15 @@ class Handler(BaseHTTPRequestHandler):
             self._error(f"Code: 81. DB::Exception: Database {database} does not exist. (UNKNOWN_DATABASE)")
             return
         params = {k[len("param_") :]: v[0] for k, v in qs.items() if k.startswith("param_")}
-        if self.server.log is not None:
-            with self.server.log_lock, open(self.server.log, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"query": sql, "params": params}) + "\n")
         fmt = qs.get("default_format", ["TabSeparated"])[0]
         settings = {k: v[0] for k, v in qs.items() if k in _SETTINGS and v[0].lstrip("-").isdigit()}
         try:
             out = self.server.engine.run(sql, fmt, database, params, settings)
         except Exception as exc:  # the engine's own error text, as the server sends it
+            self._log(sql, params, 0)
             self._error(str(exc))
             return
+        self._log(sql, params, len(out))
         self._send(200, out, {"X-ClickHouse-Format": fmt, "X-ClickHouse-Server-Display-Name": "chdb-test"})
 
     def do_GET(self) -> None:

@@ -543,3 +543,28 @@ def test_a_plain_install_names_the_extra(plain_install: Path) -> None:
     assert done.stderr == (
         "alephant-otel: reading ClickHouse needs the clickhouse extra: pip install 'alephant-otel[clickhouse]'\n"
     )
+
+
+def test_the_grafana_panels_run_on_the_rollup(ch: Data) -> None:
+    # The dashboard's ClickHouse panels, with Grafana's time macros filled in, on the real engine.
+    dash = json.loads((ROOT / "collector-config" / "grafana" / "dashboards" / "alephant.json").read_text())
+    panels = {p["title"]: p["targets"][0]["rawSql"] for p in dash["panels"] if p["datasource"]["uid"] == "clickhouse"}
+    assert len(panels) == 3
+    want = {s["session_id"]: s for s in _list_doc(str(ch.files["std"]), Selection(now_ns=NOW))["sessions"]}
+    answers = {}
+    for title, sql in panels.items():
+        sql = sql.replace("otel.otel_traces_sessions", "std_rollup.otel_traces_sessions")
+        sql = sql.replace("$__fromTime", "toDateTime('2001-01-01 00:00:00')").replace(
+            "$__toTime", "toDateTime('2100-01-01 00:00:00')"
+        )
+        answers[title] = [line.split("\t") for line in ch.server.sql(sql).splitlines()]
+    top = answers["Top sessions by cost (ClickHouse roll-up)"]
+    assert [r[0] for r in top] == sorted(want, key=lambda s: -want[s]["cost_usd"])
+    assert {r[0]: float(r[1]) for r in top} == pytest.approx({k: v["cost_usd"] for k, v in want.items()})
+    by_path = {r[0]: float(r[1]) for r in answers["Cost by path (ClickHouse roll-up)"]}
+    assert by_path == pytest.approx(
+        {p: sum(s["cost_usd"] for s in want.values() if s["path"] == p) for p in {s["path"] for s in want.values()}}
+    )
+    by_agent = {r[0]: float(r[1]) for r in answers["Cost by agent (ClickHouse roll-up)"]}
+    assert sum(by_agent.values()) == pytest.approx(sum(s["cost_usd"] for s in want.values()))
+    assert by_agent["triage"] == pytest.approx(0.000036 + 0.000285)

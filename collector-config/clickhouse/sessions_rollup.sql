@@ -50,7 +50,8 @@ SELECT sid AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036
     sumState(corrupt) AS corrupt,
     minMapState(map(if(kind IN ('run', 'request'), agent, ''), start_ns)) AS agents,
     minMapState(map(trace_id, start_ns)) AS traces,
-    groupUniqArrayArrayState(run_keys) AS run_keys
+    groupUniqArrayArrayState(run_keys) AS run_keys,
+    sumMapState(map(if(is_req, agent, ''), if(is_req, span_cost, 0.))) AS agent_cost
 FROM (SELECT in_session,
     sid,
     toString(ifNull(multiIf(isNotNull(kind_attr), kind_attr, NOT in_session, '', name = 'session', 'session', startsWith(name, 'invoke_agent') AND isNotNull(run_id), 'run', has_request_id OR isNotNull(if(ifNull(isFinite(f_inp), 0), f_inp, NULL)) OR isNotNull(if(ifNull(isFinite(f_cost), 0), f_cost, NULL)), 'request', ''), '')) AS kind,
@@ -83,7 +84,8 @@ FROM (SELECT in_session,
     toUInt64(toUInt64(startsWith(s_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_cost), 0)) + toUInt64(startsWith(s_inp, 'json: unsupported value') OR ifNull(NOT isFinite(f_inp), 0)) + toUInt64(startsWith(s_outp, 'json: unsupported value') OR ifNull(NOT isFinite(f_outp), 0)) + toUInt64(startsWith(s_retry, 'json: unsupported value') OR ifNull(NOT isFinite(f_retry), 0)) + toUInt64(startsWith(s_http, 'json: unsupported value') OR ifNull(NOT isFinite(f_http), 0)) + if(has_rollup, toUInt64(startsWith(s_r_requests, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_requests), 0)) + toUInt64(startsWith(s_r_retries, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_retries), 0)) + toUInt64(startsWith(s_r_intercepted, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_intercepted), 0)) + toUInt64(startsWith(s_r_input, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_input), 0)) + toUInt64(startsWith(s_r_output, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_output), 0)) + toUInt64(startsWith(s_r_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_cost), 0)), 0)) AS corrupt,
     multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')], kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys,
     kind = 'request' AND in_session AS is_req,
-    kind = 'session' AS is_ss
+    kind = 'session' AS is_ss,
+    cost AS span_cost
 FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(SpanAttributes, 'gen_ai.conversation.id') AS in_session,
     ifNull(if(mapContains(SpanAttributes, 'alephant.session.id'), SpanAttributes['alephant.session.id'], if(mapContains(SpanAttributes, 'gen_ai.conversation.id'), SpanAttributes['gen_ai.conversation.id'], NULL)), '') AS sid,
     if(mapContains(SpanAttributes, 'alephant.span.kind'), SpanAttributes['alephant.span.kind'], NULL) AS kind_attr,
@@ -157,7 +159,8 @@ SELECT sid AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036
     sumState(corrupt) AS corrupt,
     minMapState(map(if(kind IN ('run', 'request'), agent, ''), start_ns)) AS agents,
     minMapState(map(trace_id, start_ns)) AS traces,
-    groupUniqArrayArrayState(run_keys) AS run_keys
+    groupUniqArrayArrayState(run_keys) AS run_keys,
+    sumMapState(map(if(is_req, agent, ''), if(is_req, span_cost, 0.))) AS agent_cost
 FROM (SELECT in_session,
     sid,
     toString(ifNull(multiIf(isNotNull(kind_attr), kind_attr, NOT in_session, '', name = 'session', 'session', startsWith(name, 'invoke_agent') AND isNotNull(run_id), 'run', has_request_id OR isNotNull(if(ifNull(isFinite(f_inp), 0), f_inp, NULL)) OR isNotNull(if(ifNull(isFinite(f_cost), 0), f_cost, NULL)), 'request', ''), '')) AS kind,
@@ -190,7 +193,8 @@ FROM (SELECT in_session,
     toUInt64(toUInt64(startsWith(s_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_cost), 0)) + toUInt64(startsWith(s_inp, 'json: unsupported value') OR ifNull(NOT isFinite(f_inp), 0)) + toUInt64(startsWith(s_outp, 'json: unsupported value') OR ifNull(NOT isFinite(f_outp), 0)) + toUInt64(startsWith(s_retry, 'json: unsupported value') OR ifNull(NOT isFinite(f_retry), 0)) + toUInt64(startsWith(s_http, 'json: unsupported value') OR ifNull(NOT isFinite(f_http), 0)) + if(has_rollup, toUInt64(startsWith(s_r_requests, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_requests), 0)) + toUInt64(startsWith(s_r_retries, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_retries), 0)) + toUInt64(startsWith(s_r_intercepted, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_intercepted), 0)) + toUInt64(startsWith(s_r_input, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_input), 0)) + toUInt64(startsWith(s_r_output, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_output), 0)) + toUInt64(startsWith(s_r_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_cost), 0)), 0)) AS corrupt,
     multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')], kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys,
     kind = 'request' AND in_session AS is_req,
-    kind = 'session' AS is_ss
+    kind = 'session' AS is_ss,
+    cost AS span_cost
 FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(SpanAttributes, 'gen_ai.conversation.id') AS in_session,
     ifNull(if(mapContains(SpanAttributes, 'alephant.session.id'), SpanAttributes['alephant.session.id'], if(mapContains(SpanAttributes, 'gen_ai.conversation.id'), SpanAttributes['gen_ai.conversation.id'], NULL)), '') AS sid,
     if(mapContains(SpanAttributes, 'alephant.span.kind'), SpanAttributes['alephant.span.kind'], NULL) AS kind_attr,
@@ -264,7 +268,8 @@ SELECT sid AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036
     sumState(corrupt) AS corrupt,
     minMapState(map(if(kind IN ('run', 'request'), agent, ''), start_ns)) AS agents,
     minMapState(map(trace_id, start_ns)) AS traces,
-    groupUniqArrayArrayState(run_keys) AS run_keys
+    groupUniqArrayArrayState(run_keys) AS run_keys,
+    sumMapState(map(if(is_req, agent, ''), if(is_req, span_cost, 0.))) AS agent_cost
 FROM (SELECT in_session,
     sid,
     toString(ifNull(multiIf(isNotNull(kind_attr), kind_attr, NOT in_session, '', name = 'session', 'session', startsWith(name, 'invoke_agent') AND isNotNull(run_id), 'run', has_request_id OR isNotNull(if(ifNull(isFinite(f_inp), 0), f_inp, NULL)) OR isNotNull(if(ifNull(isFinite(f_cost), 0), f_cost, NULL)), 'request', ''), '')) AS kind,
@@ -297,7 +302,8 @@ FROM (SELECT in_session,
     toUInt64(toUInt64(startsWith(s_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_cost), 0)) + toUInt64(startsWith(s_inp, 'json: unsupported value') OR ifNull(NOT isFinite(f_inp), 0)) + toUInt64(startsWith(s_outp, 'json: unsupported value') OR ifNull(NOT isFinite(f_outp), 0)) + toUInt64(startsWith(s_retry, 'json: unsupported value') OR ifNull(NOT isFinite(f_retry), 0)) + toUInt64(startsWith(s_http, 'json: unsupported value') OR ifNull(NOT isFinite(f_http), 0)) + if(has_rollup, toUInt64(startsWith(s_r_requests, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_requests), 0)) + toUInt64(startsWith(s_r_retries, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_retries), 0)) + toUInt64(startsWith(s_r_intercepted, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_intercepted), 0)) + toUInt64(startsWith(s_r_input, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_input), 0)) + toUInt64(startsWith(s_r_output, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_output), 0)) + toUInt64(startsWith(s_r_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_cost), 0)), 0)) AS corrupt,
     multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')], kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys,
     kind = 'request' AND in_session AS is_req,
-    kind = 'session' AS is_ss
+    kind = 'session' AS is_ss,
+    cost AS span_cost
 FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(SpanAttributes, 'gen_ai.conversation.id') AS in_session,
     ifNull(if(mapContains(SpanAttributes, 'alephant.session.id'), SpanAttributes['alephant.session.id'], if(mapContains(SpanAttributes, 'gen_ai.conversation.id'), SpanAttributes['gen_ai.conversation.id'], NULL)), '') AS sid,
     if(mapContains(SpanAttributes, 'alephant.span.kind'), SpanAttributes['alephant.span.kind'], NULL) AS kind_attr,

@@ -177,6 +177,8 @@ def spans_from(table: str) -> str:
         " kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys",
         "kind = 'request' AND in_session AS is_req",
         "kind = 'session' AS is_ss",
+        # The cost under another name: in the roll-up's SELECT, ``cost`` is also an aggregate's alias.
+        "cost AS span_cost",
     ]
     return "(SELECT " + ",\n    ".join(outer) + "\nFROM (SELECT " + ",\n    ".join(inner) + f"\nFROM {table}))"
 
@@ -213,6 +215,8 @@ AGGREGATES: Final = (
     ("agents", "minMap", "map(if(kind IN ('run', 'request'), agent, ''), start_ns)"),
     ("traces", "minMap", "map(trace_id, start_ns)"),
     ("run_keys", "groupUniqArrayArray", "run_keys"),
+    # For Grafana's "cost by agent" on the roll-up (the request's own agent id; '' for none).
+    ("agent_cost", "sumMap", "map(if(is_req, agent, ''), if(is_req, span_cost, 0.))"),
 )
 
 
