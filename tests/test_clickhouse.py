@@ -552,10 +552,11 @@ def test_the_grafana_panels_run_on_the_rollup(ch: Data) -> None:
     assert len(panels) == 3
     want = {s["session_id"]: s for s in _list_doc(str(ch.files["std"]), Selection(now_ns=NOW))["sessions"]}
     answers = {}
-    for title, sql in panels.items():
-        sql = sql.replace("otel.otel_traces_sessions", "std_rollup.otel_traces_sessions")
-        sql = sql.replace("$__fromTime", "toDateTime('2001-01-01 00:00:00')").replace(
-            "$__toTime", "toDateTime('2100-01-01 00:00:00')"
+    for title, panel_sql in panels.items():
+        sql = (
+            panel_sql.replace("otel.otel_traces_sessions", "std_rollup.otel_traces_sessions")
+            .replace("$__fromTime", "toDateTime('2001-01-01 00:00:00')")
+            .replace("$__toTime", "toDateTime('2100-01-01 00:00:00')")
         )
         answers[title] = [line.split("\t") for line in ch.server.sql(sql).splitlines()]
     top = answers["Top sessions by cost (ClickHouse roll-up)"]
