@@ -107,6 +107,19 @@ def _corrupt_file(path: Path) -> Path:
                             kv["value"] = {"stringValue": "not a number"}
                             done += 1
         out.append(json.dumps(doc))
+    # And one request made outside any session: the list's "(no session)" line.
+    doc = json.loads(lines[0])
+    sp = next(
+        sp
+        for rs in doc["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for sp in ss["spans"]
+        if any(kv["value"].get("stringValue") == "request" for kv in sp.get("attributes", []))
+    )
+    sp["spanId"], sp["traceId"] = "00000000000000aa", "000000000000000000000000000000aa"
+    sp["attributes"] = [kv for kv in sp["attributes"] if "session" not in kv["key"] and "conversation" not in kv["key"]]
+    doc["resourceSpans"][0]["scopeSpans"] = [{"scope": {"name": "x"}, "spans": [sp]}]
+    out.append(json.dumps(doc))
     path.write_text("\n".join(out) + "\n")
     return path
 
@@ -233,7 +246,8 @@ def test_the_fixtures_cover_what_they_claim(ch: Data) -> None:
     assert {s["status"] for s in std} == {"intercepted", "completed"}
     assert any(not s["session_span"] for s in std) and any(s["rollup_matches"] for s in std)
     assert sum(s["retries"] for s in std) and sum(s["errors"] for s in std) and sum(s["runs"] for s in std) >= 7
-    assert _list_doc(str(ch.files["corrupt"]), Selection(now_ns=NOW))["corrupt_values"] == 2
+    corrupt = _list_doc(str(ch.files["corrupt"]), Selection(now_ns=NOW))
+    assert corrupt["corrupt_values"] == 2 and corrupt["no_session"]["request_count"] == 1
     demo = _list_doc(str(ch.files["demo"]), Selection())
     assert demo["sessions"] and demo["sessions"][0]["request_count"]
 

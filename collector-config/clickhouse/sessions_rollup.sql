@@ -22,9 +22,9 @@
 
 CREATE TABLE IF NOT EXISTS otel.otel_traces_sessions
 ENGINE = AggregatingMergeTree
-ORDER BY session_id
+ORDER BY (outside, session_id)
 EMPTY AS
-SELECT sid AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036854775807))) AS first_ns,
+SELECT NOT in_session AS outside, if(in_session, sid, span_id) AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036854775807))) AS first_ns,
     maxState(end_ns) AS last_ns,
     sumState(toUInt64(is_ss)) AS ss_count,
     maxState(if(is_ss, end_ns, 0)) AS ss_end,
@@ -83,7 +83,7 @@ FROM (SELECT in_session,
     ifNull(if(ifNull(isFinite(f_r_cost), 0), f_r_cost, NULL), 0) AS r_cost,
     toUInt64(toUInt64(startsWith(s_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_cost), 0)) + toUInt64(startsWith(s_inp, 'json: unsupported value') OR ifNull(NOT isFinite(f_inp), 0)) + toUInt64(startsWith(s_outp, 'json: unsupported value') OR ifNull(NOT isFinite(f_outp), 0)) + toUInt64(startsWith(s_retry, 'json: unsupported value') OR ifNull(NOT isFinite(f_retry), 0)) + toUInt64(startsWith(s_http, 'json: unsupported value') OR ifNull(NOT isFinite(f_http), 0)) + if(has_rollup, toUInt64(startsWith(s_r_requests, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_requests), 0)) + toUInt64(startsWith(s_r_retries, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_retries), 0)) + toUInt64(startsWith(s_r_intercepted, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_intercepted), 0)) + toUInt64(startsWith(s_r_input, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_input), 0)) + toUInt64(startsWith(s_r_output, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_output), 0)) + toUInt64(startsWith(s_r_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_cost), 0)), 0)) AS corrupt,
     multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')], kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys,
-    kind = 'request' AND in_session AS is_req,
+    kind = 'request' AS is_req,
     kind = 'session' AS is_ss,
     cost AS span_cost
 FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(SpanAttributes, 'gen_ai.conversation.id') AS in_session,
@@ -129,11 +129,11 @@ FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(S
     SpanAttributes['alephant.total.cost.usd'] AS s_r_cost,
     toFloat64OrNull(s_r_cost) AS f_r_cost
 FROM otel.otel_traces))
-WHERE in_session
-GROUP BY session_id;
+WHERE in_session OR kind = 'request'
+GROUP BY outside, session_id;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS otel.otel_traces_sessions_mv TO otel.otel_traces_sessions AS
-SELECT sid AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036854775807))) AS first_ns,
+SELECT NOT in_session AS outside, if(in_session, sid, span_id) AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036854775807))) AS first_ns,
     maxState(end_ns) AS last_ns,
     sumState(toUInt64(is_ss)) AS ss_count,
     maxState(if(is_ss, end_ns, 0)) AS ss_end,
@@ -192,7 +192,7 @@ FROM (SELECT in_session,
     ifNull(if(ifNull(isFinite(f_r_cost), 0), f_r_cost, NULL), 0) AS r_cost,
     toUInt64(toUInt64(startsWith(s_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_cost), 0)) + toUInt64(startsWith(s_inp, 'json: unsupported value') OR ifNull(NOT isFinite(f_inp), 0)) + toUInt64(startsWith(s_outp, 'json: unsupported value') OR ifNull(NOT isFinite(f_outp), 0)) + toUInt64(startsWith(s_retry, 'json: unsupported value') OR ifNull(NOT isFinite(f_retry), 0)) + toUInt64(startsWith(s_http, 'json: unsupported value') OR ifNull(NOT isFinite(f_http), 0)) + if(has_rollup, toUInt64(startsWith(s_r_requests, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_requests), 0)) + toUInt64(startsWith(s_r_retries, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_retries), 0)) + toUInt64(startsWith(s_r_intercepted, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_intercepted), 0)) + toUInt64(startsWith(s_r_input, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_input), 0)) + toUInt64(startsWith(s_r_output, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_output), 0)) + toUInt64(startsWith(s_r_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_cost), 0)), 0)) AS corrupt,
     multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')], kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys,
-    kind = 'request' AND in_session AS is_req,
+    kind = 'request' AS is_req,
     kind = 'session' AS is_ss,
     cost AS span_cost
 FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(SpanAttributes, 'gen_ai.conversation.id') AS in_session,
@@ -238,11 +238,11 @@ FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(S
     SpanAttributes['alephant.total.cost.usd'] AS s_r_cost,
     toFloat64OrNull(s_r_cost) AS f_r_cost
 FROM otel.otel_traces))
-WHERE in_session
-GROUP BY session_id;
+WHERE in_session OR kind = 'request'
+GROUP BY outside, session_id;
 
 INSERT INTO otel.otel_traces_sessions
-SELECT sid AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036854775807))) AS first_ns,
+SELECT NOT in_session AS outside, if(in_session, sid, span_id) AS session_id, minState(if(start_ns > 0, start_ns, toInt64(9223372036854775807))) AS first_ns,
     maxState(end_ns) AS last_ns,
     sumState(toUInt64(is_ss)) AS ss_count,
     maxState(if(is_ss, end_ns, 0)) AS ss_end,
@@ -301,7 +301,7 @@ FROM (SELECT in_session,
     ifNull(if(ifNull(isFinite(f_r_cost), 0), f_r_cost, NULL), 0) AS r_cost,
     toUInt64(toUInt64(startsWith(s_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_cost), 0)) + toUInt64(startsWith(s_inp, 'json: unsupported value') OR ifNull(NOT isFinite(f_inp), 0)) + toUInt64(startsWith(s_outp, 'json: unsupported value') OR ifNull(NOT isFinite(f_outp), 0)) + toUInt64(startsWith(s_retry, 'json: unsupported value') OR ifNull(NOT isFinite(f_retry), 0)) + toUInt64(startsWith(s_http, 'json: unsupported value') OR ifNull(NOT isFinite(f_http), 0)) + if(has_rollup, toUInt64(startsWith(s_r_requests, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_requests), 0)) + toUInt64(startsWith(s_r_retries, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_retries), 0)) + toUInt64(startsWith(s_r_intercepted, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_intercepted), 0)) + toUInt64(startsWith(s_r_input, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_input), 0)) + toUInt64(startsWith(s_r_output, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_output), 0)) + toUInt64(startsWith(s_r_cost, 'json: unsupported value') OR ifNull(NOT isFinite(f_r_cost), 0)), 0)) AS corrupt,
     multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')], kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys,
-    kind = 'request' AND in_session AS is_req,
+    kind = 'request' AS is_req,
     kind = 'session' AS is_ss,
     cost AS span_cost
 FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(SpanAttributes, 'gen_ai.conversation.id') AS in_session,
@@ -347,5 +347,5 @@ FROM (SELECT mapContains(SpanAttributes, 'alephant.session.id') OR mapContains(S
     SpanAttributes['alephant.total.cost.usd'] AS s_r_cost,
     toFloat64OrNull(s_r_cost) AS f_r_cost
 FROM otel.otel_traces))
-WHERE in_session
-GROUP BY session_id;
+WHERE in_session OR kind = 'request'
+GROUP BY outside, session_id;

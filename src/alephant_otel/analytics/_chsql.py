@@ -175,7 +175,7 @@ def spans_from(table: str) -> str:
         # as the builder keys it) and the parent run a run or a request names.
         "multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')],"
         " kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')], []) AS run_keys",
-        "kind = 'request' AND in_session AS is_req",
+        "kind = 'request' AS is_req",
         "kind = 'session' AS is_ss",
         # The cost under another name: in the roll-up's SELECT, ``cost`` is also an aggregate's alias.
         "cost AS span_cost",
@@ -236,8 +236,8 @@ def _sessions(table: str, rollup: bool) -> str:
     """
     if rollup:
         return (
-            f"SELECT 1 AS in_sess, session_id AS sid, {_aggregates('merge')}\n"
-            f"FROM {table}{ROLLUP_SUFFIX}\nGROUP BY session_id"
+            f"SELECT NOT outside AS in_sess, session_id AS sid, {_aggregates('merge')}\n"
+            f"FROM {table}{ROLLUP_SUFFIX}\nGROUP BY outside, session_id"
         )
     return (
         f"SELECT in_session AS in_sess, sid, {_aggregates('raw')}\nFROM {spans_from(table)}\nGROUP BY in_session, sid"
@@ -301,8 +301,23 @@ ORDER BY {order} DESC, sid DESC
 LIMIT {{limit:UInt64}}"""
 
 
-def outside_sql(table: str) -> str:
-    """Request spans outside any session in the time range (only explicit request spans, as the builder)."""
+_OUTSIDE_TIME: Final = """
+    (isNull({since_ns:Nullable(Int64)}) OR greatest(start_ns, end_ns) >= {since_ns:Nullable(Int64)})
+    AND (isNull({until_ns:Nullable(Int64)}) OR start_ns <= {until_ns:Nullable(Int64)})"""
+
+
+def outside_sql(table: str, rollup: bool = False) -> str:
+    """Request spans outside any session in the time range (only explicit request spans, as the builder);
+    from the roll-up's rows for them when there is one."""
+    if rollup:
+        return f"""SELECT * FROM (
+  SELECT mapKeys(minMapMerge(traces))[1] AS trace_id, session_id AS span_id, minMerge(first_ns) AS start_ns,
+    maxMerge(last_ns) AS end_ns, ifNull(mapKeys(minMapMerge(agents))[1], '') AS agent,
+    sumMerge(retries) AS retry, sumMerge(errors) > 0 AS error, sumMerge(intercepted) > 0 AS icpt,
+    sumMerge(cost) AS cost, sumMerge(inp) AS inp, sumMerge(outp) AS outp
+  FROM {table}{ROLLUP_SUFFIX} WHERE outside GROUP BY session_id)
+WHERE {_OUTSIDE_TIME.strip()}
+ORDER BY start_ns, span_id"""
     return f"""SELECT trace_id, span_id, start_ns, end_ns, agent, retry, error, icpt, cost, inp, outp
 FROM {spans_from(table)}
 WHERE NOT in_session AND kind = 'request'
@@ -376,7 +391,7 @@ def prefix_sql(table: str, rollup: bool) -> str:
     if rollup:
         return (
             f"SELECT DISTINCT session_id FROM {table}{ROLLUP_SUFFIX} "
-            "WHERE startsWith(session_id, {p:String}) ORDER BY session_id LIMIT 50"
+            "WHERE NOT outside AND startsWith(session_id, {p:String}) ORDER BY session_id LIMIT 50"
         )
     return (
         f"SELECT DISTINCT sid FROM {spans_from(table)} "
@@ -414,13 +429,15 @@ def rollup_ddl(database: str, table: str) -> str:
     """The roll-up: an AggregatingMergeTree with one row per session, the view that fills it, the back-fill."""
     states = _aggregates("state")
     target = f"{database}.{table}{ROLLUP_SUFFIX}"
-    select = f"""SELECT sid AS session_id, {states}
+    # Requests outside any session get a row each (outside = 1, keyed by span id): the list's
+    # "(no session)" line then reads the roll-up too, not every span.
+    select = f"""SELECT NOT in_session AS outside, if(in_session, sid, span_id) AS session_id, {states}
 FROM {spans_from(f"{database}.{table}")}
-WHERE in_session
-GROUP BY session_id"""
+WHERE in_session OR kind = 'request'
+GROUP BY outside, session_id"""
     return f"""{_ROLLUP_HEADER}CREATE TABLE IF NOT EXISTS {target}
 ENGINE = AggregatingMergeTree
-ORDER BY session_id
+ORDER BY (outside, session_id)
 EMPTY AS
 {select};
 

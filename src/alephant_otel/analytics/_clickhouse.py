@@ -226,7 +226,8 @@ class ClickHouseSource:
         sessions = [_session(r) for r in rows]
         seen, corrupt = (int(rows[0]["seen"]), int(rows[0]["corrupt_all"])) if rows else self._count(rollup)
         said = self._notes(rollup) if notes else []
-        return Listing(sessions, seen, self.description, self.corrupt, corrupt, self._outside(sel), said)
+        outside = self._outside(sel, rollup)
+        return Listing(sessions, seen, self.description, self.corrupt, corrupt, outside, said)
 
     def _count(self, rollup: bool) -> tuple[int, int]:
         """Sessions and corrupt numbers in all, for an answer that selected none ("0 of N sessions")."""
@@ -236,10 +237,11 @@ class ClickHouseSource:
             return 0, 0
         return int(rows[0]["n"]), int(rows[0]["c"])
 
-    def _outside(self, sel: Selection) -> list[Request]:
+    def _outside(self, sel: Selection, rollup: bool) -> list[Request]:
         if sel.narrowed:
             return []
-        rows = self.query(_chsql.outside_sql(self.table), {"since_ns": sel.since_ns, "until_ns": sel.until_ns})
+        sql = _chsql.outside_sql(self.table, rollup)
+        rows = self.query(sql, {"since_ns": sel.since_ns, "until_ns": sel.until_ns})
         out = []
         for r in rows:
             req = Request(None, r["trace_id"], r["span_id"], None, "", int(r["start_ns"]), int(r["end_ns"]))
