@@ -583,3 +583,104 @@ def test_the_grafana_panels_run_on_the_rollup(ch: Data) -> None:
     by_agent = {r[0]: float(r[1]) for r in answers["Cost by agent (ClickHouse roll-up)"]}
     assert sum(by_agent.values()) == pytest.approx(sum(s["cost_usd"] for s in want.values()))
     assert by_agent["triage"] == pytest.approx(0.000036 + 0.000285)
+
+
+# --- the web view: the list polls the server, a session page asks it for the tree ---------------
+
+
+def test_the_web_view_lists_and_follows_clickhouse(ch: Data) -> None:
+    import re
+    import signal
+    import urllib.error
+    import urllib.request
+
+    ch.server.create("ui_rollup")
+    ch.server.add_rollup("ui_rollup")
+    ch.server.load(rows_from_file(ch.files["std"]), "ui_rollup")
+    proc = subprocess.Popen(
+        [
+            str(BIN / "alephant-otel"),
+            "ui",
+            "--port",
+            "0",
+            "--no-browser",
+            "--source",
+            ch.server.url("ui_rollup", password=True),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert PASSWORD not in line
+        # The line names the source too (its URL, without the password): the UI's URL is the other one.
+        m = next(x for x in re.finditer(r"(http://127\.0\.0\.1:\d+/)", line) if str(ch.server.port) not in x.group(1))
+
+        def get(path: str) -> Any:
+            try:
+                with urllib.request.urlopen(m.group(1) + path, timeout=30) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                raise AssertionError(f"{path}: {exc.code} {exc.read().decode()[:500]}") from None
+
+        rows = get("api/list")["rows"]
+        assert sorted(r["session_id"] for r in rows) == ["sess_a", "sess_b", "sess_c"]
+        version = get("api/version")["version"]
+        doc = get("api/sessions/sess_a")  # the tree, from the session's spans
+        assert doc["session"]["requests"] == 5 and PASSWORD not in json.dumps(doc)
+        assert len(doc["rows"]) >= 5 + 3  # a row per request and per run: the whole tree
+        # A new session arrives: the live list shows it within the store's ask-again interval.
+        more = write_trace_file(_dir(ch.workdir, "ui_more") / "t.jsonl", make_spans([_one_more()], stray=False))
+        ch.server.load(rows_from_file(more), "ui_rollup")
+        deadline = time.monotonic() + 20
+        while get("api/version")["version"] == version:
+            assert time.monotonic() < deadline, "the live list did not change"
+            time.sleep(0.5)
+        assert "sess_new" in {r["session_id"] for r in get("api/list")["rows"]}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def _one_more() -> SessionSpec:
+    return SessionSpec(
+        "sess_new",
+        "/new",
+        "New",
+        90_000,
+        1_000,
+        runs=[
+            RunSpec("run_new", "planner", 90_010, 500, requests=[Req("req_new", 90_020, 100, inp=5, out=5, cost=1e-06)])
+        ],
+    )
+
+
+def test_follow_polls_clickhouse(ch: Data) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "sessions", "list", "--follow", "--source", ch.url("std", True)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(COLUMNS="200"),
+    )
+    try:
+        assert proc.stdout is not None
+        seen = ""
+        deadline = time.monotonic() + 30
+        while "sess_c" not in seen or "sess_a" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += proc.stdout.readline()
+        assert "0 active" in seen  # the T0 sessions ended long ago
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0 and "Traceback" not in err and PASSWORD not in err
