@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.stash[_UNGROUPED] = True
 
     def rank(item: pytest.Item) -> int:
-        if item.path.name == "test_phoenix.py":
+        if item.path.name in ("test_phoenix.py", "test_clickhouse.py"):  # wait for a background install
             return 2
         return 0 if item.get_closest_marker("slow") is not None else 1
 

@@ -209,7 +209,8 @@ def test_a_plain_http_source_is_a_usage_error_naming_the_forms() -> None:
     assert "no trace file" not in listed.stderr
     assert listed.stderr == (
         "alephant-otel: source 'http://127.0.0.1:1' does not say which backend it is: use "
-        "tempo+http://127.0.0.1:1, jaeger+http://127.0.0.1:1, phoenix+http://127.0.0.1:1\n"
+        "tempo+http://127.0.0.1:1, jaeger+http://127.0.0.1:1, phoenix+http://127.0.0.1:1, "
+        "clickhouse+http://127.0.0.1:1\n"
     )
 
 

@@ -55,7 +55,7 @@ GEN_AI_USAGE_ATTRS = frozenset(v for k, v in vars(n).items() if k.startswith("GE
 KNOWN_TYPES = {
     "receivers": {"otlp"},
     "processors": {"memory_limiter", "batch", "tail_sampling", "transform", "deltatocumulative"},
-    "exporters": {"otlp_grpc", "otlp_http", "otlp", "otlphttp", "prometheus", "debug"},
+    "exporters": {"otlp_grpc", "otlp_http", "otlp", "otlphttp", "prometheus", "debug", "clickhouse"},
     "connectors": {"spanmetrics", "signaltometrics", "forward"},
 }
 #: connector type -> (pipeline type it exports from, pipeline type it feeds).
@@ -588,3 +588,85 @@ def test_otelcol_validate(name: str) -> None:
         [binary, "validate", f"--config={CONFIG_DIR / name}"], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --- ClickHouse: the exporter, the server, the Grafana datasource --------------------------------
+
+#: The clickhouse exporter's documented options at contrib 0.159.0 (the image compose.yaml pins):
+#: exporter/clickhouseexporter/config.schema.yaml (contrib commit fff7223ebcd897edbace6f83a72a776867a971f4),
+#: plus the exporterhelper options it embeds (timeout, retry_on_failure; sending_queue is listed).
+CLICKHOUSE_OPTIONS = frozenset(
+    {
+        "async_insert",
+        "cluster_name",
+        "compress",
+        "connection_params",
+        "create_schema",
+        "database",
+        "endpoint",
+        "logs_table_name",
+        "metrics_table_name",
+        "metrics_tables",
+        "password",
+        "sending_queue",
+        "table_engine",
+        "tls",
+        "traces_table_name",
+        "ttl",
+        "username",
+        "timeout",
+        "retry_on_failure",
+    }
+)
+CLICKHOUSE_COMPRESS = frozenset({"none", "zstd", "lz4", "gzip", "deflate", "br", "true"})
+DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+@pytest.mark.parametrize("name", COLLECTOR_FILES)
+def test_clickhouse_exporter_uses_documented_options_and_gets_every_span(name: str) -> None:
+    config = collector(name)
+    ch = config["exporters"]["clickhouse"]
+    assert set(ch) <= CLICKHOUSE_OPTIONS, set(ch) - CLICKHOUSE_OPTIONS
+    assert ch["compress"] in CLICKHOUSE_COMPRESS
+    assert DURATION.match(ch["ttl"]) and DURATION.match(ch["timeout"])
+    assert isinstance(ch["create_schema"], bool) and isinstance(ch["async_insert"], bool)
+    # The names alephant-otel reads by default: database from the URL, table otel_traces.
+    assert ch["traces_table_name"] == "otel_traces" and ch["database"] == "otel"
+    # The password comes from the environment, never written in the file.
+    assert ch["password"] == "${env:CLICKHOUSE_PASSWORD}"
+    endpoint = urlparse(ch["endpoint"])
+    assert endpoint.scheme == "tcp" and endpoint.hostname in compose()["services"] and endpoint.port == 9000
+    # Fed by a pipeline the receiver feeds before any sampling: session totals count every request.
+    feeding = [p for p in config["service"]["pipelines"].values() if "clickhouse" in p["exporters"]]
+    assert len(feeding) == 1 and feeding[0]["receivers"] == ["otlp"]
+    assert not any(ctype(x) == "tail_sampling" for x in feeding[0].get("processors", []))
+
+
+def test_compose_runs_clickhouse_and_grafana_reads_it() -> None:
+    services = compose()["services"]
+    ch = services["clickhouse"]
+    assert re.match(r"^clickhouse/clickhouse-server:\d+\.\d+$", ch["image"])
+    env = dict(str(e).split("=", 1) for e in ch["environment"])
+    assert env["CLICKHOUSE_DB"] == "otel" and env["CLICKHOUSE_USER"] == "otel"
+    assert 8123 in compose_published_ports("clickhouse")
+    assert "clickhouse" in services["otel-collector"]["depends_on"]
+    collector_env = dict(str(e).split("=", 1) for e in services["otel-collector"]["environment"])
+    assert collector_env["CLICKHOUSE_PASSWORD"] == env["CLICKHOUSE_PASSWORD"]
+    grafana_env = dict(str(e).split("=", 1) for e in services["grafana"]["environment"])
+    assert "grafana-clickhouse-datasource" in grafana_env["GF_PLUGINS_PREINSTALL"].split(",")
+    sources = {
+        d["uid"]: d for d in load_yaml(CONFIG_DIR / "grafana/provisioning/datasources/datasources.yaml")["datasources"]
+    }
+    src = sources["clickhouse"]
+    assert src["type"] == "grafana-clickhouse-datasource"
+    assert src["jsonData"]["host"] == "clickhouse" and src["jsonData"]["port"] == 8123
+    assert src["jsonData"]["protocol"] == "http" and src["jsonData"]["defaultDatabase"] == "otel"
+
+
+def test_dashboard_has_the_rollup_panels() -> None:
+    panels = [p for p in dashboard()["panels"] if p["datasource"]["uid"] == "clickhouse"]
+    titles = " | ".join(p["title"] for p in panels)
+    assert "Top sessions by cost" in titles and "Cost by agent" in titles and "Cost by path" in titles
+    for p in panels:
+        sql = p["targets"][0]["rawSql"]
+        assert "otel.otel_traces_sessions" in sql and "Merge(" in sql

@@ -46,24 +46,17 @@ from alephant_otel.analytics import (
     DEFAULT_ACTIVE_WINDOW_S,
     SORT_KEYS,
     STATUSES,
-    FileSource,
     Progress,
     Request,
     Run,
-    Session,
     SessionIdError,
-    SessionSet,
     SourceError,
     SourceSpecError,
     VitalsConfig,
-    compute_vitals,
-    filter_sessions,
-    open_source,
     parse_time,
-    read_sessions,
-    sort_sessions,
 )
 from alephant_otel.analytics._report import list_json, session_notes, show_json, vitals_json
+from alephant_otel.analytics._summary import Listing, Selection, list_sessions, session_vitals, show_session
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -126,41 +119,38 @@ def _time(text: str | None) -> int | None:
         raise UsageError(str(exc)) from None
 
 
-def _read(args: argparse.Namespace, session_id: str | None = None, *, summary: bool = False) -> SessionSet:
-    since = _time(args.since)
-    until = _time(args.until)
-    with _progress(not args.json, "reading spans") as progress:
-        result = read_sessions(
-            args.source,
-            since_ns=since,
-            until_ns=until,
-            session_id=session_id,
-            active_window_s=args.active_window,
-            progress=progress,
-            summary=summary,
-        )
-    if result.corrupt:
-        sys.stderr.write(f"warning: skipped {result.corrupt} corrupt line(s) in {result.source}\n")
-    if result.corrupt_values:
-        sys.stderr.write(
-            f"warning: dropped {result.corrupt_values} corrupt number(s) "
-            f"(NaN, infinite, negative, boolean or too large cost, tokens) in {result.source}\n"
-        )
-    return result
-
-
-def _selected(args: argparse.Namespace, result: SessionSet) -> list[Session]:
-    sessions = filter_sessions(
-        result.sessions,
+def _selection_of(args: argparse.Namespace) -> Selection:
+    """What the options ask for (``show`` has no filters but the time range)."""
+    return Selection(
         since_ns=_time(args.since),
         until_ns=_time(args.until),
-        agent=args.agent,
-        path=args.path,
-        status=args.status,
-        min_cost=args.min_cost,
+        agent=getattr(args, "agent", None),
+        path=getattr(args, "path", None),
+        status=getattr(args, "status", None),
+        min_cost=getattr(args, "min_cost", None),
+        sort=getattr(args, "sort", "started"),
+        limit=getattr(args, "limit", 0),
+        active_window_s=args.active_window,
     )
-    sessions = sort_sessions(sessions, args.sort)
-    return sessions[: args.limit] if args.limit else sessions
+
+
+def _warn(source: str, corrupt: int, corrupt_values: int, notes: Sequence[str] = ()) -> None:
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    if corrupt:
+        sys.stderr.write(f"warning: skipped {corrupt} corrupt line(s) in {source}\n")
+    if corrupt_values:
+        sys.stderr.write(
+            f"warning: dropped {corrupt_values} corrupt number(s) "
+            f"(NaN, infinite, negative, boolean or too large cost, tokens) in {source}\n"
+        )
+
+
+def _listing(args: argparse.Namespace) -> Listing:
+    with _progress(not args.json, "reading spans") as progress:
+        listing = list_sessions(args.source, _selection_of(args), progress)
+    _warn(listing.source, listing.corrupt, listing.corrupt_values, listing.notes)
+    return listing
 
 
 def _piped(out: Console) -> bool:
@@ -207,42 +197,28 @@ _LIST_DROP: Final = (
 _NO_SESSION: Final = "(no session)"
 
 
-def _outside(args: argparse.Namespace, result: SessionSet) -> list[Request]:
-    """The requests outside any session that the filters keep (only time filters apply to them)."""
-    if args.agent or args.path or args.status or args.min_cost is not None:
-        return []
-    since, until = _time(args.since), _time(args.until)
-    return [
-        r
-        for r in result.outside
-        if (since is None or max(r.start_ns, r.end_ns) >= since) and (until is None or r.start_ns <= until)
-    ]
-
-
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.follow:
         from alephant_otel._livelist import follow_list
 
         return follow_list(args)
-    # The list reads totals per run, never a request: memory grows with runs, not requests.
-    result = _read(args, summary=True)
-    sessions = _selected(args, result)
-    outside = _outside(args, result)
+    listing = _listing(args)
+    sessions, outside = listing.sessions, listing.outside
     if args.json:
         _dump(
             list_json(
                 sessions,
-                source=result.source,
-                corrupt=result.corrupt,
-                seen=len(result.sessions),
-                corrupt_values=result.corrupt_values,
+                source=listing.source,
+                corrupt=listing.corrupt,
+                seen=listing.seen,
+                corrupt_values=listing.corrupt_values,
                 outside=outside,
             )
         )
         return 0
     out = console(sys.stdout)
     if not sessions and not outside:
-        out.print(f"no sessions match in {escape(result.source)} ({len(result.sessions)} seen)")
+        out.print(f"no sessions match in {escape(listing.source)} ({listing.seen} seen)")
         return 0
     rows = []
     for s in sessions:
@@ -280,10 +256,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 money(outside_cost),
             )
         )
-    title = f"sessions in {escape(result.source)}"
+    title = f"sessions in {escape(listing.source)}"
     out.print(fit_table(_LIST_COLS, rows, out.width, _LIST_DROP, title=title))
     total = money(sum(s.cost_usd for s in sessions) + outside_cost)
-    footer = f"{len(sessions)} of {len(result.sessions)} sessions"
+    footer = f"{len(sessions)} of {listing.seen} sessions"
     if outside:
         footer += f" and {len(outside)} request(s) outside any session"
     footer += f", total {total}"
@@ -318,16 +294,19 @@ _FLAG_LABEL: Final = {
 
 
 def _cmd_vitals(args: argparse.Namespace) -> int:
-    result = _read(args)
-    sessions = _selected(args, result)
-    vitals = compute_vitals(sessions, VitalsConfig(min_peers=args.min_peers))
+    with _progress(not args.json, "reading spans") as progress:
+        vitals, result = session_vitals(
+            args.source, _selection_of(args), VitalsConfig(min_peers=args.min_peers), progress
+        )
+    _warn(result.source, result.corrupt, result.corrupt_values, result.notes)
+    sessions = result.sessions
     if args.json:
         _dump(
             vitals_json(
                 vitals,
                 source=result.source,
                 corrupt=result.corrupt,
-                seen=len(result.sessions),
+                seen=result.seen,
                 corrupt_values=result.corrupt_values,
             )
         )
@@ -445,13 +424,9 @@ def _add_run(node: Tree, run: Run, total: float, cap: int, depth: int = 1) -> No
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    result = _read(args, session_id=args.session_id)
-    s = result.get(args.session_id)
-    if s is None and not isinstance(open_source(args.source), FileSource):
-        # A backend was asked for this exact id only: read its sessions to match a prefix.
-        result = _read(args)
-    if s is None:
-        s = result.resolve(args.session_id)
+    with _progress(not args.json, "reading spans") as progress:
+        s, result = show_session(args.source, args.session_id, _selection_of(args), progress)
+    _warn(result.source, result.corrupt, result.corrupt_values)
     if args.json:
         _dump(show_json(s, source=result.source, corrupt=result.corrupt, corrupt_values=result.corrupt_values))
         return 0
@@ -517,8 +492,9 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--source",
-        help="trace file path, tempo+http(s)://host:port, jaeger+http(s)://host:port or "
-        "phoenix+http(s)://host:port[?project=NAME] (default: $ALEPHANT_TRACE_FILE or the local trace file)",
+        help="trace file path, tempo+http(s)://host:port, jaeger+http(s)://host:port, "
+        "phoenix+http(s)://host:port[?project=NAME] or clickhouse+http(s)://host:port/DATABASE[?table=NAME] "
+        "(default: $ALEPHANT_TRACE_FILE or the local trace file)",
     )
     common.add_argument("--json", action="store_true", help="print a JSON document (stable schema) instead of tables")
     common.add_argument("--since", help=f"only sessions active after this time: {TIME_FORMS}")

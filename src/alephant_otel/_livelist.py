@@ -32,6 +32,7 @@ from alephant_otel.analytics import (
     parse_time,
 )
 from alephant_otel.analytics._follow import TraceFollower
+from alephant_otel.analytics._summary import Selection, SummarySource
 
 __all__ = ["follow_list"]
 
@@ -115,24 +116,57 @@ def follow_list(args: argparse.Namespace) -> int:
         until = parse_time(args.until) if args.until else None
     except (SourceError, ValueError) as exc:
         return _fail(str(exc))
-    if not isinstance(src, FileSource):
-        return _fail(f"--follow reads a growing trace file; {src.description} is not one")
-    follower = TraceFollower(src.path, active_window_s=args.active_window, missing_hint=src.missing_hint)
     out = console(sys.stdout)
     limit = args.limit or (max(out.height - 8, 10) if out.is_terminal else 0)
-
-    def select() -> tuple[SessionSet, list[Session]]:
-        result = follower.poll()
-        chosen = filter_sessions(
-            result.sessions,
+    select: Callable[[], tuple[SessionSet, list[Session]]]
+    if isinstance(src, SummarySource):
+        # The server filters; each poll is one query answering one row per session.
+        summary, said = src, False
+        wanted = Selection(
             since_ns=since,
             until_ns=until,
             agent=args.agent,
             path=args.path,
             status=args.status,
             min_cost=args.min_cost,
+            active_window_s=args.active_window,
         )
-        return result, _order(chosen)
+
+        last: tuple[SessionSet, list[Session]] | None = None
+
+        def select() -> tuple[SessionSet, list[Session]]:
+            nonlocal said, last
+            try:
+                listing = summary.list_sessions(wanted)
+            except SourceError:
+                if last is None:
+                    raise
+                return last  # a failed poll keeps the last table; the next one asks again
+            if listing.notes and not said:
+                said = True
+                for note in listing.notes:
+                    sys.stderr.write(f"note: {note}\n")
+            last = (SessionSet(listing.sessions, listing.source, 0, listing.corrupt), _order(listing.sessions))
+            return last
+
+    elif isinstance(src, FileSource):
+        follower = TraceFollower(src.path, active_window_s=args.active_window, missing_hint=src.missing_hint)
+
+        def select() -> tuple[SessionSet, list[Session]]:
+            result = follower.poll()
+            chosen = filter_sessions(
+                result.sessions,
+                since_ns=since,
+                until_ns=until,
+                agent=args.agent,
+                path=args.path,
+                status=args.status,
+                min_cost=args.min_cost,
+            )
+            return result, _order(chosen)
+
+    else:
+        return _fail(f"--follow reads a growing trace file or ClickHouse; {src.description} is not one of them")
 
     try:
         result, shown = _first(select)

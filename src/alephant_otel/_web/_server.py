@@ -47,6 +47,7 @@ from alephant_otel.analytics import (
 )
 from alephant_otel.analytics._follow import TraceFollower
 from alephant_otel.analytics._model import Session
+from alephant_otel.analytics._summary import Selection, SummarySource
 
 __all__ = ["CSP", "SessionStore", "UiServer"]
 
@@ -58,6 +59,8 @@ CSP: Final = (
 )
 #: A backend (Tempo, Jaeger, Phoenix) is asked again at most this often.
 BACKEND_TTL_S: Final = 30.0
+#: A summary source (ClickHouse: one row per session per ask) is asked again at most this often.
+SUMMARY_TTL_S: Final = 2.0
 
 
 class SessionStore:
@@ -83,15 +86,18 @@ class SessionStore:
             if isinstance(src, FileSource)
             else None
         )
+        #: A source that answers summaries itself: the list polls it, a session page asks it for the tree.
+        self.summary = src if isinstance(src, SummarySource) else None
         self._lock = threading.Lock()
         self._cached: tuple[float, str, SessionSet] | None = None
         self._fetches = 0
         self._by_id: tuple[str, dict[str, Session]] | None = None
+        self._summary_cached: tuple[float, SessionSet] | None = None
 
     @property
     def live(self) -> bool:
-        """Whether pages should poll for changes (a trace file)."""
-        return self.follower is not None
+        """Whether pages should poll for changes (a trace file, a summary source)."""
+        return self.follower is not None or self.summary is not None
 
     def read(self) -> tuple[str, SessionSet]:
         """The current version tag and sessions.
@@ -104,6 +110,8 @@ class SessionStore:
         """
         if self.follower is not None:
             return self.follower.read()
+        if self.summary is not None:
+            return self._read_summary(self.summary)
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > BACKEND_TTL_S:
@@ -116,6 +124,22 @@ class SessionStore:
             _, version, result = self._cached
         return version, result
 
+    def _read_summary(self, summary: SummarySource) -> tuple[str, SessionSet]:
+        with self._lock:
+            now = time.monotonic()
+            if self._summary_cached is None or now - self._summary_cached[0] > SUMMARY_TTL_S:
+                listing = summary.list_sessions(Selection(active_window_s=self.active_window_s))
+                result = SessionSet(
+                    listing.sessions, listing.source, 0, listing.corrupt, listing.outside, listing.corrupt_values
+                )
+                self._summary_cached = (now, result)
+            result = self._summary_cached[1]
+        # The tag changes when what the list shows does, not on every ask.
+        shown = tuple(
+            (s.session_id, s.status, s.request_count, s.cost_usd, s.last_activity_ns) for s in result.sessions
+        )
+        return f"c{hash(shown) & 0xFFFFFFFF:x}", result
+
     def find(self, version: str, result: SessionSet, session_id: str) -> Session:
         """The session with this id, or the only one it is a prefix of.
 
@@ -126,7 +150,11 @@ class SessionStore:
 
         Raises:
             SessionIdError: No session matches, or the prefix matches several (the message lists them).
+            SourceError: A summary source cannot be read.
         """
+        if self.summary is not None:
+            # The list holds summaries: the tree comes from the source (one session's spans).
+            return self.summary.show(session_id, Selection(active_window_s=self.active_window_s))[0]
         with self._lock:
             if self._by_id is None or self._by_id[0] != version:
                 self._by_id = (version, {s.session_id: s for s in result.sessions})

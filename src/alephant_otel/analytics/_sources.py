@@ -15,6 +15,8 @@ a path (default: the local trace file)  OTLP/JSON lines, one ``ExportTraceServic
 ``phoenix+http(s)://host:port``         Arize Phoenix REST API: ``GET /v1/projects/<project>/spans``
                                         (project: ``?project=NAME``, else ``PHOENIX_PROJECT_NAME``,
                                         else ``default``; ``PHOENIX_API_KEY`` is sent as a bearer)
+``clickhouse+http(s)://host:port/DB``   ClickHouse (the Collector's ``clickhouseexporter`` tables);
+                                        sessions computed in the server: see ``_clickhouse``
 ======================================  ==========================================================
 """
 
@@ -559,12 +561,18 @@ def open_source(spec: str | Path | None) -> SpanSource:
         base, qs = _parse_base(spec)
         project = qs["project"][0] if qs.get("project") else None
         return PhoenixSource(base, project)
+    if lowered.startswith(("clickhouse+http://", "clickhouse+https://")):
+        # Also a summary source (the sessions computed in the server): see ``_summary``.
+        from alephant_otel.analytics._clickhouse import ClickHouseSource
+
+        return ClickHouseSource(spec)
     scheme, sep, _ = lowered.partition("://")
     if sep and scheme in ("http", "https"):
-        forms = ", ".join(f"{b}+{spec}" for b in ("tempo", "jaeger", "phoenix"))
+        forms = ", ".join(f"{b}+{spec}" for b in ("tempo", "jaeger", "phoenix", "clickhouse"))
         raise SourceSpecError(f"source {spec!r} does not say which backend it is: use {forms}")
     if sep and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
         raise SourceSpecError(
-            f"unknown source {spec!r}: use a file path, tempo+http://, jaeger+http:// or phoenix+http://"
+            f"unknown source {spec!r}: use a file path, tempo+http://, jaeger+http://, phoenix+http:// "
+            "or clickhouse+http://"
         )
     return FileSource(spec)

@@ -32,6 +32,7 @@ __all__ = [
     "SessionVitals",
     "Vitals",
     "VitalsConfig",
+    "assemble_vitals",
     "compute_vitals",
     "failed_requests",
     "percentile",
@@ -138,8 +139,11 @@ class Vitals:
         return [v for v in self.sessions if v.flags]
 
 
-def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupVitals]]:
-    agents: dict[str, GroupVitals] = {}
+def _order(g: GroupVitals) -> tuple[float, int, str]:
+    return (-g.cost_usd, -(g.input_tokens + g.output_tokens), g.key)
+
+
+def _paths(sessions: Iterable[Session]) -> list[GroupVitals]:
     paths: dict[str, GroupVitals] = {}
     for s in sessions:
         pg = paths.setdefault(s.path or "(none)", GroupVitals(s.path or "(none)"))
@@ -151,6 +155,13 @@ def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupV
         pg.retries += s.retries
         pg.intercepted += s.intercepted
         pg.errors += s.errors
+    return sorted(paths.values(), key=_order)
+
+
+def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupVitals]]:
+    sessions = list(sessions)
+    agents: dict[str, GroupVitals] = {}
+    for s in sessions:
         seen: set[str] = set()
         for req in s.requests:
             key = req.agent_id or "(none)"
@@ -165,26 +176,59 @@ def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupV
             ag.retries += req.retried
             ag.intercepted += req.intercepted
             ag.errors += req.error
-
-    def order(g: GroupVitals) -> tuple[float, int, str]:
-        return (-g.cost_usd, -(g.input_tokens + g.output_tokens), g.key)
-
-    return sorted(agents.values(), key=order), sorted(paths.values(), key=order)
+    return sorted(agents.values(), key=_order), _paths(sessions)
 
 
 def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = None) -> Vitals:
     """Totals, per-agent and per-path costs, and outlier flags for ``sessions``."""
-    cfg = config or VitalsConfig()
-    rows: list[SessionVitals] = []
+    stats: list[tuple[float, float, float, bool]] = []
     all_latencies: list[float] = []
     for s in sessions:
         lat = [r.latency_s for r in s.requests]
         all_latencies.extend(lat)
-        rows.append(SessionVitals(s, percentile(lat, 50), percentile(lat, 95), max(lat, default=0.0)))
+        stats.append((percentile(lat, 50), percentile(lat, 95), max(lat, default=0.0), bool(s.requests)))
+    reasons = [sorted({e.reason for e in s.policy_events if e.reason}) for s in sessions]
+    failed = [failed_requests(s) for s in sessions]
+    by_agent = _groups(sessions)[0]
+    return assemble_vitals(
+        sessions,
+        stats,
+        reasons,
+        failed,
+        by_agent,
+        percentile(all_latencies, 50),
+        percentile(all_latencies, 95),
+        config,
+    )
 
+
+def assemble_vitals(
+    sessions: Sequence[Session],
+    stats: Sequence[tuple[float, float, float, bool]],
+    reasons: Sequence[list[str]],
+    failed: Sequence[int],
+    by_agent: list[GroupVitals],
+    latency_p50_s: float,
+    latency_p95_s: float,
+    config: VitalsConfig | None = None,
+) -> Vitals:
+    """The vitals of ``sessions`` from figures computed elsewhere (from their requests, or in a server).
+
+    Args:
+        sessions: The sessions (their totals, paths and statuses are read).
+        stats: Per session: request latency p50, p95, max (seconds), and whether it has requests.
+        reasons: Per session: its distinct policy reasons, sorted.
+        failed: Per session: requests that ended in error without being intercepted.
+        by_agent: The per-agent groups, in any order.
+        latency_p50_s: The p50 of every request's latency.
+        latency_p95_s: The p95 of every request's latency.
+        config: Thresholds.
+    """
+    cfg = config or VitalsConfig()
+    rows = [SessionVitals(s, p50, p95, mx) for s, (p50, p95, mx, _) in zip(sessions, stats, strict=True)]
     # A session is slow against the others, never against a figure it helped make: with the
     # 95th percentile of all sessions as the bar, the slowest of three always stood out.
-    p95s = sorted(v.latency_p95_s for v in rows if v.session.requests)
+    p95s = sorted(v.latency_p95_s for v, st in zip(rows, stats, strict=True) if st[3])
     # What the output shows as the bar: the factor times the median of every session's p95.
     threshold = cfg.latency_factor * percentile(p95s, 50) if len(p95s) - 1 >= cfg.min_peers else None
     # Per path, every session's tokens, sorted: the median of a session's peers is read from it
@@ -195,9 +239,9 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
     for values in tokens_by_path.values():
         values.sort()
 
-    for v in rows:
+    for v, st, why, bad in zip(rows, stats, reasons, failed, strict=True):
         s = v.session
-        if s.requests and len(p95s) - 1 >= cfg.min_peers:
+        if st[3] and len(p95s) - 1 >= cfg.min_peers:
             typical = _median_without(p95s, v.latency_p95_s)
             if typical > 0 and v.latency_p95_s > cfg.latency_factor * typical:
                 v.flags.append(
@@ -222,21 +266,18 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
                     )
                 )
         if s.intercepted:
-            reasons = sorted({e.reason for e in s.policy_events if e.reason})
-            v.flags.append(Flag("intercepted", f"{_requests(s.intercepted)} ({'; '.join(reasons) or 'policy'})"))
-        failed = failed_requests(s)
-        if failed:
-            v.flags.append(Flag("errors", f"{_requests(failed)} ended in error (not intercepted)"))
+            v.flags.append(Flag("intercepted", f"{_requests(s.intercepted)} ({'; '.join(why) or 'policy'})"))
+        if bad:
+            v.flags.append(Flag("errors", f"{_requests(bad)} ended in error (not intercepted)"))
 
     by_status: dict[str, int] = {"active": 0, "completed": 0, "intercepted": 0}
     for s in sessions:
         by_status[s.status] = by_status.get(s.status, 0) + 1
-    by_agent, by_path = _groups(sessions)
     return Vitals(
         sessions=rows,
         by_status=by_status,
-        by_agent=by_agent,
-        by_path=by_path,
+        by_agent=sorted(by_agent, key=_order),
+        by_path=_paths(sessions),
         cost_usd=sum(s.cost_usd for s in sessions),
         input_tokens=sum(s.input_tokens for s in sessions),
         output_tokens=sum(s.output_tokens for s in sessions),
@@ -244,10 +285,10 @@ def compute_vitals(sessions: Sequence[Session], config: VitalsConfig | None = No
         retries=sum(s.retries for s in sessions),
         errors=sum(s.errors for s in sessions),
         intercepted=sum(s.intercepted for s in sessions),
-        latency_p50_s=percentile(all_latencies, 50),
-        latency_p95_s=percentile(all_latencies, 95),
+        latency_p50_s=latency_p50_s,
+        latency_p95_s=latency_p95_s,
         latency_threshold_s=threshold,
-        failed=sum(failed_requests(s) for s in sessions),
+        failed=sum(failed),
     )
 
 

@@ -1,0 +1,235 @@
+"""Benchmark: ``alephant-otel sessions`` on ClickHouse (chDB) at 1M and 10M request spans.
+
+Run by hand (not by the test suite; needs ``bash scripts/install-chdb.sh``)::
+
+    .venv/bin/python benchmarks/bench_clickhouse.py [--spans 1000000 10000000] [--runs 3]
+
+For each size it creates ``otel_traces`` with the exporter's own DDL in chDB
+(served over ClickHouse's HTTP interface by ``tests/chdb_server.py``, as in
+the tests), generates the spans in SQL with ``numbers()`` (sessions of 20
+request spans and one session span, 3 paths, 4 agents, the attribute set
+the package writes, values as the exporter stores them), then adds the
+sessions roll-up (``collector-config/clickhouse/sessions_rollup.sql``: its
+back-fill statement fills it). Each question is asked by the real CLI in a
+fresh process (``--json``), median of ``--runs``:
+
+- ``sessions list --limit 20 --sort cost`` with the roll-up, and without it
+  (``?table=`` pointing at a view of the same spans that has no roll-up);
+- ``sessions vitals --limit 20 --sort cost`` (always over the spans);
+- ``sessions show <one session>``;
+
+with the client's peak RSS (``wait4``) and the bytes the server sent (the
+adapter's log). At the first size it also writes the same spans as an
+OTLP/JSON-lines trace file (from the same table, in SQL) and times
+``sessions list`` on it: the file reader. Prints a markdown table.
+
+Targets (2 cores): list over 10M <= 2 s with the roll-up, <= 15 s without;
+show <= 0.5 s; client peak RSS <= 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _chdb import PASSWORD, USER, ChServer, chdb_missing  # noqa: E402
+
+T0 = 1_750_000_000_000_000_000
+PER_SESSION = 20
+CLI = str(Path(sys.executable).parent / "alephant-otel")
+
+#: One request span per number: session, run, agent, path, usage and cost from the number.
+_REQUEST = f"""
+SELECT
+    fromUnixTimestamp64Nano(toInt64({T0} + number * 1000000)) AS Timestamp,
+    lower(hex(MD5(toString(intDiv(number, {PER_SESSION}))))) AS TraceId,
+    lower(hex(substring(MD5(concat('s', toString(number))), 1, 8))) AS SpanId,
+    '' AS ParentSpanId, '' AS TraceState, 'chat gpt-4o-mini' AS SpanName, 'Client' AS SpanKind,
+    'bench' AS ServiceName, map('service.name', 'bench') AS ResourceAttributes,
+    'alephant_otel' AS ScopeName, '1.0' AS ScopeVersion,
+    map('alephant.span.kind', 'request',
+        'alephant.session.id', concat('sess_', toString(intDiv(number, {PER_SESSION}))),
+        'alephant.session.path',
+        ['/support/triage', '/billing/invoice', '/sales/quote'][intDiv(number, {PER_SESSION}) % 3 + 1],
+        'alephant.session.name', 'bench session',
+        'alephant.agent.id', ['triage', 'search', 'writer', 'billing'][number % 4 + 1],
+        'alephant.run.id', concat('run_', toString(intDiv(number, 5))),
+        'alephant.request.id', concat('req_', toString(number)),
+        'gen_ai.operation.name', 'chat', 'gen_ai.provider.name', 'openai',
+        'gen_ai.request.model', 'openai/gpt-4o-mini', 'gen_ai.response.model', 'gpt-4o-mini',
+        'gen_ai.usage.input_tokens', toString(100 + number % 900),
+        'gen_ai.usage.output_tokens', toString(20 + number % 300),
+        'alephant.cost.usd', toString((100 + number % 900) * 1.5e-7 + (20 + number % 300) * 6e-7),
+        'alephant.cost.source', 'gateway',
+        'alephant.retry.attempt', toString(if(number % 97 = 0, 1, 0)),
+        'http.response.status_code', toString(if(number % 211 = 0, 429, 200))) AS SpanAttributes,
+    toUInt64(50000000 + (number % 37) * 10000000) AS Duration,
+    if(number % 211 = 0, 'Error', 'Unset') AS StatusCode, '' AS StatusMessage,
+    [] AS `Events.Timestamp`, [] AS `Events.Name`, [] AS `Events.Attributes`,
+    [] AS `Links.TraceId`, [] AS `Links.SpanId`, [] AS `Links.TraceState`, [] AS `Links.Attributes`
+FROM numbers({{n}})
+"""
+
+#: One session span per session, ended, with its roll-up attributes left out (the totals come from requests).
+_SESSION = f"""
+SELECT
+    fromUnixTimestamp64Nano(toInt64({T0} + number * {PER_SESSION} * 1000000)) AS Timestamp,
+    lower(hex(MD5(toString(number)))) AS TraceId,
+    lower(hex(substring(MD5(concat('S', toString(number))), 1, 8))) AS SpanId,
+    '' AS ParentSpanId, '' AS TraceState, 'session' AS SpanName, 'Internal' AS SpanKind,
+    'bench' AS ServiceName, map('service.name', 'bench') AS ResourceAttributes,
+    'alephant_otel' AS ScopeName, '1.0' AS ScopeVersion,
+    map('alephant.span.kind', 'session', 'alephant.session.id', concat('sess_', toString(number)),
+        'alephant.session.path', ['/support/triage', '/billing/invoice', '/sales/quote'][number % 3 + 1],
+        'alephant.session.name', 'bench session') AS SpanAttributes,
+    toUInt64({PER_SESSION} * 1000000 + 500000000) AS Duration, 'Unset' AS StatusCode, '' AS StatusMessage,
+    [] AS `Events.Timestamp`, [] AS `Events.Name`, [] AS `Events.Attributes`,
+    [] AS `Links.TraceId`, [] AS `Links.SpanId`, [] AS `Links.TraceState`, [] AS `Links.Attributes`
+FROM numbers({{sessions}})
+"""
+
+#: The same spans as OTLP/JSON lines (512 spans a line, as a BatchSpanProcessor exports them).
+_OTLP = """
+SELECT concat('{"resourceSpans":[{"resource":{"attributes":',
+              '[{"key":"service.name","value":{"stringValue":"bench"}}]},',
+              '"scopeSpans":[{"scope":{"name":"alephant_otel"},"spans":[',
+              arrayStringConcat(groupArray(j), ','), ']}]}]}')
+FROM (
+    SELECT rowNumberInAllBlocks() AS i, concat('{"traceId":"', TraceId, '","spanId":"', SpanId, '","name":"', SpanName,
+        '","kind":', if(SpanKind = 'Client', '3', '1'),
+        ',"startTimeUnixNano":"', toString(toUnixTimestamp64Nano(Timestamp)),
+        '","endTimeUnixNano":"', toString(toUnixTimestamp64Nano(Timestamp) + Duration),
+        '","status":{"code":', if(StatusCode = 'Error', '2', '0'), '},"attributes":[',
+        arrayStringConcat(arrayMap(kv -> concat('{"key":"', kv.1, '","value":',
+            multiIf(kv.1 IN ('gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'alephant.retry.attempt',
+                             'http.response.status_code'), concat('{"intValue":"', kv.2, '"}'),
+                    kv.1 = 'alephant.cost.usd', concat('{"doubleValue":', kv.2, '}'),
+                    concat('{"stringValue":"', kv.2, '"}')), '}'),
+            arrayZip(mapKeys(SpanAttributes), mapValues(SpanAttributes))), ','), ']}') AS j
+    FROM {db}.otel_traces
+)
+GROUP BY intDiv(i, 512) ORDER BY intDiv(i, 512)
+"""
+
+
+def _run(args: list[str], log: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) and bytes the server sent, of one CLI run in a fresh process."""
+    before = log.stat().st_size if log.exists() else 0
+    env = dict(os.environ, CLICKHOUSE_USER=USER, CLICKHOUSE_PASSWORD=PASSWORD, COLUMNS="200")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([CLI, *args], stdout=out, stderr=err, env=env)
+        # wait4, not wait: the child's own peak RSS (Popen has not reaped it).
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed: {err.read().decode()}")
+    sent = 0
+    if log.exists():
+        with log.open("rb") as fh:
+            fh.seek(before)
+            sent = sum(json.loads(line)["bytes"] for line in fh.read().splitlines() if line.strip())
+    return wall, usage.ru_maxrss / 1024, sent
+
+
+def _median(runs: int, args: list[str], log: Path) -> tuple[float, float, int]:
+    results = [_run(args, log) for _ in range(runs)]
+    return (
+        statistics.median(r[0] for r in results),
+        max(r[1] for r in results),
+        int(statistics.median(r[2] for r in results)),
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--file-runs", type=int, default=1, help="runs of the file reader (minutes each at 1M)")
+    args = ap.parse_args()
+    why = chdb_missing()
+    if why:
+        raise SystemExit(why)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-ch-") as tmp:
+        server = ChServer(Path(tmp))
+        try:
+            for i, n in enumerate(args.spans):
+                db = f"bench{n}"
+                sessions = n // PER_SESSION
+                t = time.perf_counter()
+                server.create(db)
+                server.sql(f"INSERT INTO {db}.otel_traces {_REQUEST.format(n=n)}")
+                server.sql(f"INSERT INTO {db}.otel_traces {_SESSION.format(sessions=sessions)}")
+                loaded = time.perf_counter() - t
+                t = time.perf_counter()
+                server.add_rollup(db)
+                rolled = time.perf_counter() - t
+                # The same spans under another name, without a roll-up: the raw path.
+                server.sql(f"CREATE VIEW IF NOT EXISTS {db}.spans AS SELECT * FROM {db}.otel_traces")
+                print(f"{n:,} spans: generated in {loaded:.1f} s, roll-up filled in {rolled:.1f} s", file=sys.stderr)
+                base = server.url(db)
+                log = server.query_log
+                label = f"{n / 1e6:g}M"
+                for what, cli_args in (
+                    (
+                        "list, roll-up",
+                        ["sessions", "list", "--json", "--limit", "20", "--sort", "cost", "--source", base],
+                    ),
+                    (
+                        "list, no roll-up",
+                        [
+                            "sessions",
+                            "list",
+                            "--json",
+                            "--limit",
+                            "20",
+                            "--sort",
+                            "cost",
+                            "--source",
+                            base + "?table=spans",
+                        ],
+                    ),
+                    ("vitals", ["sessions", "vitals", "--json", "--limit", "20", "--sort", "cost", "--source", base]),
+                    ("show", ["sessions", "show", f"sess_{sessions // 2}", "--json", "--source", base]),
+                ):
+                    wall, rss, sent = _median(args.runs, cli_args, log)
+                    rows.append((label, what, wall, rss, sent))
+                    print(rows[-1], file=sys.stderr)
+                if i == 0:
+                    trace = Path(tmp) / "bench.otlp.jsonl"
+                    text = server.sql(_OTLP.replace("{db}", db) + " FORMAT TSVRaw")
+                    trace.write_text(text)
+                    del text
+                    wall, rss, _ = _median(
+                        args.file_runs,
+                        ["sessions", "list", "--json", "--limit", "20", "--sort", "cost", "--source", str(trace)],
+                        log,
+                    )
+                    rows.append((label, "list, trace file", wall, rss, trace.stat().st_size))
+                    print(rows[-1], file=sys.stderr)
+                server.sql(f"DROP DATABASE {db}")
+        finally:
+            server.stop()
+    print("| spans | question | wall (median) | client peak RSS | bytes from the server |")
+    print("|---|---|---:|---:|---:|")
+    for label, what, wall, rss, sent in rows:
+        size = f"{sent / 1e6:.1f} MB read" if what == "list, trace file" else f"{sent:,} B"
+        print(f"| {label} | {what} | {wall:.2f} s | {rss:.0f} MB | {size} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
