@@ -120,7 +120,8 @@ def test_charts_appear_from_three_sessions_and_fill_their_cards(tmp_path: Path, 
         shown = wait_for(lambda: page.evaluate("() => !document.getElementById('charts').hidden"), timeout=15)
         assert shown, (page.errors, page.locator("#totals").inner_text())
         assert page.locator("#charts-few").is_hidden()
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        loaded = "() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+        assert wait_for(lambda: page.evaluate(loaded), timeout=15)
         widths = page.evaluate(
             "() => Array.from(document.querySelectorAll('section.charts figure')).map("
             "f => [f.getBoundingClientRect().width, f.querySelector('img').getBoundingClientRect().width])"
