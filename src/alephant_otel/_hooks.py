@@ -37,6 +37,7 @@ from alephant_otel._ids import new_id
 from alephant_otel._metrics import Instruments
 from alephant_otel._scoping import drop_alephant_baggage, mark_outgoing
 from alephant_otel._spanattrs import set_clean
+from alephant_otel._toolcalls import asked_for_tools, requested_calls
 from alephant_otel._totals import RequestTotals
 from alephant_otel._usage import (
     ParsedResponse,
@@ -100,6 +101,18 @@ _reading: dict[int, tuple[tuple[RequestTotals, ...], BodyWatcher]] = {}
 if hasattr(os, "register_at_fork"):
     # A fork's child must not end (and export again) the parent's open requests at its exit.
     os.register_at_fork(after_in_child=_reading.clear)
+
+
+def _record_tool_calls(
+    span: Span, body: bytes, content_type: str | None, content_encoding: str | None, whole: bool
+) -> None:
+    """Put the tool calls a response asked for on its span (only called when it asked). Never raises."""
+    try:
+        names, ids = requested_calls(body, content_type, content_encoding, whole)
+        if names and span.is_recording():
+            set_clean(span, {n.ATTR_RESPONSE_TOOL_CALL_NAMES: names, n.ATTR_RESPONSE_TOOL_CALL_IDS: ids})
+    except Exception:
+        _report("tool calls")
 
 
 def _end_open(totals: RequestTotals | None) -> None:
@@ -570,6 +583,8 @@ class Bridge:
         def record(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
             parsed = parse_body(body, status, content_type, content_encoding, whole, req.body)
             self._record(req, status, parsed, reported_cost, complete, error, content_type)
+            if asked_for_tools(parsed.finish_reasons, req.path, body):
+                _record_tool_calls(req.span, body, content_type, content_encoding, whole)
 
         stream = response.stream
         if type(stream).__name__ == "ByteStream":
