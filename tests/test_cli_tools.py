@@ -171,3 +171,45 @@ def test_the_fast_reader_gives_the_tools_users_and_metadata_of_the_record_path(t
     assert got == want
     assert [s["session"]["metadata"] for s in got] == [{"plan": "pro"}, {"plan": "free"}, {"plan": "pro"}]
     assert all(s["session"]["tool_calls"] == 2 for s in got)
+
+
+def test_flat_backend_spans_carry_tools_users_and_metadata() -> None:
+    """Jaeger tags and Phoenix attributes (flattened) read as the trace file's spans do."""
+    from alephant_otel.analytics._convert import record_from_flat
+
+    def flat(span_id: str, parent: str | None, name: str, attrs: dict) -> object:
+        return record_from_flat(
+            trace_id="ab" * 16,
+            span_id=span_id,
+            parent_span_id=parent,
+            name=name,
+            start_ns=1,
+            end_ns=2,
+            error=False,
+            status_message="",
+            attributes=attrs,
+        )
+
+    ids = {"alephant.session.id": "sess_f", "user.id": "u9", "alephant.metadata.plan": "team"}
+    builder = SessionBuilder()
+    builder.add_all(
+        [
+            flat("00000000000000a1", None, "session", {**ids, "alephant.span.kind": "session"}),
+            flat(
+                "00000000000000b1",
+                "00000000000000a1",
+                "invoke_agent x",
+                {**ids, "alephant.span.kind": "run", "alephant.run.id": "run_f"},
+            ),
+            # Written without alephant.span.kind (another producer): inferred from its name and tool name.
+            flat(
+                "00000000000000c1",
+                "00000000000000b1",
+                "execute_tool lookup",
+                {**ids, "gen_ai.tool.name": "lookup", "alephant.cost.usd": 0.25},
+            ),
+        ]
+    )
+    (s,) = builder.build(now_ns=1 << 62)
+    assert (s.user_id, s.metadata, s.tool_calls, s.cost_usd) == ("u9", {"plan": "team"}, 1, 0.25)
+    assert [t.name for t in s.runs[0].tools] == ["lookup"]
