@@ -6,15 +6,22 @@ Run by hand (not by the test suite)::
 
 Scrubbing runs in the ``BatchSpanProcessor``'s export thread (the exporter
 is wrapped), never on the thread of the request, so this is export-thread
-CPU, not request latency. Three span shapes, each scrubbed ``--spans`` times
-per run, best of ``--runs`` (the machine's other load only adds):
+CPU, not request latency. Each shape is scrubbed ``--spans`` times per run
+(cycling through its spans), best of ``--runs`` (the machine's other load
+only adds):
 
 - a gateway request span as the library exports it (33 attributes: HTTP,
   GenAI usage and cost, alephant ids), nothing to scrub: the common case,
   and the span is passed on as the same object;
+- the same with a response id, request id and session name new on every
+  span (5,000 distinct spans, more than the memo of clean values holds):
+  every such value is looked at, as in production;
 - the same span with a key in ``url.full``'s query string: a scrubbed copy;
 - a session span that recorded an exception whose message and stack trace
-  quote an ``Authorization`` header: a scrubbed copy.
+  quote an ``Authorization`` header: a scrubbed copy;
+- a clean exception with a 40-line stack trace, each one new: the longest
+  text the first look reads in full;
+- an exception quoting a JWT and a DSN password: scrubbed by their form.
 
 Prints a markdown table of microseconds per span, with, for scale, what the
 OTLP exporter spends encoding the clean request span.
@@ -87,28 +94,61 @@ def _span(attrs: dict[str, object], events: list[Event] = [], status: Status | N
     )
 
 
-def shapes() -> dict[str, ReadableSpan]:
-    message = "upstream refused: Authorization: Bearer sk-abcdefghijklmnop0123456789"
+def _exception_span(message: str, lines: int = 8, salt: str = "") -> ReadableSpan:
     trace = (
         "Traceback (most recent call last):\n"
-        + '  File "app.py", line 12, in main\n' * 8
+        + f'  File "app{salt}.py", line 12, in main\n' * lines
         + f"RuntimeError: {message}\n"
     )
+    return _span(
+        {"alephant.span.kind": "session", "alephant.session.id": "sess_1", "alephant.total.requests": 4},
+        [
+            Event(
+                "exception",
+                {"exception.type": "RuntimeError", "exception.message": message, "exception.stacktrace": trace},
+            )
+        ],
+        Status(StatusCode.ERROR, f"RuntimeError: {message}"),
+    )
+
+
+#: Distinct spans per shape whose strings are each seen once: more than the scrubber's
+#: memo of clean values holds (4,096), so every one is a first sight.
+FRESH = 5000
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkJvYiJ9"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+
+
+def shapes() -> dict[str, list[ReadableSpan]]:
+    """Each shape as a list of spans, scrubbed in turn."""
+    message = "upstream refused: Authorization: Bearer sk-abcdefghijklmnop0123456789"
     return {
-        "request span, nothing to scrub": _span(REQUEST_ATTRS),
-        "request span, key in url.full": _span(
-            {**REQUEST_ATTRS, "url.full": "https://ai.alephant.io/v1/chat/completions?api-version=1&api_key=s3cr3t"}
-        ),
-        "session span with an exception": _span(
-            {"alephant.span.kind": "session", "alephant.session.id": "sess_1", "alephant.total.requests": 4},
-            [
-                Event(
-                    "exception",
-                    {"exception.type": "RuntimeError", "exception.message": message, "exception.stacktrace": trace},
-                )
-            ],
-            Status(StatusCode.ERROR, f"RuntimeError: {message}"),
-        ),
+        "request span, nothing to scrub": [_span(REQUEST_ATTRS)],
+        "request span, fresh ids (each value seen once)": [
+            _span(
+                {
+                    **REQUEST_ATTRS,
+                    "gen_ai.response.id": f"chatcmpl-{i:08d}abc123def456",
+                    "alephant.request.id": f"req_01JABCDEF{i:010d}",
+                    "alephant.session.name": f"support ticket {i}",
+                }
+            )
+            for i in range(FRESH)
+        ],
+        "request span, key in url.full": [
+            _span(
+                {**REQUEST_ATTRS, "url.full": "https://ai.alephant.io/v1/chat/completions?api-version=1&api_key=s3cr3t"}
+            )
+        ],
+        "session span with an exception": [_exception_span(message)],
+        "clean exception, 40-line trace, each seen once": [
+            _exception_span(f"ValueError: bad input {i}", lines=40, salt=str(i)) for i in range(FRESH)
+        ],
+        "exception quoting a JWT and a DSN": [
+            _exception_span(f"token {JWT} rejected by postgres://app:Pa55(w0rd)@db.internal:5432/main")
+        ],
     }
 
 
@@ -119,18 +159,19 @@ def main() -> None:
     args = parser.parse_args()
     print("| span | µs per span (best of runs) | scrubbed copy |")
     print("|---|---:|---|")
-    for label, span in shapes().items():
+    for label, spans in shapes().items():
         timings = []
         for _ in range(args.runs):
+            batch = [spans[i % len(spans)] for i in range(args.spans)]
             started = time.perf_counter()
-            for _ in range(args.spans):
+            for span in batch:
                 out = scrub_span(span)
             timings.append((time.perf_counter() - started) / args.spans * 1e6)
         print(f"| {label} | {min(timings):.1f} | {'yes' if out is not span else 'no'} |")
     # For scale: what the OTLP exporter spends encoding the clean request span anyway.
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    span = shapes()["request span, nothing to scrub"]
+    span = shapes()["request span, nothing to scrub"][0]
     timings = []
     for _ in range(args.runs):
         started = time.perf_counter()

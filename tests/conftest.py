@@ -102,6 +102,7 @@ def _fresh_warnings_and_caches() -> None:
     from alephant_otel import _context, _hooks, _impossible, _setup
 
     _context._warned_keys.clear()
+    _context._warned_cross_exit = False
     _impossible._warned.clear()
     _hooks._misrouted_hosts.clear()
     _context.clear_cache()

@@ -1,4 +1,4 @@
-"""Every code block in README.md runs as written.
+"""Every code block in README.md and in the pages of docs/ runs as written.
 
 The convention, for whoever edits the README:
 
@@ -15,9 +15,10 @@ The convention, for whoever edits the README:
   they name must be installed in it.
 - A marker, an HTML comment on the line right before the fence (invisible on GitHub), changes that:
   - ``<!-- readme-test: skip (REASON) -->``: not run. Kept rare (``MAX_SKIPS``), always with a reason.
-  - ``<!-- readme-test: gateway -->``: the block talks to the real gateway. The test starts the
-    package's gateway emulator for the section, replaces ``https://ai.alephant.io`` in the block with
-    its URL, and sets ``ALEPHANT_GATEWAY_URL`` and ``ALEPHANT_VIRTUAL_KEY``.
+  - ``<!-- readme-test: gateway -->``: the block talks to the gateway. The test starts
+    ``alephant-otel emulator`` for the section, as the README tells a reader to, replaces
+    ``https://ai.alephant.io`` in the block with its URL, and sets ``ALEPHANT_GATEWAY_URL`` and
+    ``ALEPHANT_VIRTUAL_KEY``.
   - ``<!-- readme-test: file=NAME -->``: the block is saved as NAME in the section's directory for the
     blocks after it, and not run by itself.
   - ``<!-- readme-test: pytest -->``: the block is a test module, run by pytest.
@@ -39,10 +40,14 @@ from pathlib import Path
 import pytest
 from _util import BIN, ROOT, clean_env, imported_modules, plain_install_modules
 
-from alephant_otel.testing import GatewayEmulator
-
 README = ROOT / "README.md"
+#: The pages the README links to: their blocks run too, section by section, as the README's do.
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+#: The README is the front door: what it is, the quickstart, the ways in, the rest linked.
+README_MAX_LINES = 350
 REAL_GATEWAY = "https://ai.alephant.io"
+#: The distributions of the agents and langgraph extras (pyproject.toml), for docs/agents.md.
+EXTRAS = ("openai-agents", "langgraph", "langchain-openai")
 RUN_LANGS = {"python", "bash", "sh"}
 SHOW_LANGS = {"text"}
 MAX_SKIPS = 4  # venv one-liner, .ci/run, docker compose, the peers benchmark (its runner has a smoke test)
@@ -102,16 +107,18 @@ def _parse_marker(block: Block) -> None:
             block.bad.append(f"line {block.line}: unknown readme-test word {word!r}")
 
 
-def blocks(text: str | None = None) -> list[Block]:
-    """The fenced blocks of the README, with their section and marker."""
-    lines = (README.read_text(encoding="utf-8") if text is None else text).splitlines()
+def blocks(text: str | None = None, *, page: Path = README) -> list[Block]:
+    """The fenced blocks of a page (the README by default), with their section and marker."""
+    lines = (page.read_text(encoding="utf-8") if text is None else text).splitlines()
+    # Sections of other pages are named after the page, so that they group apart from the README's.
+    prefix = "" if page == README else page.stem + "--"
     found: list[Block] = []
     section = ""
     i = 0
     while i < len(lines):
         line = lines[i]
         if line.startswith("#"):
-            section = _slug(line.lstrip("#"))
+            section = prefix + _slug(line.lstrip("#"))
         fence = _FENCE.match(line)
         if fence is None:
             i += 1
@@ -128,9 +135,13 @@ def blocks(text: str | None = None) -> list[Block]:
     return found
 
 
+def _all_blocks() -> list[Block]:
+    return [b for page in (README, *DOCS) for b in blocks(page=page)]
+
+
 def _sections() -> dict[str, list[Block]]:
     groups: dict[str, list[Block]] = {}
-    for b in blocks():
+    for b in _all_blocks():
         if b.lang in RUN_LANGS and b.skip is None:
             groups.setdefault(b.section, []).append(b)
     return groups
@@ -140,12 +151,12 @@ def _sections() -> dict[str, list[Block]]:
 
 
 def test_every_fence_names_a_known_language() -> None:
-    langs = {(b.line, b.lang) for b in blocks() if b.lang not in RUN_LANGS | SHOW_LANGS}
+    langs = {(b.section, b.line, b.lang) for b in _all_blocks() if b.lang not in RUN_LANGS | SHOW_LANGS}
     assert not langs, f"blocks with no language or an unknown one (line, language): {sorted(langs)}"
 
 
 def test_markers_are_known_and_skips_are_few() -> None:
-    all_blocks = blocks()
+    all_blocks = _all_blocks()
     bad = [msg for b in all_blocks for msg in b.bad]
     assert not bad, bad
     skipped = [(b.line, b.skip) for b in all_blocks if b.skip is not None]
@@ -164,29 +175,46 @@ def test_the_parser_sees_markers_and_sections() -> None:
     assert bare.lang == ""
 
 
-def test_links_within_the_readme_resolve() -> None:
-    text = README.read_text(encoding="utf-8")
-    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
+def _anchors(page: Path) -> set[str]:
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)}
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.name)
+def test_links_resolve(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
     links = set(re.findall(r"\]\(#([^)]+)\)", text))
-    assert links, "the parser found no internal link"
-    assert links <= anchors, f"links to no heading: {sorted(links - anchors)}"
-    files = set(re.findall(r"\]\((?!#|https?:)([^)#]+)\)", text))
-    assert all((ROOT / f).exists() for f in files), [f for f in files if not (ROOT / f).exists()]
+    assert links <= _anchors(page), f"links to no heading: {sorted(links - _anchors(page))}"
+    # Links to another page, and to a heading in it.
+    for target, _, anchor in re.findall(r"\]\((?!#|https?:)([^)#]+)(#([^)]+))?\)", text):
+        path = (page.parent / target).resolve()
+        assert path.exists(), f"{page.name} links to {target}, which does not exist"
+        if anchor:
+            assert anchor in _anchors(path), f"{page.name} links to {target}#{anchor}, a heading it lacks"
+
+
+def test_the_readme_is_short_and_links_its_pages() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    assert DOCS, "no docs/ pages"
+    linked = {(ROOT / f).resolve() for f in re.findall(r"\]\((docs/[^)#]+\.md)", text)}
+    assert {d.resolve() for d in DOCS} <= linked, "a docs/ page the README does not link"
 
 
 def test_python_blocks_compile() -> None:
-    for b in blocks():
+    for b in _all_blocks():
         if b.lang == "python":
-            compile(b.code, f"README.md:{b.line}", "exec")
+            compile(b.code, f"{b.section}:{b.line}", "exec")
 
 
 def test_python_blocks_need_only_a_plain_install() -> None:
     # The Quickstart's `pip install alephant-otel openai` is the install the README promises.
     plain = plain_install_modules("alephant-otel", "openai") | {"alephant_otel"}
-    for b in blocks():
+    # docs/agents.md says to install a framework's extra first: its blocks may use what the extras bring.
+    extras = plain_install_modules("alephant-otel", "openai", *EXTRAS) | {"alephant_otel"}
+    for b in _all_blocks():
         if b.lang == "python":
-            missing = imported_modules(b.code) - plain
-            assert not missing, f"README.md:{b.line} imports {sorted(missing)}, which a plain install lacks"
+            missing = imported_modules(b.code) - (extras if b.section.startswith("agents--") else plain)
+            assert not missing, f"{b.section}:{b.line} imports {sorted(missing)}, which a plain install lacks"
 
 
 def test_quickstart_comes_first_and_is_short() -> None:
@@ -230,16 +258,39 @@ def _pip_lines_installed(code: str) -> tuple[str, list[str]]:
     return "\n".join(kept) + "\n", missing
 
 
+@dataclass
+class _Emulator:
+    """``alephant-otel emulator`` in a child process: its URL, and the requests it printed."""
+
+    url: str
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=15)
+        self.lines = [line for line in out.splitlines() if not line.startswith("#")]
+
+
 @contextlib.contextmanager
-def _gateway(needed: bool) -> Iterator[GatewayEmulator | None]:
+def _gateway(needed: bool) -> Iterator[_Emulator | None]:
     if not needed:
         yield None
         return
-    with GatewayEmulator() as emu:
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "emulator"], stdout=subprocess.PIPE, text=True, env=clean_env()
+    )
+    assert proc.stdout is not None
+    emu = _Emulator(proc.stdout.readline().strip(), proc)
+    # The second line says how to use it; what follows is a line per request.
+    proc.stdout.readline()
+    try:
         yield emu
+    finally:
+        emu.stop()
 
 
-def _run(block: Block, where: Path, env: dict[str, str], emu: GatewayEmulator | None) -> str:
+def _run(block: Block, where: Path, env: dict[str, str], emu: _Emulator | None) -> str:
     code = block.code.replace(REAL_GATEWAY, emu.url) if emu is not None and block.gateway else block.code
     if block.file is not None:
         (where / block.file).write_text(code)
@@ -252,10 +303,10 @@ def _run(block: Block, where: Path, env: dict[str, str], emu: GatewayEmulator | 
         argv = [sys.executable, "readme_block.py"]
     else:
         code, missing = _pip_lines_installed(code)
-        assert not missing, f"README.md:{block.line} installs {missing}, which the test environment lacks"
+        assert not missing, f"{block.section}:{block.line} installs {missing}, which the test environment lacks"
         argv = ["bash", "-euo", "pipefail", "-c", code]
     done = subprocess.run(argv, cwd=where, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    shown = f"README.md:{block.line} ({block.lang})\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    shown = f"{block.section}:{block.line} ({block.lang})\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     assert done.returncode == 0, shown
     assert not _STDERR_BAD.search(done.stderr), shown
     return done.stdout
@@ -268,13 +319,16 @@ def test_readme_section_runs(section: str, tmp_path: Path) -> None:
     base = clean_env(PATH=f"{shims}:{BIN}:{clean_env().get('PATH', '')}", XDG_DATA_HOME=str(tmp_path / "data"))
     with _gateway(any(b.gateway for b in group)) as emu:
         env = dict(base)
+        # Offline: without a key, the Agents SDK's own exporter (docs/agents.md) never calls out.
+        env.pop("OPENAI_API_KEY", None)
         if emu is not None:
             env.update(ALEPHANT_GATEWAY_URL=emu.url, ALEPHANT_VIRTUAL_KEY="sk-readme-test")
         out = "".join(_run(b, tmp_path, env, emu) for b in group)
-        if emu is not None:
-            # Every README call to the gateway is made in a session: the headers went out.
-            assert emu.requests, "the gateway blocks sent nothing to the emulator"
-            assert all("alephant-session-id" in r.headers for r in emu.requests), [r.headers for r in emu.requests]
+    if emu is not None:
+        # Every README call to the gateway is made in a session: the headers went out, as the
+        # emulator printed them.
+        assert emu.lines, "the gateway blocks sent nothing to the emulator"
+        assert all("alephant-session-id=" in line for line in emu.lines), emu.lines
     for needle in EXPECT.get(section, []):
         assert needle in out, out
 

@@ -409,3 +409,34 @@ def test_a_busy_port_for_the_web_view_is_hinted_in_one_line(tmp_path: Path) -> N
         f"alephant-otel: port {port} on 127.0.0.1 is in use: pass --port with another port, "
         "or --port 0 for any free one\n"
     )
+
+
+def test_a_bare_ui_after_the_demo_points_at_the_demo_file(tmp_path: Path) -> None:
+    import re
+    import urllib.error
+    import urllib.request
+
+    demo = tmp_path / "alephant-otel" / "demo.otlp.jsonl"
+    demo.parent.mkdir()
+    write_trace_file(demo, make_spans([support_session()]))
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "ui", "--port", "0", "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(XDG_DATA_HOME=str(tmp_path)),
+    )
+    try:
+        assert proc.stdout is not None
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+        assert url is not None
+        with pytest.raises(urllib.error.HTTPError) as waiting:
+            urllib.request.urlopen(url.group(1), timeout=10)
+        page = waiting.value.read().decode()
+        waiting.value.close()
+        assert f"the demo&#x27;s spans are in {demo}: --source {demo}" in page
+    finally:
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=15)
+    # The warning at start says the same, in one line.
+    assert f"--source {demo}" in err.splitlines()[0]

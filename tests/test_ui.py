@@ -94,13 +94,14 @@ def append_spans(path: Path, sessions: list[SessionSpec]) -> None:
 class UiProcess:
     """`alephant-otel ui --port 0 --no-browser` in a subprocess, and the URL it printed."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
             [*CLI, "ui", "--port", "0", "--no-browser", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=clean_env(),
+            cwd=cwd,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -320,8 +321,9 @@ def test_list_shows_every_session_and_a_click_opens_its_waterfall(
 def test_showcase_pages_draw_their_charts_and_waterfall(tmp_path: Path, page: Any) -> None:
     """A day of varied sessions; with ALEPHANT_UPDATE_SCREENSHOTS=1, the pictures in docs/."""
     specs = showcase_sessions()
-    source = write_trace_file(tmp_path / "traces.otlp.jsonl", make_spans(specs), batch=16)
-    ui = UiProcess("--source", str(source), "--limit", "12")
+    write_trace_file(tmp_path / "traces.otlp.jsonl", make_spans(specs), batch=16)
+    # A relative source: the pictures in docs/ show "traces.otlp.jsonl", not a temporary directory.
+    ui = UiProcess("--source", "traces.otlp.jsonl", "--limit", "12", cwd=tmp_path)
     update = os.environ.get("ALEPHANT_UPDATE_SCREENSHOTS") == "1"
     try:
         page.goto(ui.url + "?sort=started&order=asc")

@@ -392,8 +392,11 @@ def _request_label(r: Request, total: float) -> str:
     if r.request_id:
         bits.append(f"[dim]{escape(r.request_id)}[/]")
     bits.append(duration(r.latency_s))
-    bits.append(f"{r.input_tokens:,}/{r.output_tokens:,} tok")
-    bits.append(f"{money(r.cost_usd)} ({_share(r.cost_usd, total)})")
+    if r.usage_unknown:  # not 0/0 $0: that would read as a free call
+        bits.append("[yellow]usage unknown[/]")
+    else:
+        bits.append(f"{r.input_tokens:,}/{r.output_tokens:,} tok")
+        bits.append(f"{money(r.cost_usd)} ({_share(r.cost_usd, total)})")
     if r.streaming:
         bits.append("[cyan]stream[/]")
     if r.incomplete:
@@ -437,7 +440,13 @@ def _run_label(run: Run, total: float) -> str:
     return (
         f"{label}  {run.request_count} req{tools}  {duration(run.latency_s)}  "
         f"{run.input_tokens:,}/{run.output_tokens:,} tok  {money(run.cost_usd)} ({_share(run.cost_usd, total)})"
+        + _unknown_note(run.usage_unknown)
     )
+
+
+def _unknown_note(count: int) -> str:
+    # The totals leave these requests out: say so, or a sum would read as complete.
+    return f"  [yellow]{count} req usage unknown[/]" if count else ""
 
 
 def _deep(label: str, depth: int, cap: int) -> str:
@@ -494,6 +503,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     head += (
         f"  [{style}]{s.status}[/]  {when(s.start_ns)}  {duration(s.duration_s)}  "
         f"{s.request_count} req  {retries(s.retries)}  {s.input_tokens:,}/{s.output_tokens:,} tok  {money(total)}"
+        + _unknown_note(s.usage_unknown)
     )
     tree = Tree(head)
     # Indent levels (4 columns each) that leave a label 40 columns, at most MAX_INDENT.

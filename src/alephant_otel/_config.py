@@ -38,6 +38,8 @@ class Settings:
     scrub_patterns: tuple[str, ...] = ()
     #: Flush the spans before a SIGTERM with the default handler ends the process (see ``_exits``).
     sigterm_flush: bool = True
+    #: OpenAI Agents SDK agent spans become runs (``integrations``).
+    agents_integration: bool = True
 
 
 def _env_gateway(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -72,6 +74,17 @@ def env_sigterm_flush(env: Mapping[str, str]) -> bool:
     return True
 
 
+def env_switch(env: Mapping[str, str], name: str, what: str) -> bool:
+    """An on/off variable that defaults to on (an unreadable value logs and keeps it on)."""
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE or not raw:
+        return True
+    if raw in _FALSE:
+        return False
+    _log.error("ignoring %s=%r: expected true or false; %s stays on", name, raw, what)
+    return True
+
+
 def resolve_settings(
     *,
     gateway_url: str | Iterable[str] | None = None,
@@ -80,6 +93,7 @@ def resolve_settings(
     baggage_hosts: Iterable[str] | None = None,
     scrub_patterns: Iterable[str] | None = None,
     sigterm_flush: bool | None = None,
+    agents_integration: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge arguments over the environment.
@@ -108,6 +122,13 @@ def resolve_settings(
     if sigterm_flush is not None and not isinstance(sigterm_flush, bool):
         raise ValueError(f"sigterm_flush must be True or False, not {sigterm_flush!r}")
     flush = sigterm_flush if sigterm_flush is not None else env_sigterm_flush(env)
+    if agents_integration is not None and not isinstance(agents_integration, bool):
+        raise ValueError(f"agents_integration must be True or False, not {agents_integration!r}")
+    agents = (
+        agents_integration
+        if agents_integration is not None
+        else env_switch(env, n.ENV_AGENTS_INTEGRATION, "the Agents SDK integration")
+    )
     return Settings(
         gateway_urls=urls,
         trace_file=path,
@@ -115,4 +136,5 @@ def resolve_settings(
         baggage_hosts=hosts,
         scrub_patterns=patterns,
         sigterm_flush=flush,
+        agents_integration=agents,
     )

@@ -541,6 +541,7 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
     """
     totals = RequestTotals()
     forks = _forks
+    before = otel_context.get_current()
     span = _tracer().start_span(span_name, context=ctx, kind=trace.SpanKind.INTERNAL, attributes=attributes)
     ctx = trace.set_span_in_context(span, ctx)
     ctx = otel_context.set_value(_TOTALS_KEY, (*active_totals(ctx), totals), ctx)
@@ -561,11 +562,45 @@ def _open_span_scope(ctx: Context, span_name: str, attributes: dict[str, Attribu
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:512]))
         raise
     finally:
-        otel_context.detach(token)
+        _detach(token, ctx, before)
         if forks == _forks:  # else a fork's child leaving the parent's scope: the span is the parent's
             if span.is_recording():
                 span.set_attributes(totals.attributes())
             span.end()
+
+
+_warned_cross_exit = False
+
+
+def _detach(token: contextvars.Token[Context], attached: Context, before: Context) -> None:
+    """Detach ``token``; a scope exited in another task or thread than it entered never raises nor logs a traceback.
+
+    OTel's ``detach()`` logs "Failed to detach context" with a traceback at ERROR when
+    the token belongs to another context (a framework hook that enters a scope in one
+    task and exits it in the next). Here this context is set back to ``before`` when it
+    holds what the scope attached (it inherited it: a task or thread started inside the
+    scope), and left alone otherwise; the context that entered the scope cannot be
+    reached from here, so that is said once.
+    """
+    global _warned_cross_exit  # noqa: PLW0603 - a flag, set once
+    var = getattr(token, "var", None)
+    if not isinstance(var, ContextVar):  # a runtime context other than contextvars: OTel's own path
+        otel_context.detach(token)
+        return
+    try:
+        var.reset(token)
+        return
+    except (ValueError, RuntimeError):  # created in another Context, or reset already
+        pass
+    if otel_context.get_current() is attached:
+        otel_context.attach(before)
+    if not _warned_cross_exit:
+        _warned_cross_exit = True
+        _log.warning(
+            "alephant_otel: a session() or run() was exited in another asyncio task or thread than the one "
+            "that entered it; the span ended, but the task or thread that entered it keeps its ids until it "
+            "ends. Enter and exit a scope in the same task (further cases are not logged)"
+        )
 
 
 def _set_entries(ctx: Context, entries: dict[str, str | None]) -> Context:

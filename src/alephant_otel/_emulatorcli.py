@@ -66,13 +66,22 @@ def _cmd_emulator(args: Any) -> int:
                 out.write(f"# warning: listening on {args.host}, not loopback: anyone who can reach it may call it\n")
             out.flush()
             seen = 0
-            while not stop.wait(_POLL_S):
+
+            def say_new() -> None:
+                nonlocal seen
                 received = gw.requests
                 if not args.quiet:
                     for r in received[seen:]:
                         out.write(_line(r.method, r.path, r.headers).translate(CONTROLS) + "\n")
                     out.flush()
                 seen = len(received)
+
+            try:
+                while not stop.wait(_POLL_S):
+                    say_new()
+            finally:
+                # What arrived since the last look is said too, also when stopped by a signal.
+                say_new()
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,7 +1,11 @@
 """GenAI client metrics, dimensioned by low-cardinality attributes only.
 
 Session and run ids are never metric dimensions: they are unbounded, and a
-metrics backend keeps one series per distinct attribute set.
+metrics backend keeps one series per distinct attribute set. The dimension
+values that come from the application or the gateway (agent id, session path,
+models, an error type) are scrubbed like span attributes, once per distinct
+set: metrics leave the process through their own exporters, which the span
+scrubber does not see.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
+from alephant_otel._scrub import scrub_text
 from alephant_otel._version import __version__
 
 __all__ = ["Instruments"]
@@ -88,7 +93,7 @@ class Instruments:
         if operation is None:
             return
         if error_type is not None:
-            self.duration.record(duration_s, {**attrs, "error.type": error_type})
+            self.duration.record(duration_s, {**attrs, "error.type": _error_type(error_type)})
         else:
             self.duration.record(duration_s, attrs)
         if input_tokens is not None:
@@ -102,9 +107,15 @@ def _attribute_sets(*dimensions: str | None) -> _AttributeSets:
     """The attribute dicts of one combination of dimensions, built once and kept.
 
     The dimensions are low-cardinality by design (no session or run ids), so
-    requests repeat a few combinations; the dicts are only ever read.
+    requests repeat a few combinations; the dicts are only ever read. Scrubbed
+    here, so once per combination, never per request (``scrub_patterns`` given
+    to a later ``configure()`` apply to the combinations first seen after it).
     """
     attrs: dict[str, AttributeValue] = {
-        name: value for name, value in zip(_DIMENSIONS, dimensions, strict=True) if value is not None
+        name: scrub_text(value) for name, value in zip(_DIMENSIONS, dimensions, strict=True) if value is not None
     }
     return attrs, {**attrs, n.GEN_AI_TOKEN_TYPE: "input"}, {**attrs, n.GEN_AI_TOKEN_TYPE: "output"}
+
+
+#: An error type is a status code or a word from the gateway's error body: few distinct ones.
+_error_type = functools.lru_cache(maxsize=64)(scrub_text)

@@ -164,6 +164,8 @@ ENV_SCOPE_BAGGAGE: Final = "ALEPHANT_SCOPE_BAGGAGE"
 ENV_VIRTUAL_KEY: Final = "ALEPHANT_VIRTUAL_KEY"
 #: "false" keeps the default SIGTERM disposition: no flush before the signal ends the process (_exits.py).
 ENV_SIGTERM_FLUSH: Final = "ALEPHANT_SIGTERM_FLUSH"
+#: "false" turns the OpenAI Agents SDK integration off (agent spans no longer become runs).
+ENV_AGENTS_INTEGRATION: Final = "ALEPHANT_AGENTS_INTEGRATION"
 #: How many worker processes the analytics read a big trace file with (1: none).
 ENV_ANALYTICS_WORKERS: Final = "ALEPHANT_ANALYTICS_WORKERS"
 #: A diagnostic: "1" turns off every fast path into another library's private structures (_fastpaths.py).

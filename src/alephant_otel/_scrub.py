@@ -15,7 +15,14 @@ Logfire's scrubber. What counts as a credential:
   stays a URL;
 * ``Bearer``/``Basic`` tokens, header values quoted in an ``Illegal header
   value`` error, and the gateway's key form (``sk-...``, which its virtual keys
-  take too, and the value of ``ALEPHANT_VIRTUAL_KEY``) wherever they appear.
+  take too, and the value of ``ALEPHANT_VIRTUAL_KEY``) wherever they appear;
+* credentials of a known form wherever they appear (JWTs, cloud and forge
+  tokens, private key blocks, URL passwords: :mod:`alephant_otel._secretforms`).
+
+A secret name makes any value secret, numbers included (``otp_token=492817``);
+a value runs to its natural end (a closing quote, ``&``, ``;``, whitespace or
+the end of the text; a passphrase to the end of the line); names are
+percent-decoded until stable, at most 3 rounds.
 
 Names are matched case-insensitively by :data:`DEFAULT_PATTERNS` plus the
 user's own (``configure(scrub_patterns=...)`` or ``ALEPHANT_SCRUB_PATTERNS``).
@@ -29,11 +36,21 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from itertools import filterfalse
 from typing import Any, Final
-from urllib.parse import unquote_plus
+
+from alephant_otel._secretforms import HINTS as _FORM_HINTS
+from alephant_otel._secretforms import (
+    LINE_VALUE,
+    decode_name,
+    hint_pattern,
+    is_line_name,
+    scrub_forms,
+    sub_at,
+    trim_value,
+)
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -57,10 +74,13 @@ DEFAULT_PATTERNS: Final[tuple[str, ...]] = (
     r"auth(?!ors?\b|ority)",  # authorization, proxy-authorization, x-auth-token, oauth; not author(s)/authority
     r"api[-_. ]?key",  # api_key, x-api-key, x-goog-api-key, apikey
     r"secret",  # client_secret
-    r"token",  # access_token, refresh_token, x-amz-security-token
+    # access_token, refresh_token, x-amz-security-token; not a count (max_tokens, token_count) or a tokenizer
+    r"token(?!s(?![a-z])|[-_. ]?(?:count|usage|type|limit)|i[sz])",
     r"passw(?:or)?d",
     r"pwd",
-    r"passphrase",
+    r"pass[-_. ]?phrase",
+    r"mnemonic|seed[-_. ]?phrase",
+    r"(?:account|access)[-_. ]?key(?!name)",  # Azure AccountKey, SharedAccessKey (not ...KeyName)
     r"subscription[-_. ]?key",  # subscription-key, ocp-apim-subscription-key
     r"cookie",  # cookie, set-cookie
     r"credential",
@@ -73,8 +93,9 @@ DEFAULT_PATTERNS: Final[tuple[str, ...]] = (
 _BARE_NAME: Final = r"(?:[\w.-]*[-_.])?(?:key|sig)"
 
 _OWN_PREFIXES: Final = ("alephant.", "gen_ai.")
-#: Values that are never credentials, whatever their name (a token count, a flag).
-_HARMLESS: Final = re.compile(r"(?i)-?\d{1,12}(?:\.\d+)?|true|false|null|none|")
+#: Values that hold nothing, whatever their name (a flag, an empty value). A number under a
+#: secret name is a secret (a PIN, a one-time code): counts are kept out by the names above.
+_INERT: Final = re.compile(r"(?i)true|false|null|none|")
 #: Header lines whose value runs to the end of the line (a cookie has ``;``, AWS auth has ``,``).
 _LINE_HEADERS: Final = re.compile(r"(?i)(?:proxy-)?authorization|(?:set-)?cookie")
 _URL_MARK: Final = "REDACTED"
@@ -82,7 +103,7 @@ _URL_MARK: Final = "REDACTED"
 #: and the scan below: every name pattern and every bare form contains one of them).
 _HINTS: Final = (
     "auth", "key", "secret", "token", "pass", "pwd", "cookie", "credential", "sig", "jwt",
-    "csrf", "xsrf", "sk-", "bearer", "basic", "illegal header", "%",
+    "csrf", "xsrf", "sk-", "bearer", "basic", "illegal header", "%", "mnemonic", "phrase", *_FORM_HINTS,
 )  # fmt: skip
 _NAME_CACHE: Final = 4096
 #: The form of the ids this package makes (``_ids.new_id``): a request id is new on
@@ -97,39 +118,6 @@ def _mark(name: str) -> str:
     return f"[Scrubbed due to {name!r}]"
 
 
-def _sub_at(text: str, needles: tuple[str, ...], pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> str:
-    """``pattern.sub(repl, text)``, trying ``pattern`` only where one of ``needles`` (lower case) starts.
-
-    A case-insensitive pattern that starts with ``\\b`` is tried at every
-    position by ``sub`` (~0.3 µs a character); ``str.find`` finds the few
-    places it can match at C speed.
-    """
-    lower = text.lower()
-    if len(lower) != len(text):  # a character whose lower case is longer: positions would not line up
-        return pattern.sub(repl, text)
-    starts: list[int] = []
-    for needle in needles:
-        at = lower.find(needle)
-        while at >= 0:
-            starts.append(at)
-            at = lower.find(needle, at + 1)
-    out: list[str] = []
-    done = 0
-    for at in sorted(starts):
-        if at < done:
-            continue
-        m = pattern.match(text, at)
-        if m is None:
-            continue
-        out.append(text[done:at])
-        out.append(repl(m))
-        done = m.end()
-    if not out:
-        return text
-    out.append(text[done:])
-    return "".join(out)
-
-
 def _keep_prefix(mark: str, m: re.Match[str]) -> str:
     """A bare token's replacement: what introduced it (``Bearer ``), then the note."""
     return m.group(1) + mark
@@ -139,7 +127,7 @@ def _keep_prefix(mark: str, m: re.Match[str]) -> str:
 # characters (a single alternation with the name/value pairs in it cost ~2 µs per
 # character of text): header lines and URL queries first (they own what follows
 # them), then name/value pairs, then bare tokens anywhere.
-_QUERY: Final = re.compile(r"(?P<qsep>[?&;])(?P<qname>[^=&#;\s'\"<>?/]{1,100})=(?P<qval>[^&#;\s'\"<>]*)")
+_QUERY: Final = re.compile(r"(?P<qsep>[?&;#])(?P<qname>[^=&#;\s'\"<>?/]{1,100})=(?P<qval>[^&#;\s'\"<>]*)")
 _HEADERS: Final = re.compile(
     r"(?P<illegal>illegal header value\s*)(?P<ival>b?(?P<iq>['\"]).*?(?P=iq))"
     r"|(?P<hname>\b(?:proxy-)?authorization|\b(?:set-)?cookie)[ \t]*:[ \t]*(?P<hval>[^\r\n\"\\]+)",
@@ -149,13 +137,15 @@ _HEADERS: Final = re.compile(
 #: Found from its separator: ``[:=]`` is scanned for quickly, the name read backwards
 #: from there (in the reversed text: a match anchored at one place, not tried at every one).
 _SEP: Final = re.compile(r"[:=]")
-_NAME_BACKWARDS: Final = re.compile(r"[ \t]*(?P<q>\"\\|'\\|\"|'|)(?P<name>[\w.-]+)(?P=q)(?![\w.%-])")
+_NAME_BACKWARDS: Final = re.compile(r"[ \t]*(?P<q>\"\\|'\\|\"|'|)(?P<name>[\w.%-]+)(?P=q)(?![\w.%-])")
 _SPACES: Final = re.compile(r"[ \t]*")
 _VALUE: Final = re.compile(
     r"b?\"(?:[^\"\\\r\n]|\\.)*\""  # "..." (JSON, repr)
     r"|b?'(?:[^'\\\r\n]|\\.)*'"  # '...' (repr)
     r"|\\\"(?:[^\\]|\\[^\"])*\\\""  # \"...\" (JSON inside a JSON string)
-    r"|(?:(?:bearer|basic|digest|token|negotiate|apikey|aws4-hmac-sha256)\s+)?[^\s,;&'\"<>(){}\[\]\\]+",
+    # Unquoted: to whitespace, ``&``, ``;``, a quote or the end (``Ab(cSECRET)`` whole); a
+    # backslash only when it starts an escape (``\n`` in a repr), then trim_value.
+    r"|(?:(?:bearer|basic|digest|token|negotiate|apikey|aws4-hmac-sha256)\s+)?(?:[^\s&;'\"\\]|\\(?![nrt\"'\\]))+",
     re.IGNORECASE,
 )
 #: Bare tokens, each looked for only when its lower-case marker is in the text.
@@ -188,7 +178,7 @@ class _Scrubber:
         self.hints = (*_HINTS, *(x.lower() for x in literals if len(x) >= 8))
         # The same substring tests in one search of the lower-cased text: a case-sensitive
         # alternation of literals costs half of 17 ``in`` tests in a Python loop.
-        self._hint_search = re.compile("|".join(re.escape(hint) for hint in self.hints)).search
+        self._hint_search = re.compile(hint_pattern(self.hints)).search
         self.extra_hint = re.compile("|".join(f"(?:{p})" for p in extra), re.IGNORECASE) if extra else None
         #: Whether an id of this package's form is surely clean: with the default patterns
         #: only (a user's pattern or key could match one).
@@ -216,7 +206,7 @@ class _Scrubber:
 
     def _query(self, m: re.Match[str]) -> str:
         name = m.group("qname")
-        decoded = unquote_plus(name) if "%" in name or "+" in name else name
+        decoded = decode_name(name)
         if m.group("qval") not in ("", _URL_MARK) and self.names.search(decoded):
             return f"{m.group('qsep')}{name}={_URL_MARK}"
         return m.group(0)
@@ -237,28 +227,35 @@ class _Scrubber:
             m = _NAME_BACKWARDS.match(backwards, size - at)
             if m is None or size - m.end() < done:
                 continue
-            name = m.group("name")[::-1]
+            name = decode_name(m.group("name")[::-1])
             if not self.is_secret_name(name):
                 continue
             spaces = _SPACES.match(text, at + 1)
-            v = _VALUE.match(text, spaces.end() if spaces is not None else at + 1)
+            begin = spaces.end() if spaces is not None else at + 1
+            v = _VALUE.match(text, begin)
             if v is None:
                 continue
             value = v.group(0)
+            quoted = value[0] in "\"'\\" or value[:2] in ("b'", 'b"')
+            if not quoted:
+                if is_line_name(name):  # a passphrase: words, to the end of the line
+                    v = LINE_VALUE.match(text, begin) or v
+                    value = v.group(0).rstrip()
+                value = trim_value(value)
             inner = value[1:] if value[:2] in ("b'", 'b"') else value
             inner = inner.strip("\"'\\")
-            if _HARMLESS.fullmatch(inner) or inner.startswith("[Scrub") or inner == _URL_MARK:
+            if _INERT.fullmatch(inner) or inner.startswith("[Scrub") or inner == _URL_MARK:
                 continue
             if value.startswith('\\"'):
                 new = f'\\"{_mark(name)}\\"'
-            elif value[-1] in "\"'" and len(value) > 1:
+            elif quoted and value[-1] in "\"'" and len(value) > 1:
                 quote = value[-1]
                 new = f"{value[: value.index(quote) + 1]}{_mark(name)}{quote}"
             else:
                 new = _mark(name)
             out.append(text[done : v.start()])
             out.append(new)
-            done = v.end()
+            done = v.start() + len(value)
         if not out:
             return text
         out.append(text[done:])
@@ -287,14 +284,15 @@ class _Scrubber:
         text = value
         lower = value.lower()
         if "illegal header" in lower or "authorization" in lower or "cookie" in lower:
-            text = _sub_at(text, ("illegal header", "authorization", "cookie"), _HEADERS, self._header)
+            text = sub_at(text, ("illegal header", "authorization", "cookie"), _HEADERS, self._header)
         if "=" in text:
             text = _QUERY.sub(self._query, text)
+        text = scrub_forms(text, lower if text is value else text.lower())
         if "=" in text or ":" in text:
             text = self._pairs(text)
         for marker, pattern, why in self.tokens:
             if marker in lower:
-                text = _sub_at(text, (marker,), pattern, partial(_keep_prefix, _mark(why)))
+                text = sub_at(text, (marker,), pattern, partial(_keep_prefix, _mark(why)))
         return text
 
 
@@ -374,10 +372,12 @@ def scrub_named(name: str, attributes: Mapping[str, Any] | None) -> tuple[str, d
 
 def _scrub_value(key: str, value: Any, scrubber: _Scrubber, by_name: bool) -> Any:
     if isinstance(value, str):
-        if by_name and not _HARMLESS.fullmatch(value) and not value.startswith("[Scrub"):
+        if by_name and not _INERT.fullmatch(value) and not value.startswith("[Scrub"):
             return _mark(_key_label(key))
         return scrubber.text(value)
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
+    if by_name and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _mark(_key_label(key))  # db.password=880077665544: a number is a secret too
+    if isinstance(value, (tuple, list)) and value and (by_name or isinstance(value[0], str)):
         items = tuple(_scrub_value(key, v, scrubber, by_name) for v in value)
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     return value

@@ -15,6 +15,10 @@ whole (its ``on_end`` gets the scrubbed copy). A span that needs no scrubbing
 new ``ReadableSpan``, built with the public constructor, so the span the
 application holds and what other processors see are never mutated.
 
+Scrubbed: the span name, attribute values, status description, event names and
+attributes, link attributes and the resource's attributes (a resource is shared
+by every span of a provider: each one is scrubbed once and remembered).
+
 Reaching the processors of a provider uses its private
 ``_active_span_processor._span_processors`` tuple (and the batch processor's
 ``_batch_processor._exporter``); both are checked by shape before use, and
@@ -30,18 +34,31 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
+from opentelemetry.trace import Link, Status
 
 from alephant_otel._scrub import scrub_attributes, scrub_named, scrub_text
-from alephant_otel._spanattrs import ended_parts
+from alephant_otel._spanattrs import _reads_own_of, ended_parts
 
-__all__ = ["ScrubbingSpanExporter", "ScrubbingSpanProcessor", "guard_provider", "scrub_span", "scrub_spans"]
+__all__ = [
+    "ScrubbingSpanExporter",
+    "ScrubbingSpanProcessor",
+    "guard_provider",
+    "scrub_span",
+    "scrub_spans",
+    "scrubbed_resource",
+]
 
 _log = logging.getLogger(__name__)
 _guarded: weakref.WeakSet[SdkTracerProvider] = weakref.WeakSet()
+#: id(resource) -> (resource, its scrubbed copy or itself): a provider's spans share one resource.
+_resources: dict[int, tuple[Resource, Resource]] = {}
+_RESOURCES_KEEP = 64
+#: The resource seen last and its scrubbed copy: nearly every span has the one of its provider.
+_last_resource: tuple[Resource | None, Resource | None] = (None, None)
 
 
 def scrub_span(span: ReadableSpan) -> ReadableSpan:
@@ -60,12 +77,30 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
     if events:
         for i, event in enumerate(events):
             new = scrub_attributes(event.attributes)
-            if new is not None:
+            event_name = scrub_text(event.name)
+            if new is not None or event_name != event.name:
                 if new_events is None:
                     new_events = list(events)
-                new_events[i] = Event(event.name, new, event.timestamp)
+                new_events[i] = Event(event_name, new if new is not None else event.attributes, event.timestamp)
     new_description = scrub_text(description) if description else description
-    if attrs is None and new_events is None and new_description == description and new_name == name:
+    links: Any
+    if _reads_own_of[type(span)]:
+        # The SDK's fields, as ended_parts reads them: the properties copy the links into a new tuple.
+        own: Any = span
+        links, resource = own._links, own._resource
+    else:
+        links, resource = span.links, span.resource
+    new_links = _scrubbed_links(links) if links else None
+    last = _last_resource
+    new_resource = last[1] if last[0] is resource else scrubbed_resource(resource)
+    if (
+        attrs is None
+        and new_events is None
+        and new_description == description
+        and new_name == name
+        and new_links is None
+        and new_resource is resource
+    ):
         return span
     bounded: Any = attrs
     if attrs is not None and span.dropped_attributes:
@@ -77,10 +112,10 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
         name=new_name,
         context=span.context,
         parent=span.parent,
-        resource=span.resource,
+        resource=new_resource,
         attributes=bounded if bounded is not None else span.attributes,
         events=new_events if new_events is not None else span.events,
-        links=span.links,
+        links=new_links if new_links is not None else links,
         kind=span.kind,
         status=Status(status.status_code, new_description) if new_description != description else status,
         start_time=span.start_time,
@@ -89,13 +124,45 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
     )
 
 
+def _scrubbed_links(links: Sequence[Link]) -> list[Link] | None:
+    """``links`` with their attributes scrubbed, or None when none needed it."""
+    out: list[Link] | None = None
+    for i, link in enumerate(links):
+        new = scrub_attributes(link.attributes)
+        if new is not None:
+            if out is None:
+                out = list(links)
+            out[i] = Link(link.context, new)
+    return out
+
+
+def scrubbed_resource(resource: Resource) -> Resource:
+    """``resource``, or a copy with its attribute values scrubbed (``process.command_line`` may hold one)."""
+    global _last_resource  # noqa: PLW0603 - a one-entry memo, replaced whole
+    known = _resources.get(id(resource))
+    if known is not None and known[0] is resource:
+        scrubbed = known[1]
+    else:
+        new = scrub_attributes(resource.attributes)
+        scrubbed = resource if new is None else Resource(new, resource.schema_url)
+        if len(_resources) >= _RESOURCES_KEEP:
+            _resources.clear()
+        _resources[id(resource)] = (resource, scrubbed)
+    _last_resource = (resource, scrubbed)
+    return scrubbed
+
+
 def _dropped(span: ReadableSpan) -> ReadableSpan:
     # Only the identity and timing: nothing that could hold a credential.
+    try:
+        resource = scrubbed_resource(span.resource)
+    except Exception:
+        resource = Resource.get_empty()
     return ReadableSpan(
         name="[Scrubbed: span could not be scrubbed]",
         context=span.context,
         parent=span.parent,
-        resource=span.resource,
+        resource=resource,
         kind=span.kind,
         start_time=span.start_time,
         end_time=span.end_time,

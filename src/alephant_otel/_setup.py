@@ -45,6 +45,7 @@ from alephant_otel._hooks import Bridge
 from alephant_otel._processor import AlephantSpanProcessor
 from alephant_otel._scrub import set_extra_patterns
 from alephant_otel._scrubexport import guard_provider
+from alephant_otel.integrations import set_agents_integration
 
 if TYPE_CHECKING:
     from alephant_otel._traceslot import TraceFileSlot
@@ -306,6 +307,7 @@ def _install(settings: Settings, tracer_provider: Any, meter_provider: Any, *, i
         _apply_scoping(settings)
         _patch_instrumentors()
         _hook_clients(tracer_provider, meter_provider, instrument_new=instrument_new)
+    set_agents_integration(settings.agents_integration)
 
 
 # --- public API -------------------------------------------------------------------------
@@ -323,7 +325,7 @@ class AlephantInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     Keyword arguments of :meth:`instrument`: ``tracer_provider``,
     ``meter_provider``, ``gateway_url``, ``trace_file``, ``cost_header``,
-    ``baggage_hosts``, ``scrub_patterns`` (see :func:`configure`).
+    ``baggage_hosts``, ``scrub_patterns``, ``agents_integration`` (see :func:`configure`).
 
     Examples:
         >>> from alephant_otel import AlephantInstrumentor
@@ -342,6 +344,7 @@ class AlephantInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 cost_header=kwargs.get("cost_header"),
                 baggage_hosts=kwargs.get("baggage_hosts"),
                 scrub_patterns=kwargs.get("scrub_patterns"),
+                agents_integration=kwargs.get("agents_integration"),
             )
         except ValueError:
             if not _auto:
@@ -423,6 +426,7 @@ def configure(
     baggage_hosts: Iterable[str] | None = None,
     scrub_patterns: Iterable[str] | None = None,
     sigterm_flush: bool | None = None,
+    agents_integration: bool | None = None,
 ) -> trace.TracerProvider:
     """Make a plain script traced, in one idempotent call.
 
@@ -460,6 +464,10 @@ def configure(
             then ends the process by SIGTERM as before. A handler the app set
             is never replaced. Default: ``ALEPHANT_SIGTERM_FLUSH``, else on;
             ``False`` removes the handler this package installed.
+        agents_integration: With the OpenAI Agents SDK installed, each of its
+            agent spans becomes a :func:`run` (a trace processor is added when
+            ``agents`` is imported; the SDK's own processors stay). Default:
+            ``ALEPHANT_AGENTS_INTEGRATION``, else on.
 
     Returns:
         The tracer provider in use.
@@ -474,6 +482,7 @@ def configure(
         baggage_hosts=baggage_hosts,
         scrub_patterns=scrub_patterns,
         sigterm_flush=sigterm_flush,
+        agents_integration=agents_integration,
     )
     with _lock:
         provider: Any = tracer_provider
@@ -494,6 +503,7 @@ def configure(
                 cost_header=settings.cost_header,
                 baggage_hosts=settings.baggage_hosts,
                 scrub_patterns=settings.scrub_patterns,
+                agents_integration=settings.agents_integration,
             )
         install_sigterm_flush(settings.sigterm_flush)
         result: trace.TracerProvider = provider

@@ -20,6 +20,7 @@ from alephant_otel import _names as n
 from alephant_otel._render import MAX_INDENT, duration, money, when
 from alephant_otel._scrub import scrub_text
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
+from alephant_otel.analytics._model import USAGE_UNKNOWN_REASON
 from alephant_otel.analytics._report import session_notes
 from alephant_otel.analytics._toolstep import ToolStep
 
@@ -66,9 +67,10 @@ def _attrs(r: Request, session: Session) -> list[list[Any]]:
         (n.GEN_AI_PROVIDER_NAME, r.provider),
         (n.GEN_AI_REQUEST_MODEL, r.request_model),
         (n.GEN_AI_RESPONSE_MODEL, r.response_model),
-        (n.GEN_AI_USAGE_INPUT_TOKENS, r.input_tokens),
-        (n.GEN_AI_USAGE_OUTPUT_TOKENS, r.output_tokens),
-        (n.ATTR_COST_USD, r.cost_usd),
+        ("usage", "unknown: " + USAGE_UNKNOWN_REASON if r.usage_unknown else None),
+        (n.GEN_AI_USAGE_INPUT_TOKENS, None if r.usage_unknown else r.input_tokens),
+        (n.GEN_AI_USAGE_OUTPUT_TOKENS, None if r.usage_unknown else r.output_tokens),
+        (n.ATTR_COST_USD, None if r.usage_unknown else r.cost_usd),
         (n.ATTR_COST_SOURCE, r.cost_source),
         (n.ATTR_RETRY_ATTEMPT, r.retry_attempt or None),
         (n.ATTR_STREAMING, r.streaming or None),
@@ -140,7 +142,9 @@ def _request_row(r: Request, s: Session, depth: int, t0: int, links: TraceLinks 
         "agent": r.agent_id,
         "input_tokens": r.input_tokens,
         "output_tokens": r.output_tokens,
-        "cost": money(r.cost_usd),
+        # The page shows "usage unknown", not 0/0 $0 (which would read as a free call).
+        "usage_unknown": r.usage_unknown,
+        "cost": "-" if r.usage_unknown else money(r.cost_usd),
         "cost_usd": r.cost_usd,
         "share": r.cost_usd / total if total > 0 else 0.0,
         "latency": duration(r.latency_s),

@@ -62,7 +62,7 @@ from alephant_otel.analytics._convert import (
     metadata_of,
     span_ids,
 )
-from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord
+from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord, usage_unknown
 
 if TYPE_CHECKING:
     from alephant_otel.analytics._reconstruct import SessionBuilder
@@ -350,6 +350,7 @@ def _emit(
                 v[_HTTP],
                 policies,
                 v[_INCOMPLETE] or False,
+                usage_unknown(op, v[_IN], v[_OUT], v[_COST], error, v[_INTERCEPTED] or policies),
             )
         )
         return

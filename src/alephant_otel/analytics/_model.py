@@ -18,12 +18,22 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     from alephant_otel.analytics._toolstep import ToolStep
 
-__all__ = ["PolicyEvent", "Request", "Rollup", "Run", "Session", "SessionStatus", "SpanRecord"]
+__all__ = [
+    "USAGE_UNKNOWN_REASON",
+    "PolicyEvent",
+    "Request",
+    "Rollup",
+    "Run",
+    "Session",
+    "SessionStatus",
+    "SpanRecord",
+    "usage_unknown",
+]
 
 SessionStatus = Literal["active", "completed", "intercepted"]
 
@@ -164,6 +174,27 @@ def iso(ns: int | None) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def usage_unknown(
+    operation: str | None, input_tokens: object, output_tokens: object, cost: object, error: bool, intercepted: object
+) -> bool:
+    """Whether a request span is a GenAI call that ended well and carries no usage nor cost at all.
+
+    The span processor writes ``gen_ai.usage.*`` only when the response reported usage: their
+    absence (not a zero) is how a stream without a usage chunk looks.
+    """
+    return (
+        operation is not None
+        and input_tokens is None
+        and output_tokens is None
+        and cost is None
+        and not error
+        and not intercepted
+    )
+
+
+USAGE_UNKNOWN_REASON: Final = "the response reported no usage (a stream without a usage chunk, or a cut body)"
+
+
 @dataclass(slots=True, eq=False)
 class Request:
     """One gateway request (one request span; a retried call is one per attempt)."""
@@ -196,6 +227,9 @@ class Request:
     policy_events: tuple[PolicyEvent, ...] = ()
     #: The body was not read to its end (the caller stopped early, or it was cut): usage may be missing.
     incomplete: bool = False
+    #: A GenAI call that ended well but whose usage never arrived (a stream without a usage chunk):
+    #: its tokens and cost are unknown, not zero, and count nothing in the totals.
+    usage_unknown: bool = False
 
     @classmethod
     def from_record(cls, r: SpanRecord) -> Request:
@@ -230,6 +264,9 @@ class Request:
             r.http_status,
             r.policy_events,
             r.incomplete,
+            usage_unknown(
+                r.operation, r.input_tokens, r.output_tokens, r.cost_usd, r.error, r.intercepted or r.policy_events
+            ),
         )
 
     @property
@@ -345,6 +382,11 @@ class Run:
         return self._totals.output_tokens
 
     @property
+    def usage_unknown(self) -> int:
+        """Requests in this run and its nested runs whose usage never arrived (counted as nothing)."""
+        return sum(r.usage_unknown for r in self.all_requests())
+
+    @property
     def retries(self) -> int:
         """Retried attempts in this run and its nested runs."""
         return self._totals.retries
@@ -437,6 +479,11 @@ class Session:
     def tokens(self) -> int:
         """Input plus output tokens."""
         return self._totals.input_tokens + self._totals.output_tokens
+
+    @property
+    def usage_unknown(self) -> int:
+        """Requests whose usage never arrived: their tokens and cost count nothing in the totals."""
+        return sum(r.usage_unknown for r in self.requests)
 
     @property
     def retries(self) -> int:

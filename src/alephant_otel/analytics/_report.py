@@ -27,6 +27,7 @@ SESSION (also the top of ``show``)::
      "agents": [str], "runs": int (all depths), "request_count", "retries",
      "errors", "intercepted", "cost_usd" (model requests plus paid tool calls),
      "input_tokens", "output_tokens", "tool_calls", "tool_cost_usd" (part of cost_usd),
+     "requests_usage_unknown" (requests whose usage never arrived: not in the sums),
      "user_id": str | null, "metadata": {key: value}, "session_span": bool, "totals_from_rollup": bool,
      "rollup": ROLLUP | null, "rollup_matches": bool | null, "trace_ids": [str]}
 
@@ -37,6 +38,7 @@ SESSION (also the top of ``show``)::
     RUN     = {"run_id", "agent_id", "name", "parent_run_id", "started_at", "ended_at",
                "latency_s", "run_span": bool, "request_count", "retries", "errors",
                "intercepted", "cost_usd", "input_tokens", "output_tokens",
+               "requests_usage_unknown" (requests left out of the sums),
                "cost_share" (of the session, 0..1), "rollup": ROLLUP | null,
                "runs": [RUN], "requests": [REQUEST], "tool_calls" (all depths), "tools": [TOOL]}
     TOOL    = {"name", "call_id", "span_id", "started_at", "latency_s", "cost_usd",
@@ -44,6 +46,7 @@ SESSION (also the top of ``show``)::
     REQUEST = {"request_id", "trace_id", "span_id", "name", "operation", "provider",
                "request_model", "response_model", "started_at", "latency_s",
                "input_tokens", "output_tokens", "cost_usd", "cost_source", "cost_share",
+               "usage_unknown": str | null (why tokens, cost and share are null),
                "retry_attempt", "streaming", "error", "status_message",
                "http_status", "intercepted", "incomplete", "policy_events": [POLICY]}
     POLICY  = {"reason", "code", "status"}
@@ -72,7 +75,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from alephant_otel.analytics._model import PolicyEvent, Request, Rollup, Run, Session, iso
+from alephant_otel.analytics._model import USAGE_UNKNOWN_REASON, PolicyEvent, Request, Rollup, Run, Session, iso
 from alephant_otel.analytics._toolstep import ToolStep
 from alephant_otel.analytics._vitals import GroupVitals, Vitals
 
@@ -135,6 +138,7 @@ def session_json(s: Session) -> dict[str, Any]:
         "tool_cost_usd": _r(sum(t.cost_usd for t in s.tools)),
         "user_id": s.user_id,
         "metadata": dict(s.metadata),
+        "requests_usage_unknown": s.usage_unknown,
         "session_span": s.span_present,
         "totals_from_rollup": s.totals_from_rollup,
         "rollup": _rollup(s.rollup),
@@ -146,6 +150,8 @@ def session_json(s: Session) -> dict[str, Any]:
 def session_notes(s: Session) -> list[str]:
     """What a reader should know about how this session was rebuilt (empty when nothing)."""
     notes = []
+    if s.usage_unknown:
+        notes.append(f"{s.usage_unknown} request(s) with usage unknown: {USAGE_UNKNOWN_REASON}; not in the totals")
     if not s.span_present:
         notes.append("no session span read: rebuilt from request/run spans")
     if s.totals_from_rollup:
@@ -171,11 +177,13 @@ def _request_json(r: Request, total: float) -> dict[str, Any]:
         "response_model": r.response_model,
         "started_at": iso(r.start_ns),
         "latency_s": round(r.latency_s, 6),
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "cost_usd": _r(r.cost_usd),
+        # Usage that never arrived is null with a reason, never 0: zero would read as a free call.
+        "input_tokens": None if r.usage_unknown else r.input_tokens,
+        "output_tokens": None if r.usage_unknown else r.output_tokens,
+        "cost_usd": None if r.usage_unknown else _r(r.cost_usd),
         "cost_source": r.cost_source,
-        "cost_share": _share(r.cost_usd, total),
+        "cost_share": None if r.usage_unknown else _share(r.cost_usd, total),
+        "usage_unknown": USAGE_UNKNOWN_REASON if r.usage_unknown else None,
         "retry_attempt": r.retry_attempt,
         "streaming": r.streaming,
         "error": r.error,
@@ -218,6 +226,7 @@ def _run_json(run: Run, total: float) -> dict[str, Any]:
         "cost_usd": _r(run.cost_usd),
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
+        "requests_usage_unknown": run.usage_unknown,
         "cost_share": _share(run.cost_usd, total),
         "rollup": _rollup(run.rollup),
         "runs": [_run_json(c, total) for c in run.runs],

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from alephant_otel.testing import _toolcalls
 from alephant_otel.testing._server import LoopbackServer, QuietHTTPHandler, QuietHTTPServer
 
 __all__ = ["Fault", "GatewayEmulator", "RecordedRequest"]
@@ -268,6 +269,11 @@ class GatewayEmulator(LoopbackServer):
     CDN in front of a gateway does (``br`` needs ``brotli``; ``zstd`` needs
     Python 3.14 or ``backports.zstd``).
 
+    ``tool_calls=True`` plays tool calls for chat completions and Responses
+    that offer function tools: each offered tool is called once, one per turn,
+    then the model answers with text (see :mod:`alephant_otel.testing._toolcalls`),
+    so agent frameworks run their real tool loop against the emulator.
+
     Examples:
         >>> import httpx
         >>> from alephant_otel.testing import GatewayEmulator
@@ -289,8 +295,10 @@ class GatewayEmulator(LoopbackServer):
         report_cost: bool = False,
         cost_header: str = "x-litellm-response-cost",
         content_encoding: str | None = None,
+        tool_calls: bool = False,
     ) -> None:
         _Encoder.check(content_encoding)
+        self.tool_calls = tool_calls
         self.content_encoding = content_encoding
         self.latency = latency
         self.chunk_delay = chunk_delay
@@ -622,9 +630,17 @@ class _Handler(QuietHTTPHandler):
 
     # -- endpoints ------------------------------------------------------------------------------
 
+    def _tool_call(self, req: dict[str, Any], n: int) -> _toolcalls.ToolCall | None:
+        if not self.server.emulator.tool_calls:
+            return None
+        return _toolcalls.next_tool_call(req, f"call_emu{self.server.emulator._ids}{n:06d}", _last_user_text(req))
+
     def _chat(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
         model = str(req.get("model") or "openai/gpt-4o-mini")
         inp, out = _usage(req)
+        call = self._tool_call(req, n)
+        if call is not None:
+            out = call.output_tokens
         replies = _choices(req)
         rid = f"chatcmpl-emu{n:06d}"
         usage = {
@@ -635,6 +651,15 @@ class _Handler(QuietHTTPHandler):
             "completion_tokens_details": {"reasoning_tokens": 0},
         }
         extra = self._cost_headers(inp, out)
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        if call is not None:
+            if not req.get("stream"):
+                self._json(200, _toolcalls.chat_body(call, rid, model, int(time.time()), usage), extra)
+                return
+            events = _toolcalls.chat_chunks(call, rid, model, include_usage)
+            last = {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": []}
+            self._openai_stream(events, {**last, "usage": usage} if include_usage else None, fault, extra)
+            return
         if not req.get("stream"):
             self._json(
                 200,
@@ -657,7 +682,6 @@ class _Handler(QuietHTTPHandler):
                 extra,
             )
             return
-        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> bytes:
             obj = {
@@ -716,6 +740,9 @@ class _Handler(QuietHTTPHandler):
     def _responses(self, req: dict[str, Any], n: int, fault: Fault | None) -> None:
         model = str(req.get("model") or "openai/gpt-4o-mini")
         inp, out = _usage(req)
+        call = self._tool_call(req, n)
+        if call is not None:
+            out = call.output_tokens
         reply = _reply_text(req)
         rid = f"resp_emu{self.server.emulator._ids}{n:06d}"
         msg = {
@@ -754,7 +781,8 @@ class _Handler(QuietHTTPHandler):
             }
 
         extra = self._cost_headers(inp, out)
-        body = response("completed", [msg], usage)
+        output = [msg] if call is None else [_toolcalls.response_item(call, n)]
+        body = response("completed", output, usage)
         with self.server.emulator._state.lock:
             kept = self.server.emulator._state.responses
             kept[rid] = body
@@ -771,6 +799,10 @@ class _Handler(QuietHTTPHandler):
         def event(kind: str, seq: int, **data: Any) -> bytes:
             payload = json.dumps({"type": kind, "sequence_number": seq, **data})
             return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+        if call is not None:
+            self._stream(_toolcalls.response_events(call, n, response, usage, event), fault, extra)
+            return
 
         # The event order of the real API: the SDK's ``responses.stream()`` helper
         # refuses a text delta for an output item it was not told about.

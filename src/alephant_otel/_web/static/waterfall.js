@@ -156,7 +156,10 @@
     }
     line.appendChild(label);
     var nums = el("div", "wf-nums");
-    nums.appendChild(el("span", "tok", tool ? "-" : num(r.input_tokens) + "/" + num(r.output_tokens)));
+    // Usage that never arrived is not 0/0 (a free call): say it is unknown. A tool call has no tokens.
+    if (tool) nums.appendChild(el("span", "tok", "-"));
+    else if (r.usage_unknown) nums.appendChild(el("span", "tok unknown", "usage unknown"));
+    else nums.appendChild(el("span", "tok", num(r.input_tokens) + "/" + num(r.output_tokens)));
     nums.appendChild(el("span", "cost", r.cost));
     nums.appendChild(shareBar(r.share));
     nums.appendChild(el("span", "share-pct", pct(r.share)));

@@ -1,0 +1,93 @@
+"""Agent framework integrations: each framework agent its own ``run()``.
+
+- OpenAI Agents SDK (``openai-agents``, import name ``agents``): automatic.
+  ``configure()`` and :class:`~alephant_otel.AlephantInstrumentor` add a trace
+  processor (``agents.add_trace_processor``: the user's processors stay) the
+  moment ``agents`` is imported, never before, so an app that does not use it
+  pays nothing. Each agent span becomes a run (see
+  :mod:`alephant_otel.integrations.openai_agents`). Off with
+  ``ALEPHANT_AGENTS_INTEGRATION=false`` or ``configure(agents_integration=False)``.
+- LangGraph: :func:`alephant_otel.integrations.langgraph.runs_for_nodes`.
+
+Nothing here imports a framework that is not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from typing import Final
+
+from alephant_otel._validate import MAX_ID_LENGTH, is_valid
+
+__all__ = ["agent_id_for", "agents_enabled", "set_agents_integration"]
+
+_log = logging.getLogger(__name__)
+_OTHER: Final = re.compile(r"[^\x21-\x7e]+")
+_lock = threading.Lock()
+_enabled = False
+_hooked = False
+
+
+def agent_id_for(name: object) -> str:
+    """The agent id for a framework's agent or node name.
+
+    The name itself when it is a valid id (visible ASCII, no spaces, at most 256
+    characters); otherwise each run of other characters (spaces, non-ASCII, control
+    characters) becomes one ``_``, the ends are trimmed and it is cut at 256
+    characters; ``agent`` when nothing is left.
+
+    Examples:
+        >>> agent_id_for("triage"), agent_id_for(" Triage  agent "), agent_id_for("Übersetzer")
+        ('triage', 'Triage_agent', 'bersetzer')
+    """
+    text = name if isinstance(name, str) else ""
+    if is_valid("id", text):
+        return text
+    return _OTHER.sub("_", text).strip("_")[:MAX_ID_LENGTH] or "agent"
+
+
+def agents_enabled() -> bool:
+    """Whether the OpenAI Agents SDK integration is on (the processor checks it at every agent span)."""
+    return _enabled
+
+
+def set_agents_integration(enabled: bool) -> None:
+    """Turn the Agents SDK integration on or off; on, its processor is added when ``agents`` is imported.
+
+    The SDK has no way to remove one processor, so off leaves an added processor in place,
+    doing nothing. Never raises.
+    """
+    global _enabled, _hooked  # noqa: PLW0603 - process-wide switches, set under the lock
+    with _lock:
+        _enabled = enabled
+        if not enabled or _hooked:
+            return
+        _hooked = True
+    try:
+        import wrapt
+
+        # Runs now when agents is already imported, else right after its import.
+        wrapt.register_post_import_hook(_on_agents_import, "agents")
+    except Exception:
+        _log.warning("alephant_otel: could not watch for the OpenAI Agents SDK; agent runs are not attributed")
+
+
+def _on_agents_import(module: object) -> None:
+    # Another package may be called "agents": only the OpenAI Agents SDK has this function.
+    if not callable(getattr(module, "add_trace_processor", None)):
+        return
+    ours = sys.modules.get(f"{__name__}.openai_agents")
+    if ours is not None and not hasattr(ours, "install"):
+        return  # agents is being imported by that module itself: it installs at its end
+    try:
+        from alephant_otel.integrations.openai_agents import install
+
+        install()
+    except Exception:
+        _log.warning(
+            "alephant_otel: could not add the OpenAI Agents SDK trace processor; agent runs are not attributed",
+            exc_info=True,
+        )
