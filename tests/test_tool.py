@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import anthropic
 import openai
@@ -294,3 +295,24 @@ def test_a_response_without_tool_calls_has_no_tool_call_attributes(
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
     (req,) = kind(spans, "request")
     assert not [k for k in req.attributes if "tool_calls" in k]
+
+
+async def test_a_tool_exited_in_another_task_ends_its_span_without_a_detach_traceback(
+    spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A framework hook may start a tool call in one task and end it in the next (as for runs).
+    scope = tool("search", cost_usd=0.5)
+    with session("sess_x"), run("run_x", agent_id="triage"):
+        await asyncio.create_task(_call(scope.__enter__))
+        await asyncio.create_task(_call(lambda: scope.__exit__(None, None, None)))
+    _out, err = capfd.readouterr()
+    assert "Failed to detach" not in err and "Traceback" not in err, err
+    assert not [r for r in caplog.records if "Failed to detach" in r.getMessage() or r.exc_info]
+    (span,) = kind(spans, "tool")
+    (run_span,) = kind(spans, "run")
+    assert span.parent.span_id == run_span.context.span_id
+    assert run_span.attributes["alephant.total.tool_calls"] == 1
+
+
+async def _call(fn: Callable[[], object]) -> None:
+    fn()

@@ -23,7 +23,7 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
-from alephant_otel._context import Current, _Scope, _tracer, active_state, active_totals
+from alephant_otel._context import Current, _detach, _Scope, _tracer, active_state, active_totals
 from alephant_otel._impossible import MAX_COST_USD
 from alephant_otel._scrub import scrub_text
 from alephant_otel._validate import check_value
@@ -107,7 +107,8 @@ def tool(
         span = _tracer().start_span(span_name, context=ctx, kind=trace.SpanKind.INTERNAL, attributes=attributes)
         # Attached, so a model call the tool makes is its child; the roll-up counters
         # stay the enclosing scopes', so such a call still counts in the run.
-        token = otel_context.attach(trace.set_span_in_context(span, ctx))
+        attached = trace.set_span_in_context(span, ctx)
+        token = otel_context.attach(attached)
         try:
             yield active_state(ctx).current
         except BaseException as exc:
@@ -119,7 +120,7 @@ def tool(
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"[:512]))
             raise
         finally:
-            otel_context.detach(token)
+            _detach(token, attached, ctx)  # as session()/run(): an exit in another task never logs a traceback
             # A failed call was still made (and a paid one still billed): it counts.
             for totals in active_totals(ctx):
                 totals.add_tool(cost)
