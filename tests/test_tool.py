@@ -9,6 +9,7 @@ from collections.abc import Callable
 import anthropic
 import openai
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -316,3 +317,36 @@ async def test_a_tool_exited_in_another_task_ends_its_span_without_a_detach_trac
 
 async def _call(fn: Callable[[], object]) -> None:
     fn()
+
+
+def test_tool_calls_count_in_the_duration_metric_as_execute_tool(
+    gateway: GatewayEmulator, metrics: InMemoryMetricReader
+) -> None:
+    with session("sess_m", path="/support", user_id="u-1", metadata={"plan": "pro"}), run(agent_id="triage"):
+        with tool("search", cost_usd=0.5):
+            pass
+        with pytest.raises(KeyError), tool("crm"):
+            raise KeyError("x")
+    data = metrics.get_metrics_data()
+    points = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "gen_ai.client.operation.duration"
+        for p in m.data.data_points
+    ]
+    tools = [dict(p.attributes) for p in points if p.attributes.get("gen_ai.operation.name") == "execute_tool"]
+    assert sorted(a.get("error.type", "") for a in tools) == ["", "KeyError"]
+    for a in tools:
+        assert a["alephant.agent.id"] == "triage" and a["alephant.session.path"] == "/support"
+        # Never unbounded dimensions: no user, no metadata, no ids.
+        assert not [k for k in a if k.startswith(("user.", "alephant.metadata.", "alephant.session.id"))]
+    costs = [
+        m
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "alephant.client.cost"
+    ]
+    assert not costs  # the cost counter counts gateway requests only

@@ -12,7 +12,10 @@ run's and the session's ``alephant.total.cost.usd``, and every call in their
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import sys
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Final
@@ -30,6 +33,8 @@ from alephant_otel._validate import check_value
 
 __all__ = ["tool"]
 
+_log = logging.getLogger(__name__)
+
 #: A description is documentation, not a header: any text, bounded so a span stays small.
 MAX_DESCRIPTION_LENGTH: Final = 1024
 
@@ -43,6 +48,35 @@ def _check_cost(cost_usd: object) -> float:
     if not math.isfinite(cost) or cost < 0 or cost > MAX_COST_USD:
         raise ValueError(f"cost_usd must be a finite number between 0 and {MAX_COST_USD:g}, got {cost_usd!r}")
     return cost
+
+
+def _record_duration(ctx: otel_context.Context, duration_s: float, error_type: str | None) -> None:
+    """Count the call in ``gen_ai.client.operation.duration`` as an ``execute_tool`` operation. Never raises.
+
+    Through the configured bridge's instruments, with the same bounded dimensions as requests
+    (agent and path): never the tool's cost (the cost counter is the gateway's) nor user or metadata.
+    """
+    setup = sys.modules.get("alephant_otel._setup")
+    bridge = getattr(setup, "_bridge", None)
+    if bridge is None:  # nothing configured: no meter to record on
+        return
+    try:
+        cur = active_state(ctx).current
+        bridge.instruments.record(
+            n.OPERATION_EXECUTE_TOOL,
+            None,
+            None,
+            None,
+            cur.agent_id,
+            cur.session_path,
+            None,
+            None,
+            None,
+            duration_s,
+            error_type,
+        )
+    except Exception:
+        _log.debug("alephant_otel: could not record a tool call's duration", exc_info=True)
 
 
 def tool(
@@ -103,6 +137,8 @@ def tool(
 
     @contextlib.contextmanager
     def open_tool() -> Iterator[Current]:
+        started = time.perf_counter()
+        error_type: str | None = None
         ctx = otel_context.get_current()
         span = _tracer().start_span(span_name, context=ctx, kind=trace.SpanKind.INTERNAL, attributes=attributes)
         # Attached, so a model call the tool makes is its child; the roll-up counters
@@ -112,7 +148,9 @@ def tool(
         try:
             yield active_state(ctx).current
         except BaseException as exc:
-            if span.is_recording() and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+                error_type = type(exc).__qualname__
+            if span.is_recording() and error_type is not None:
                 message = scrub_text(str(exc))
                 stacktrace = scrub_text("".join(traceback.format_exception(exc)))
                 span.record_exception(exc, {"exception.message": message, "exception.stacktrace": stacktrace})
@@ -125,5 +163,6 @@ def tool(
             for totals in active_totals(ctx):
                 totals.add_tool(cost)
             span.end()
+            _record_duration(ctx, time.perf_counter() - started, error_type)
 
     return _Scope(open_tool)
