@@ -157,7 +157,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--file-runs", type=int, default=1, help="runs of the file reader (minutes each at 1M)")
+    ap.add_argument("--file-runs", type=int, default=1, help="runs of the file reader (minutes each at 1M; 0: none)")
     args = ap.parse_args()
     why = chdb_missing()
     if why:
@@ -208,7 +208,7 @@ def main() -> int:
                     wall, rss, sent = _median(args.runs, cli_args, log)
                     rows.append((label, what, wall, rss, sent))
                     print(rows[-1], file=sys.stderr)
-                if i == 0:
+                if i == 0 and args.file_runs:
                     trace = Path(tmp) / "bench.otlp.jsonl"
                     text = server.sql(_OTLP.replace("{db}", db) + " FORMAT TSVRaw")
                     trace.write_text(text)

@@ -20,6 +20,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         if n.isidentifier() and not n.startswith("_") and not isinstance(getattr(alephant_otel, n), types.ModuleType)
     } - {"annotations"}
     assert public == set(alephant_otel.__all__) - {"__version__"}
+    assert {"session", "run", "tool"} <= public
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         alephant_otel.nope  # noqa: B018
     assert sorted(alephant_otel.testing.__all__) == alephant_otel.testing.__all__

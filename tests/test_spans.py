@@ -559,5 +559,6 @@ def test_rollup_counters_lose_no_request_finished_on_many_threads_and_stay_bound
         "alephant.total.cost.usd": 6 * 0.5 * len(range(1, n, 2)),
         "alephant.total.input_tokens": sum(range(1, 7)) * n,
         "alephant.total.output_tokens": 6 * n * 2,
+        "alephant.total.tool_calls": 0,
     }
     assert not totals.pending

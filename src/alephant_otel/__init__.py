@@ -24,6 +24,7 @@ if typing.TYPE_CHECKING:
     from alephant_otel._headers import gateway_headers
     from alephant_otel._processor import AlephantSpanProcessor
     from alephant_otel._setup import AlephantInstrumentor, configure
+    from alephant_otel._tool import tool
 
 # Imported on first use (PEP 562): the command line, the pytest plugin and the
 # trace-file reader live in this package too, and none of them needs the SDK or
@@ -40,6 +41,7 @@ _LAZY: dict[str, str] = {
     "gateway_headers": "alephant_otel._headers",
     "run": "alephant_otel._context",
     "session": "alephant_otel._context",
+    "tool": "alephant_otel._tool",
 }
 
 
@@ -71,4 +73,5 @@ __all__ = [
     "gateway_headers",
     "run",
     "session",
+    "tool",
 ]

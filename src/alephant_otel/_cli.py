@@ -55,8 +55,10 @@ from alephant_otel.analytics import (
     VitalsConfig,
     parse_time,
 )
+from alephant_otel.analytics._breakdown import breakdown, check_dimension
 from alephant_otel.analytics._report import list_json, session_notes, show_json, vitals_json
 from alephant_otel.analytics._summary import Listing, Selection, list_sessions, session_vitals, show_session
+from alephant_otel.analytics._toolstep import ToolStep
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -128,6 +130,7 @@ def _selection_of(args: argparse.Namespace) -> Selection:
         path=getattr(args, "path", None),
         status=getattr(args, "status", None),
         min_cost=getattr(args, "min_cost", None),
+        user=getattr(args, "user", None),
         sort=getattr(args, "sort", "started"),
         limit=getattr(args, "limit", 0),
         active_window_s=args.active_window,
@@ -300,6 +303,9 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         )
     _warn(result.source, result.corrupt, result.corrupt_values, result.notes)
     sessions = result.sessions
+    tables = [("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)]
+    if args.by is not None:
+        tables = [(f"cost by {args.by}", breakdown(sessions, args.by, vitals))]
     if args.json:
         _dump(
             vitals_json(
@@ -308,6 +314,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
                 corrupt=result.corrupt,
                 seen=result.seen,
                 corrupt_values=result.corrupt_values,
+                by=None if args.by is None else (args.by, tables[0][1]),
             )
         )
         return 0
@@ -320,7 +327,7 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         f"{money(vitals.cost_usd)}; latency p50 {duration(vitals.latency_p50_s)}, p95 {duration(vitals.latency_p95_s)}",
         soft_wrap=_piped(out),
     )
-    for title, groups in (("cost by agent", vitals.by_agent), ("cost by path", vitals.by_path)):
+    for title, groups in tables:
         rows = [
             (
                 escape(g.key),
@@ -387,13 +394,30 @@ def _request_label(r: Request, total: float) -> str:
     return "  ".join(bits)
 
 
+def _tool_label(t: ToolStep, total: float) -> str:
+    bits = [f"[bold yellow]tool {escape(t.name)}[/]"]
+    if t.call_id:
+        bits.append(f"[dim]{escape(t.call_id)}[/]")
+    bits.append(duration(t.latency_s))
+    if t.cost_usd:
+        bits.append(f"{money(t.cost_usd)} ({_share(t.cost_usd, total)})")
+    if t.error:
+        bits.append(f"[red]error {escape(t.status_message)}[/]" if t.status_message else "[red]error[/]")
+    return "  ".join(bits)
+
+
+def _label(step: Request | ToolStep, total: float) -> str:
+    return _tool_label(step, total) if isinstance(step, ToolStep) else _request_label(step, total)
+
+
 def _run_label(run: Run, total: float) -> str:
     who = escape(run.name or run.agent_id or "run")
     label = f"[bold magenta]{who}[/] [dim]{escape(run.run_id)}[/]"
     if not run.span_present:
         label += " [dim](no run span)[/]"
+    tools = f"  {run.tool_calls} tool" if run.tool_calls else ""
     return (
-        f"{label}  {run.request_count} req  {duration(run.latency_s)}  "
+        f"{label}  {run.request_count} req{tools}  {duration(run.latency_s)}  "
         f"{run.input_tokens:,}/{run.output_tokens:,} tok  {money(run.cost_usd)} ({_share(run.cost_usd, total)})"
         + _unknown_note(run.usage_unknown)
     )
@@ -414,13 +438,14 @@ def _add_run(node: Tree, run: Run, total: float, cap: int, depth: int = 1) -> No
     branch = node.add(_deep(_run_label(run, total), depth, cap))
     under = branch if depth <= cap else node
     # Interleave nested runs and requests in start order: that is how the session ran.
-    steps: list[tuple[int, int, Run | Request]] = [(c.start_ns, 0, c) for c in run.runs]
+    steps: list[tuple[int, int, Run | Request | ToolStep]] = [(c.start_ns, 0, c) for c in run.runs]
     steps += [(r.start_ns, 1, r) for r in run.requests]
+    steps += [(t.start_ns, 2, t) for t in run.tools]
     for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
         if isinstance(step, Run):
             _add_run(under, step, total, cap, depth + 1)
         else:
-            under.add(_deep(_request_label(step, total), depth + 1, cap))
+            under.add(_deep(_label(step, total), depth + 1, cap))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -448,6 +473,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         head += f" '{escape(s.name)}'"
     if s.path:
         head += f"  {escape(s.path)}"
+    if s.user_id:
+        head += f"  user {escape(s.user_id)}"
     head += (
         f"  [{style}]{s.status}[/]  {when(s.start_ns)}  {duration(s.duration_s)}  "
         f"{s.request_count} req  {retries(s.retries)}  {s.input_tokens:,}/{s.output_tokens:,} tok  {money(total)}"
@@ -456,13 +483,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     tree = Tree(head)
     # Indent levels (4 columns each) that leave a label 40 columns, at most MAX_INDENT.
     cap = max(1, min(MAX_INDENT, (out.width - 40) // 4))
-    steps: list[tuple[int, int, Run | Request]] = [(r.start_ns, 0, r) for r in s.runs]
+    steps: list[tuple[int, int, Run | Request | ToolStep]] = [(r.start_ns, 0, r) for r in s.runs]
     steps += [(r.start_ns, 1, r) for r in s.direct_requests]
+    steps += [(t.start_ns, 2, t) for t in s.direct_tools]
     for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
         if isinstance(step, Run):
             _add_run(tree, step, total, cap)
         else:
-            tree.add(_request_label(step, total))
+            tree.add(_label(step, total))
     out.print(tree)
     for note in session_notes(s):
         out.print(f"[dim]note: {note}[/]")
@@ -478,6 +506,13 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError("must be a finite number")
     return value
+
+
+def _dimension(text: str) -> str:
+    try:
+        return check_dimension(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -514,6 +549,7 @@ def _selection() -> argparse.ArgumentParser:
     """The options that pick and order many sessions (``list``, ``vitals``; not ``show``)."""
     selection = argparse.ArgumentParser(add_help=False)
     selection.add_argument("--agent", help="only sessions in which this agent id ran")
+    selection.add_argument("--user", help="only sessions serving this user id (session(user_id=...))")
     selection.add_argument("--path", help="only sessions on this path (or below it)")
     selection.add_argument("--status", choices=STATUSES, help="only sessions with this status")
     selection.add_argument("--min-cost", type=_finite_float, metavar="USD", help="only sessions costing at least this")
@@ -539,6 +575,12 @@ def _register_sessions(subparsers: Any) -> None:
     p.set_defaults(handler=_cmd_list)
     p = verbs.add_parser("vitals", parents=[common, selection], help="totals, cost by agent and path, outliers")
     p.add_argument("--min-peers", type=_positive_int, default=3, help="sessions needed before flagging outliers")
+    p.add_argument(
+        "--by",
+        type=_dimension,
+        metavar="DIMENSION",
+        help="cost by this dimension only: agent, path, user, tool, model or metadata.KEY (default: agent and path)",
+    )
     p.set_defaults(handler=_cmd_vitals)
     p = verbs.add_parser("show", parents=[common], help="one session as a tree of runs and requests")
     p.add_argument(

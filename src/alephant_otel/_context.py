@@ -17,9 +17,10 @@ import inspect
 import logging
 import os
 import traceback
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 
 from opentelemetry import baggage, trace
@@ -29,6 +30,14 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
+from alephant_otel._dimensions import (
+    check_metadata,
+    check_user_id,
+    dimension_attributes,
+    metadata_entries,
+    metadata_of,
+    warned_keys,
+)
 from alephant_otel._ids import new_id
 from alephant_otel._scrub import scrub_text
 from alephant_otel._totals import RequestTotals
@@ -60,6 +69,7 @@ _KINDS: Final = {
     n.BAGGAGE_AGENT_ID: "id",
     n.BAGGAGE_RUN_ID: "id",
     n.BAGGAGE_RUN_PARENT_ID: "id",
+    n.BAGGAGE_USER_ID: "id",
 }
 _KEYS: Final = tuple(_KINDS)
 _TOTALS_KEY: Final = otel_context.create_key("alephant_otel.totals")
@@ -82,6 +92,10 @@ class Current:
     agent_id: str | None = None
     run_id: str | None = None
     parent_run_id: str | None = None
+    #: Who the session serves (``session(user_id=...)``).
+    user_id: str | None = None
+    #: The user's own dimensions (``session(metadata=...)``, ``run(metadata=...)``), read-only.
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,7 @@ _EMPTY: Final = State(Current(), (), {})
 
 _cache: dict[tuple[object, ...], State] = {}
 _CACHE_LIMIT: Final = 4096
-_warned_keys: set[str] = set()
+_warned_keys: set[str] = warned_keys  # one set with the metadata keys' warnings
 
 
 def _warn_dropped(key: str) -> None:
@@ -122,14 +136,15 @@ def _warn_dropped(key: str) -> None:
 
 def _derive(values: tuple[object, ...]) -> State:
     clean: dict[str, str] = {}
-    for key, value in zip(_KEYS, values, strict=True):
+    for key, value in zip(_KEYS, values[:-1], strict=True):
         if value is None:
             continue
         if is_valid(_KINDS[key], value):
             clean[key] = cast(str, value)
         else:
             _warn_dropped(key)
-    if not clean:
+    dimensions, metadata = dimension_attributes(clean.get(n.BAGGAGE_USER_ID), cast(Any, values[-1]))
+    if not clean and not metadata:
         return _EMPTY
     cur = Current(
         session_id=clean.get(n.BAGGAGE_SESSION_ID),
@@ -138,6 +153,8 @@ def _derive(values: tuple[object, ...]) -> State:
         agent_id=clean.get(n.BAGGAGE_AGENT_ID),
         run_id=clean.get(n.BAGGAGE_RUN_ID),
         parent_run_id=clean.get(n.BAGGAGE_RUN_PARENT_ID),
+        user_id=clean.get(n.BAGGAGE_USER_ID),
+        metadata=metadata,
     )
     headers = tuple((header, clean[key]) for key, header in n.BAGGAGE_TO_HEADER.items() if key in clean)
     attrs: dict[str, AttributeValue] = {}
@@ -148,6 +165,7 @@ def _derive(values: tuple[object, ...]) -> State:
         attrs[n.GEN_AI_CONVERSATION_ID] = cur.session_id
     if cur.agent_id is not None:
         attrs[n.GEN_AI_AGENT_ID] = cur.agent_id
+    attrs.update(dimensions)  # span attributes only: never headers, never metric dimensions
     # Values passed is_valid(): visible ASCII, so the encoding cannot fail.
     raw = tuple((h.encode("ascii"), h.lower().encode("ascii"), v.encode("ascii")) for h, v in headers)
     return State(cur, headers, attrs, raw)
@@ -181,7 +199,7 @@ def active_state(ctx: Context | None = None) -> State:
     if entries == last[0]:
         _last_context = (ctx, last[1])
         return last[1]
-    values = tuple([entries.get(key) for key in _KEYS])
+    values = (*[entries.get(key) for key in _KEYS], metadata_of(entries))
     state = _cache.get(values)
     if state is None:
         state = _derive(values)
@@ -591,11 +609,21 @@ def _set_entries(ctx: Context, entries: dict[str, str | None]) -> Context:
     return ctx
 
 
+def _dimension_entries(user_id: str | None, metadata: Mapping[str, str] | None) -> dict[str, str | None]:
+    """Baggage entries for a checked user id and metadata (none of them: inherited as they are)."""
+    entries: dict[str, str | None] = dict(metadata_entries(check_metadata(metadata))) if metadata is not None else {}
+    if user_id is not None:
+        entries[n.BAGGAGE_USER_ID] = check_user_id(user_id)
+    return entries
+
+
 def session(
     session_id: str | None = None,
     *,
     name: str | None = None,
     path: str | None = None,
+    user_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> _Scope:
     """Open a session: its ids go into baggage and a ``session`` span starts.
 
@@ -609,11 +637,17 @@ def session(
             generated for each entry when omitted.
         name: A human-readable label, sent as ``alephant-session-name``.
         path: A workflow or route path such as ``/support/triage``.
+        user_id: Who the session serves: ``user.id`` on every span inside
+            (inherited from the enclosing context when omitted).
+        metadata: Your own dimensions (at most 16; keys identifier-like,
+            values like names): ``alephant.metadata.<key>`` on every span.
+            Neither is sent to the gateway: both travel in baggage only.
 
     Raises:
         ValueError: An id, name or path is not a valid header value
             (control characters, CR/LF, non-ASCII, or longer than the limit:
-            256 characters for ids and names, 1024 for paths).
+            256 characters for ids and names, 1024 for paths), or a user id
+            or metadata key or value is not valid (the message names it).
 
     Examples:
         >>> from alephant_otel import current, session
@@ -627,6 +661,7 @@ def session(
         check_value("name", "name", name)
     if path is not None:
         check_value("path", "path", path)
+    extra = _dimension_entries(user_id, metadata)
 
     @contextlib.contextmanager
     def open_session() -> Iterator[Current]:
@@ -641,6 +676,7 @@ def session(
                 n.BAGGAGE_AGENT_ID: None,
                 n.BAGGAGE_RUN_ID: None,
                 n.BAGGAGE_RUN_PARENT_ID: None,
+                **extra,
             },
         )
         state = active_state(ctx)
@@ -656,6 +692,7 @@ def run(
     *,
     agent_id: str | None = None,
     name: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> _Scope:
     """Open a run (one agent task) inside the current session.
 
@@ -670,6 +707,8 @@ def run(
         agent_id: Stable agent identity, sent as ``Alephant-Agent-Id``.
         name: Agent name for the span (``invoke_agent {name}``); defaults to
             the agent id.
+        metadata: Dimensions added to the session's inside this run (see
+            :func:`session`).
 
     Raises:
         ValueError: An id or name is not a valid header value.
@@ -687,6 +726,7 @@ def run(
         check_value("agent_id", "id", agent_id)
     if name is not None:
         check_value("name", "name", name)
+    extra = _dimension_entries(None, metadata)
 
     @contextlib.contextmanager
     def open_run() -> Iterator[Current]:
@@ -696,7 +736,7 @@ def run(
         agent = agent_id if agent_id is not None else outer.agent_id
         ctx = _set_entries(
             ctx,
-            {n.BAGGAGE_RUN_ID: rid, n.BAGGAGE_AGENT_ID: agent, n.BAGGAGE_RUN_PARENT_ID: outer.run_id},
+            {n.BAGGAGE_RUN_ID: rid, n.BAGGAGE_AGENT_ID: agent, n.BAGGAGE_RUN_PARENT_ID: outer.run_id, **extra},
         )
         state = active_state(ctx)
         label = name or agent

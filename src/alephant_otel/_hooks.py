@@ -36,7 +36,9 @@ from alephant_otel._gateway import GatewayMatcher
 from alephant_otel._ids import new_id
 from alephant_otel._metrics import Instruments
 from alephant_otel._scoping import drop_alephant_baggage, mark_outgoing
+from alephant_otel._semconv import api_type_for_path
 from alephant_otel._spanattrs import set_clean
+from alephant_otel._toolcalls import asked_for_tools, requested_calls
 from alephant_otel._totals import RequestTotals
 from alephant_otel._usage import (
     ParsedResponse,
@@ -100,6 +102,18 @@ _reading: dict[int, tuple[tuple[RequestTotals, ...], BodyWatcher]] = {}
 if hasattr(os, "register_at_fork"):
     # A fork's child must not end (and export again) the parent's open requests at its exit.
     os.register_at_fork(after_in_child=_reading.clear)
+
+
+def _record_tool_calls(
+    span: Span, body: bytes, content_type: str | None, content_encoding: str | None, whole: bool
+) -> None:
+    """Put the tool calls a response asked for on its span (only called when it asked). Never raises."""
+    try:
+        names, ids = requested_calls(body, content_type, content_encoding, whole)
+        if names and span.is_recording():
+            set_clean(span, {n.ATTR_RESPONSE_TOOL_CALL_NAMES: names, n.ATTR_RESPONSE_TOOL_CALL_IDS: ids})
+    except Exception:
+        _report("tool calls")
 
 
 def _end_open(totals: RequestTotals | None) -> None:
@@ -473,11 +487,17 @@ class Bridge:
         attrs: dict[str, AttributeValue] = {
             n.ATTR_SPAN_KIND: n.SPAN_KIND_REQUEST,
             n.ATTR_REQUEST_ID: request_id,
+            # The HTTP instrumentation writes these only in its opt-in (new) semconv mode.
+            n.SERVER_ADDRESS: host,
+            n.SERVER_PORT: port if port is not None else (443 if scheme == "https" else 80),
         }
         if state.current.parent_run_id is not None:
             attrs[n.ATTR_RUN_PARENT_ID] = state.current.parent_run_id
         if req.operation is not None:
             attrs[n.GEN_AI_OPERATION_NAME] = req.operation
+            api_type = api_type_for_path(path)
+            if api_type is not None:
+                attrs[n.OPENAI_API_TYPE] = api_type
         if req.provider is not None:
             attrs[n.GEN_AI_PROVIDER_NAME] = req.provider
         if req.request_model is not None:
@@ -570,6 +590,8 @@ class Bridge:
         def record(body: bytes, whole: bool, complete: bool, error: BaseException | None) -> None:
             parsed = parse_body(body, status, content_type, content_encoding, whole, req.body)
             self._record(req, status, parsed, reported_cost, complete, error, content_type)
+            if asked_for_tools(parsed.finish_reasons, req.path, body):
+                _record_tool_calls(req.span, body, content_type, content_encoding, whole)
 
         stream = response.stream
         if type(stream).__name__ == "ByteStream":
@@ -643,6 +665,7 @@ class Bridge:
                 attrs[n.ATTR_COST_SOURCE] = source
             if content_type is not None and content_type.startswith("text/event-stream"):
                 attrs[n.ATTR_STREAMING] = True
+                attrs[n.GEN_AI_REQUEST_STREAM] = True
             # Completeness is judged from the body (terminal event seen, JSON parsed), not
             # from EOF: SDKs stop reading at "[DONE]" and close the response early.
             failed = error is not None and not isinstance(error, GeneratorExit)

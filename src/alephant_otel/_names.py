@@ -32,6 +32,10 @@ BAGGAGE_KEYS: Final = (
 #: Not part of the public contract: lets a process that continues a run learn
 #: its parent run across a process boundary.
 BAGGAGE_RUN_PARENT_ID: Final = "alephant.run.parent_id"
+#: Who the session serves, and the user's own dimensions (``alephant.metadata.<key>``).
+#: Carried in baggage like the ids; never gateway headers (the gateway defines six).
+BAGGAGE_USER_ID: Final = "alephant.user.id"
+BAGGAGE_METADATA_PREFIX: Final = "alephant.metadata."
 
 # --- HTTP headers the gateway reads ------------------------------------------
 HEADER_SESSION_ID: Final = "alephant-session-id"
@@ -79,12 +83,30 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tok
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+#: Tells Responses API calls from Chat Completions ones (both are ``chat`` operations).
+OPENAI_API_TYPE: Final = "openai.api.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+#: The tool calls a model response asked for, in order (string arrays): lets tool spans be
+#: matched to the request that asked for them. Not (yet) a semconv name: the conventions
+#: carry requested calls only inside the opt-in output messages.
+ATTR_RESPONSE_TOOL_CALL_NAMES: Final = "alephant.response.tool_calls.names"
+ATTR_RESPONSE_TOOL_CALL_IDS: Final = "alephant.response.tool_calls.ids"
+#: The OTel general attribute Phoenix/OpenInference and Langfuse read as the end user.
+ATTR_USER_ID: Final = "user.id"
+ATTR_METADATA_PREFIX: Final = "alephant.metadata."
 
 # --- Span attributes: per request --------------------------------------------
 ATTR_COST_USD: Final = "alephant.cost.usd"
 ATTR_COST_SOURCE: Final = "alephant.cost.source"
 COST_SOURCE_GATEWAY: Final = "gateway"
 COST_SOURCE_PRICE_TABLE: Final = "price_table"
+#: Cost a paid tool reported through ``tool(cost_usd=...)``.
+COST_SOURCE_TOOL: Final = "tool"
 ATTR_RETRY_ATTEMPT: Final = "alephant.retry.attempt"
 ATTR_INTERCEPTED: Final = "alephant.intercepted"
 ATTR_STREAMING: Final = "alephant.streaming"
@@ -106,14 +128,18 @@ ATTR_TOTAL_INTERCEPTED: Final = "alephant.total.intercepted"
 ATTR_TOTAL_COST_USD: Final = "alephant.total.cost.usd"
 ATTR_TOTAL_INPUT_TOKENS: Final = "alephant.total.input_tokens"
 ATTR_TOTAL_OUTPUT_TOKENS: Final = "alephant.total.output_tokens"
+#: Tool calls (``tool()``) made inside the scope; their cost is in ATTR_TOTAL_COST_USD.
+ATTR_TOTAL_TOOL_CALLS: Final = "alephant.total.tool_calls"
 
 # --- Span names and kinds ------------------------------------------------------
 SPAN_KIND_SESSION: Final = "session"
 SPAN_KIND_RUN: Final = "run"
 SPAN_KIND_REQUEST: Final = "request"
+SPAN_KIND_TOOL: Final = "tool"
 SESSION_SPAN_NAME: Final = "session"
 RUN_SPAN_PREFIX: Final = "invoke_agent"
 OPERATION_INVOKE_AGENT: Final = "invoke_agent"
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 
 # --- Metrics (GenAI semconv plus one cost counter) --------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

@@ -44,6 +44,8 @@ class RequestTotals:
         "pending",
         "requests",
         "retries",
+        "tool_calls",
+        "tool_cost_usd",
     )
 
     def __init__(self) -> None:
@@ -56,6 +58,8 @@ class RequestTotals:
         self.cost_usd = 0.0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.tool_calls = 0
+        self.tool_cost_usd = 0.0
 
     def add(
         self,
@@ -70,6 +74,12 @@ class RequestTotals:
         pending.append((retry, intercepted, cost_usd, input_tokens, output_tokens))
         if len(pending) >= self.FOLD_AT:
             self.fold()
+
+    def add_tool(self, cost_usd: float | None) -> None:
+        """Count one finished ``tool()`` call (not on the request path: a lock is fine)."""
+        with self._lock:
+            self.tool_calls += 1
+            self.tool_cost_usd += cost_usd or 0.0
 
     def fold(self) -> None:
         """Sum the pending requests into the counters."""
@@ -96,7 +106,9 @@ class RequestTotals:
                 n.ATTR_TOTAL_REQUESTS: self.requests,
                 n.ATTR_TOTAL_RETRIES: self.retries,
                 n.ATTR_TOTAL_INTERCEPTED: self.intercepted,
-                n.ATTR_TOTAL_COST_USD: round(self.cost_usd, 12),
+                # Model and tool cost together: what the scope cost.
+                n.ATTR_TOTAL_COST_USD: round(self.cost_usd + self.tool_cost_usd, 12),
                 n.ATTR_TOTAL_INPUT_TOKENS: self.input_tokens,
                 n.ATTR_TOTAL_OUTPUT_TOKENS: self.output_tokens,
+                n.ATTR_TOTAL_TOOL_CALLS: self.tool_calls,
             }

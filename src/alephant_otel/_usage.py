@@ -37,6 +37,7 @@ from typing import Any, Final
 from alephant_otel._impossible import MAX_TOKENS as _MAX_TOKENS
 from alephant_otel._impossible import warn_impossible
 from alephant_otel._jsonfast import orjson_loads
+from alephant_otel._semconv import well_known_provider
 
 __all__ = [
     "ParsedResponse",
@@ -239,7 +240,7 @@ def _provider_for(model: str | None, path: str) -> str | None:
             if slash > 0:
                 prefix = model[:slash].strip().lower()
                 if prefix:
-                    return prefix
+                    return well_known_provider(prefix)
         operation = operation_for_path(path)
         if operation is None:
             return None

@@ -153,6 +153,7 @@ def _filters(q: ListQuery, statuses: Sequence[str]) -> str:
         f'<label>status<select name="status">{"".join(options)}</select></label>'
         + field("path", "path", q.path, "/support")
         + field("agent", "agent", q.agent, "agent id")
+        + field("user", "user", q.user, "user id")
         + field("min_cost", "min cost $", q.min_cost, "0.01")
         + field("since", "since", q.since, "1h or ISO time")
         + field("until", "until", q.until, "ISO time")

@@ -22,6 +22,7 @@ from alephant_otel._scrub import scrub_text
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
 from alephant_otel.analytics._model import USAGE_UNKNOWN_REASON
 from alephant_otel.analytics._report import session_notes
+from alephant_otel.analytics._toolstep import ToolStep
 
 __all__ = ["PAGE_SIZE", "ListQuery", "TraceLinks", "duration", "list_row", "money", "waterfall", "when"]
 
@@ -87,12 +88,41 @@ def _attrs(r: Request, session: Session) -> list[list[Any]]:
     return [[k, scrub_text(v) if isinstance(v, str) else v] for k, v in pairs if v is not None]
 
 
-def _steps(runs: list[Run], requests: list[Request]) -> Iterator[Run | Request]:
-    # Runs and requests interleaved in start order, as `sessions show` prints them.
-    steps: list[tuple[int, int, Run | Request]] = [(r.start_ns, 0, r) for r in runs]
+def _steps(runs: list[Run], requests: list[Request], tools: list[ToolStep]) -> Iterator[Run | Request | ToolStep]:
+    # Runs, requests and tool calls interleaved in start order, as `sessions show` prints them.
+    steps: list[tuple[int, int, Run | Request | ToolStep]] = [(r.start_ns, 0, r) for r in runs]
     steps += [(r.start_ns, 1, r) for r in requests]
+    steps += [(t.start_ns, 2, t) for t in tools]
     for _, _, step in sorted(steps, key=lambda t: (t[0], t[1])):
         yield step
+
+
+def _tool_row(t: ToolStep, s: Session, depth: int, t0: int) -> dict[str, Any]:
+    total = s.cost_usd
+    return {
+        "kind": "tool",
+        "depth": depth,
+        "indent": min(depth, MAX_INDENT),
+        "deep": depth >= MAX_INDENT,
+        "start_ms": (t.start_ns - t0) / 1e6,
+        "dur_ms": max(0, t.end_ns - t.start_ns) / 1e6,
+        "span_id": t.span_id,
+        "name": t.name,
+        "call_id": t.call_id,
+        "agent": t.agent_id,
+        "cost": money(t.cost_usd),
+        "cost_usd": t.cost_usd,
+        "share": t.cost_usd / total if total > 0 else 0.0,
+        "latency": duration(t.latency_s),
+        "error": t.error,
+        "status_message": scrub_text(t.status_message),
+    }
+
+
+def _row(step: Request | ToolStep, s: Session, depth: int, t0: int, links: TraceLinks | None) -> dict[str, Any]:
+    if isinstance(step, ToolStep):
+        return _tool_row(step, s, depth, t0)
+    return _request_row(step, s, depth, t0, links)
 
 
 def _request_row(r: Request, s: Session, depth: int, t0: int, links: TraceLinks | None) -> dict[str, Any]:
@@ -145,28 +175,29 @@ def _run_rows(run: Run, s: Session, depth: int, t0: int, links: TraceLinks | Non
         "agent": run.agent_id,
         "span": run.span_present,
         "requests": run.request_count,
+        "tool_calls": run.tool_calls,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost": money(run.cost_usd),
         "share": run.cost_usd / total if total > 0 else 0.0,
         "latency": duration(run.latency_s),
     }
-    for step in _steps(run.runs, run.requests):
+    for step in _steps(run.runs, run.requests, run.tools):
         if isinstance(step, Run):
             yield from _run_rows(step, s, depth + 1, t0, links)
         else:
-            yield _request_row(step, s, depth + 1, t0, links)
+            yield _row(step, s, depth + 1, t0, links)
 
 
 def waterfall(s: Session, *, source: str, links: TraceLinks | None = None) -> dict[str, Any]:
     """The document the waterfall script draws: the session's head and one row per run and request."""
     t0 = s.start_ns
     rows: list[dict[str, Any]] = []
-    for step in _steps(s.runs, s.direct_requests):
+    for step in _steps(s.runs, s.direct_requests, s.direct_tools):
         if isinstance(step, Run):
             rows.extend(_run_rows(step, s, 0, t0, links))
         else:
-            rows.append(_request_row(step, s, 0, t0, links))
+            rows.append(_row(step, s, 0, t0, links))
     end = max([s.end_ns or 0, s.last_activity_ns, *(r.end_ns for r in s.requests)])
     notes = session_notes(s)
     return {
@@ -180,6 +211,9 @@ def waterfall(s: Session, *, source: str, links: TraceLinks | None = None) -> di
             "duration": duration(s.duration_s),
             "agents": list(s.agents),
             "requests": s.request_count,
+            "tool_calls": s.tool_calls,
+            "user_id": s.user_id,
+            "metadata": dict(s.metadata),
             "retries": s.retries,
             "errors": s.errors,
             "intercepted": s.intercepted,
@@ -232,6 +266,7 @@ class ListQuery:
     status: str = ""
     path: str = ""
     agent: str = ""
+    user: str = ""
     min_cost: str = ""
     since: str = ""
     until: str = ""
@@ -251,7 +286,7 @@ class ListQuery:
             values = qs.get(key)
             return values[0].strip() if values else None
 
-        for key in ("status", "path", "agent", "min_cost", "since", "until"):
+        for key in ("status", "path", "agent", "user", "min_cost", "since", "until"):
             v = one(key)
             if v is not None:
                 setattr(q, key, v)
@@ -303,6 +338,7 @@ class ListQuery:
             path=self.path or None,
             status=self.status or None,
             min_cost=min_cost,
+            user=self.user or None,
         )
         by_text = _ORDER.get(self.sort)
         if by_text is not None:
@@ -317,6 +353,7 @@ class ListQuery:
             "status": self.status,
             "path": self.path,
             "agent": self.agent,
+            "user": self.user,
             "min_cost": self.min_cost,
             "since": self.since,
             "until": self.until,

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_TOKENS",
     "NUMERIC_SLOTS",
     "drop_impossible",
+    "metadata_of",
     "normalize_id",
     "record_from_flat",
     "records_from_otlp",
@@ -137,6 +138,9 @@ _SPEC: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     # What the httpx instrumentation writes unless OTEL_SEMCONV_STABILITY_OPT_IN
     # has "http" (with "http/dup" both, with the same value).
     "http.status_code": ("http_status", _as_int),
+    n.ATTR_USER_ID: ("user_id", _as_str),
+    n.GEN_AI_TOOL_NAME: ("tool_name", _as_str),
+    n.GEN_AI_TOOL_CALL_ID: ("tool_call_id", _as_str),
 }
 # Aliases fill a slot only when the alephant name did not.
 _ALIASES: Final[dict[str, str]] = {
@@ -234,6 +238,28 @@ def _status_code(x: Any) -> int | None:
     return code if code.__class__ is int else None
 
 
+_META_PREFIX: Final = n.ATTR_METADATA_PREFIX
+_META_LEN: Final = len(_META_PREFIX)
+
+
+def metadata_of(pairs: Iterable[tuple[str, Any]]) -> dict[str, str] | None:
+    """The ``alephant.metadata.*`` attributes among (key, plain value) pairs, prefix stripped.
+
+    Read from the spans of a session that are not requests (its session, run
+    and tool spans carry the same dimensions): the request spans, the bulk of
+    a big file, pay nothing for it.
+    """
+    found = None
+    for key, value in pairs:
+        if key.startswith(_META_PREFIX) and len(key) > _META_LEN:
+            text = _as_str(value)
+            if text is not None:
+                if found is None:
+                    found = {}
+                found[key[_META_LEN:]] = text
+    return found
+
+
 def _finish(rec: SpanRecord) -> None:
     """Infer the kind of spans written without ``alephant.span.kind``."""
     if rec.kind is not None or rec.session_id is None:
@@ -242,6 +268,8 @@ def _finish(rec: SpanRecord) -> None:
         rec.kind = n.SPAN_KIND_SESSION
     elif rec.name.startswith(n.RUN_SPAN_PREFIX) and rec.run_id is not None:
         rec.kind = n.SPAN_KIND_RUN
+    elif rec.tool_name is not None and rec.name.startswith(n.OPERATION_EXECUTE_TOOL):
+        rec.kind = n.SPAN_KIND_TOOL
     elif rec.request_id is not None or rec.input_tokens is not None or rec.cost_usd is not None:
         rec.kind = n.SPAN_KIND_REQUEST
 
@@ -345,6 +373,8 @@ def records_from_otlp(resource_spans: Iterable[Any]) -> Iterator[SpanRecord]:
                     rec.retry_attempt = 0
                 rec.corrupt_values += drop_impossible(rec)
                 _finish(rec)
+                if rec.kind != n.SPAN_KIND_REQUEST and rec.session_id is not None:
+                    rec.metadata = metadata_of((kv["key"], _plain(kv["value"])) for kv in sp.get("attributes") or ())
                 yield rec
 
 
@@ -392,4 +422,6 @@ def record_from_flat(
         rec.retry_attempt = 0
     rec.corrupt_values += drop_impossible(rec)
     _finish(rec)
+    if rec.kind != n.SPAN_KIND_REQUEST and rec.session_id is not None:
+        rec.metadata = metadata_of(attributes.items())
     return rec

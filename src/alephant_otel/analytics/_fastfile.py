@@ -59,6 +59,7 @@ from alephant_otel.analytics._convert import (
     _rollup,
     _scope_spans,
     _service,
+    metadata_of,
     span_ids,
 )
 from alephant_otel.analytics._model import PolicyEvent, Rollup, SpanRecord, usage_unknown
@@ -122,6 +123,7 @@ _OPERATION, _PROVIDER, _REQ_MODEL, _RESP_MODEL = (
 _IN, _OUT, _COST, _COST_SOURCE = _V["input_tokens"], _V["output_tokens"], _V["cost_usd"], _V["cost_source"]
 _RETRY, _INTERCEPTED, _STREAMING, _HTTP = _V["retry_attempt"], _V["intercepted"], _V["streaming"], _V["http_status"]
 _INCOMPLETE: Final = _V["incomplete"]
+_TOOL_NAME: Final = _V["tool_name"]
 #: (value index, test) of each numeric slot: see _convert.drop_impossible.
 _NUMERIC: Final = tuple((_V[slot], ok) for slot, ok in zip(NUMERIC_SLOTS, VALID, strict=True))
 
@@ -265,7 +267,7 @@ def rows_from_otlp(
                     ignored += 1
                     continue
                 # A request span outside any session travels as a request row with no session id.
-                _emit(v, tid, sid, pid, name, start, end, error, message, service, policies, roll, share, append)
+                _emit(v, tid, sid, pid, name, start, end, error, message, service, policies, roll, share, append, sp)
     if corrupt_values is not None:
         corrupt_values[0] += bad
     return ignored
@@ -286,6 +288,7 @@ def _emit(
     roll: Rollup | None,
     share: Callable[[Any, Any], Any],
     append: Callable[[tuple[Any, ...]], None],
+    sp: Any,
 ) -> None:
     """Append the row of one session span (``v``: its values in ``_VALUE_SLOTS`` order)."""
     if v[_RETRY] is None:
@@ -297,6 +300,8 @@ def _emit(
             kind = n.SPAN_KIND_SESSION
         elif name.startswith(_RUN_PREFIX) and v[_RUN_ID] is not None:
             kind = n.SPAN_KIND_RUN
+        elif v[_TOOL_NAME] is not None and name.startswith(n.OPERATION_EXECUTE_TOOL):
+            kind = n.SPAN_KIND_TOOL
         elif v[_REQUEST_ID] is not None or v[_IN] is not None or v[_COST] is not None:
             kind = _REQUEST
         v[_KIND] = kind
@@ -363,6 +368,8 @@ def _emit(
         policy_events=policies,
         rollup=None if roll is None else _rollup_row(roll),
         corrupt_values=0,  # counted per line by rows_from_otlp
+        # Not a request: read as records_from_otlp does (the request rows never pay for it).
+        metadata=metadata_of((kv["key"], _plain(kv["value"])) for kv in sp.get("attributes") or ()),
     )
     if fields["intercepted"] is None:
         fields["intercepted"] = False

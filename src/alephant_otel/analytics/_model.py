@@ -18,7 +18,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from alephant_otel.analytics._toolstep import ToolStep
 
 __all__ = [
     "USAGE_UNKNOWN_REASON",
@@ -87,6 +90,7 @@ class SpanRecord:
         "input_tokens",
         "intercepted",
         "kind",
+        "metadata",
         "name",
         "operation",
         "output_tokens",
@@ -108,7 +112,10 @@ class SpanRecord:
         "start_ns",
         "status_message",
         "streaming",
+        "tool_call_id",
+        "tool_name",
         "trace_id",
+        "user_id",
     )
 
     def __init__(self, trace_id: str, span_id: str, parent_span_id: str | None, name: str) -> None:
@@ -146,6 +153,11 @@ class SpanRecord:
         self.service: str | None = None
         #: Numbers of the span dropped as corrupt (NaN, infinite, negative, ...) when it was read.
         self.corrupt_values = 0
+        self.user_id: str | None = None
+        #: ``alephant.metadata.<key>`` attributes (key -> value); read from non-request spans only.
+        self.metadata: dict[str, str] | None = None
+        self.tool_name: str | None = None
+        self.tool_call_id: str | None = None
 
     def __repr__(self) -> str:
         return f"SpanRecord({self.kind or 'span'} {self.name!r} trace={self.trace_id} span={self.span_id})"
@@ -282,6 +294,7 @@ class _Totals:
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    tool_calls: int = 0
 
     def add(self, req: Request) -> None:
         self.requests += 1
@@ -292,7 +305,13 @@ class _Totals:
         self.input_tokens += req.input_tokens
         self.output_tokens += req.output_tokens
 
+    def add_tool(self, cost_usd: float) -> None:
+        """Count one tool call: its cost is part of the cost (model plus tools)."""
+        self.tool_calls += 1
+        self.cost_usd += cost_usd
+
     def merge(self, other: _Totals) -> None:
+        self.tool_calls += other.tool_calls
         self.requests += other.requests
         self.retries += other.retries
         self.errors += other.errors
@@ -322,6 +341,8 @@ class Run:
     rollup: Rollup | None = None
     runs: list[Run] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    #: Tool calls made directly in this run (``ToolStep``), in start order.
+    tools: list[ToolStep] = field(default_factory=list)
     _totals: _Totals = field(default_factory=_Totals, repr=False)
 
     def walk(self) -> Iterator[Run]:
@@ -342,8 +363,13 @@ class Run:
 
     @property
     def cost_usd(self) -> float:
-        """Cost of this run and its nested runs, from request spans."""
+        """Cost of this run and its nested runs: its requests and its paid tool calls."""
         return self._totals.cost_usd
+
+    @property
+    def tool_calls(self) -> int:
+        """Tool calls in this run and its nested runs."""
+        return self._totals.tool_calls
 
     @property
     def input_tokens(self) -> int:
@@ -407,6 +433,12 @@ class Session:
     requests: list[Request] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
     trace_ids: list[str] = field(default_factory=list)
+    #: Who the session serves (``user.id``) and its ``alephant.metadata.*`` dimensions.
+    user_id: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: Every tool call of the session (``ToolStep``), in start order; ``direct_tools`` outside any run.
+    tools: list[ToolStep] = field(default_factory=list)
+    direct_tools: list[ToolStep] = field(default_factory=list)
     _totals: _Totals = field(default_factory=_Totals, repr=False)
 
     def walk_runs(self) -> Iterator[Run]:
@@ -425,8 +457,13 @@ class Session:
 
     @property
     def cost_usd(self) -> float:
-        """Total cost in USD."""
+        """Total cost in USD: model requests plus paid tool calls."""
         return self._totals.cost_usd
+
+    @property
+    def tool_calls(self) -> int:
+        """Tool calls in the session."""
+        return self._totals.tool_calls
 
     @property
     def input_tokens(self) -> int:

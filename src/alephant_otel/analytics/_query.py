@@ -265,6 +265,7 @@ def filter_sessions(
     path: str | None = None,
     status: str | None = None,
     min_cost: float | None = None,
+    user: str | None = None,
 ) -> list[Session]:
     """The sessions that match every given filter.
 
@@ -286,6 +287,8 @@ def filter_sessions(
         if status is not None and s.status != status:
             continue
         if min_cost is not None and s.cost_usd < min_cost:
+            continue
+        if user is not None and s.user_id != user:
             continue
         out.append(s)
     return out

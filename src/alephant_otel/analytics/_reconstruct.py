@@ -288,6 +288,7 @@ def _build(acc: SessionState, now_ns: int, window_ns: int, summary: bool = False
             owner.end_ns = max(owner.end_ns, req.end_ns)
         owner.requests.append(req)
     s.requests = requests
+    _place_tools(acc, s, runs)
 
     # Parents named by a child but never seen get a placeholder run.
     for child in list(runs.values()):
@@ -313,10 +314,17 @@ def _build(acc: SessionState, now_ns: int, window_ns: int, summary: bool = False
         totals.add(req)
     if folded is not None:
         totals = folded.session
-    if not totals.requests and s.rollup is not None:
+    if not totals.requests and not s.tools and s.rollup is not None:
         totals = _from_rollup(s.rollup)
         s.totals_from_rollup = True
+    for step in s.tools:
+        totals.add_tool(step.cost_usd)
     s._totals = totals
+    if spans is not None and spans.metadata:
+        s.metadata = dict(spans.metadata)
+    elif acc.metadata:
+        s.metadata = acc.metadata
+    s.user_id = acc.user_id
 
     agents: dict[str, None] = {}
     for run in s.walk_runs():
@@ -331,6 +339,23 @@ def _build(acc: SessionState, now_ns: int, window_ns: int, summary: bool = False
     s.agents = list(agents)
     s.status = _status(s, now_ns, window_ns)
     return s
+
+
+def _place_tools(acc: SessionState, s: Session, runs: dict[str, Run]) -> None:
+    """Put each tool call in its run (by its run id, else up its parent spans), in start order."""
+    if not acc.tools:
+        return
+    steps = sorted(acc.tools, key=lambda t: (t.start_ns, t.span_id))
+    s.tools = steps
+    for step in steps:
+        rid = step.run_id or run_of(acc, step.parent_span_id)
+        if rid is None:
+            s.direct_tools.append(step)
+            continue
+        owner = runs.get(rid)
+        if owner is None:
+            owner = runs[rid] = Run(run_id=rid, agent_id=step.agent_id, start_ns=step.start_ns, end_ns=step.end_ns)
+        owner.tools.append(step)
 
 
 def _is_ancestor(runs: dict[str, Run], run: Run, candidate: Run) -> bool:
@@ -349,13 +374,15 @@ def _total(run: Run, folded: dict[str, _Totals] | None, depth: int = 0) -> _Tota
     t = _Totals()
     for req in run.requests:
         t.add(req)
+    for step in run.tools:
+        t.add_tool(step.cost_usd)
     own = None if folded is None else folded.get(run.run_id)
     if own is not None:
         t.merge(own)
     if depth < MAX_DEPTH:
         for child in run.runs:
             t.merge(_total(child, folded, depth + 1))
-    if not run.requests and own is None and not run.runs and run.rollup is not None:
+    if not run.requests and own is None and not run.runs and not run.tools and run.rollup is not None:
         t = _from_rollup(run.rollup)
     if not run.span_present:
         # No span to time the run: it spans everything seen inside it.

@@ -25,21 +25,24 @@ SESSION (also the top of ``show``)::
     {"session_id", "name", "path", "status": "active"|"completed"|"intercepted",
      "started_at", "ended_at", "last_activity_at", "duration_s",
      "agents": [str], "runs": int (all depths), "request_count", "retries",
-     "errors", "intercepted", "cost_usd", "input_tokens", "output_tokens",
+     "errors", "intercepted", "cost_usd" (model requests plus paid tool calls),
+     "input_tokens", "output_tokens", "tool_calls", "tool_cost_usd" (part of cost_usd),
      "requests_usage_unknown" (requests whose usage never arrived: not in the sums),
-     "session_span": bool, "totals_from_rollup": bool,
+     "user_id": str | null, "metadata": {key: value}, "session_span": bool, "totals_from_rollup": bool,
      "rollup": ROLLUP | null, "rollup_matches": bool | null, "trace_ids": [str]}
 
 ``sessions.show/1``: ``{"schema", "source", "corrupt_lines", "session": SESSION
-+ {"runs_tree": [RUN], "requests": [REQUEST] (outside any run),
-"policy_events": [POLICY]}}`` with::
++ {"runs_tree": [RUN], "requests": [REQUEST] (outside any run), "tools": [TOOL]
+(outside any run), "policy_events": [POLICY]}}`` with::
 
     RUN     = {"run_id", "agent_id", "name", "parent_run_id", "started_at", "ended_at",
                "latency_s", "run_span": bool, "request_count", "retries", "errors",
                "intercepted", "cost_usd", "input_tokens", "output_tokens",
                "requests_usage_unknown" (requests left out of the sums),
                "cost_share" (of the session, 0..1), "rollup": ROLLUP | null,
-               "runs": [RUN], "requests": [REQUEST]}
+               "runs": [RUN], "requests": [REQUEST], "tool_calls" (all depths), "tools": [TOOL]}
+    TOOL    = {"name", "call_id", "span_id", "started_at", "latency_s", "cost_usd",
+               "cost_share", "error", "status_message"}
     REQUEST = {"request_id", "trace_id", "span_id", "name", "operation", "provider",
                "request_model", "response_model", "started_at", "latency_s",
                "input_tokens", "output_tokens", "cost_usd", "cost_source", "cost_share",
@@ -57,6 +60,7 @@ SESSION (also the top of ``show``)::
                 "intercepted", "cost_usd", "input_tokens", "output_tokens",
                 "latency_p50_s", "latency_p95_s", "latency_threshold_s"},
      "by_agent": [GROUP], "by_path": [GROUP],
+     "by": {"dimension", "groups": [GROUP]} (with --by; for tool, request_count counts the calls),
      "sessions": [{"session_id", "path", "status", "cost_usd", "tokens", "request_count",
                    "retries", "latency_p50_s", "latency_p95_s", "latency_max_s",
                    "flags": [{"kind", "detail"}]}]}
@@ -72,6 +76,7 @@ from dataclasses import asdict
 from typing import Any
 
 from alephant_otel.analytics._model import USAGE_UNKNOWN_REASON, PolicyEvent, Request, Rollup, Run, Session, iso
+from alephant_otel.analytics._toolstep import ToolStep
 from alephant_otel.analytics._vitals import GroupVitals, Vitals
 
 __all__ = [
@@ -128,6 +133,11 @@ def session_json(s: Session) -> dict[str, Any]:
         "cost_usd": _r(s.cost_usd),
         "input_tokens": s.input_tokens,
         "output_tokens": s.output_tokens,
+        "tool_calls": s.tool_calls,
+        # Part of cost_usd: what the paid tool calls cost (the rest is model requests).
+        "tool_cost_usd": _r(sum(t.cost_usd for t in s.tools)),
+        "user_id": s.user_id,
+        "metadata": dict(s.metadata),
         "requests_usage_unknown": s.usage_unknown,
         "session_span": s.span_present,
         "totals_from_rollup": s.totals_from_rollup,
@@ -185,6 +195,20 @@ def _request_json(r: Request, total: float) -> dict[str, Any]:
     }
 
 
+def _tool_json(t: ToolStep, total: float) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "call_id": t.call_id,
+        "span_id": t.span_id,
+        "started_at": iso(t.start_ns),
+        "latency_s": round(t.latency_s, 6),
+        "cost_usd": _r(t.cost_usd),
+        "cost_share": _share(t.cost_usd, total),
+        "error": t.error,
+        "status_message": t.status_message,
+    }
+
+
 def _run_json(run: Run, total: float) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
@@ -207,6 +231,8 @@ def _run_json(run: Run, total: float) -> dict[str, Any]:
         "rollup": _rollup(run.rollup),
         "runs": [_run_json(c, total) for c in run.runs],
         "requests": [_request_json(r, total) for r in run.requests],
+        "tool_calls": run.tool_calls,
+        "tools": [_tool_json(t, total) for t in run.tools],
     }
 
 
@@ -251,6 +277,7 @@ def show_json(s: Session, *, source: str, corrupt: int, corrupt_values: int = 0)
     doc = session_json(s)
     doc["runs_tree"] = [_run_json(r, s.cost_usd) for r in s.runs]
     doc["requests"] = [_request_json(r, s.cost_usd) for r in s.direct_requests]
+    doc["tools"] = [_tool_json(t, s.cost_usd) for t in s.direct_tools]
     doc["policy_events"] = [_policy(e) for e in s.policy_events]
     return {
         "schema": SCHEMA_SHOW,
@@ -275,9 +302,17 @@ def _group(g: GroupVitals) -> dict[str, Any]:
     }
 
 
-def vitals_json(v: Vitals, *, source: str, corrupt: int, seen: int, corrupt_values: int = 0) -> dict[str, Any]:
-    """The ``sessions vitals --json`` document."""
-    return {
+def vitals_json(
+    v: Vitals,
+    *,
+    source: str,
+    corrupt: int,
+    seen: int,
+    corrupt_values: int = 0,
+    by: tuple[str, list[GroupVitals]] | None = None,
+) -> dict[str, Any]:
+    """The ``sessions vitals --json`` document (with ``by``: the ``--by`` breakdown as well)."""
+    doc = {
         "schema": SCHEMA_VITALS,
         "source": source,
         "corrupt_lines": corrupt,
@@ -317,3 +352,6 @@ def vitals_json(v: Vitals, *, source: str, corrupt: int, seen: int, corrupt_valu
             for sv in v.sessions
         ],
     }
+    if by is not None:
+        doc["by"] = {"dimension": by[0], "groups": [_group(g) for g in by[1]]}
+    return doc

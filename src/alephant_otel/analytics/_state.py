@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from alephant_otel import _names as n
 from alephant_otel.analytics._fold import Fold, FoldKey
 from alephant_otel.analytics._model import Request, Rollup, Run, SpanRecord
+from alephant_otel.analytics._toolstep import ToolStep
 
 __all__ = ["MAX_DEPTH", "SessionState", "run_of"]
 
@@ -36,8 +37,10 @@ class _SessionSpans:
     path: str | None = None
     end_ns: int | None = None
     rollup: Rollup | None = None
+    metadata: dict[str, str] | None = None
 
     def add(self, rec: SpanRecord) -> None:
+        self.metadata = self.metadata or rec.metadata
         self.name = self.name or rec.session_name
         self.path = self.path or rec.session_path
         self.end_ns = max(self.end_ns or 0, rec.end_ns) or None
@@ -115,6 +118,11 @@ class SessionState:
     #: Summary builds: the parent span ids of folded requests that may be requests themselves
     #: (SDK spans that wrap one), i.e. not yet seen as a session, run or other span.
     fold_parents: set[str | None] | None = None
+    #: Tool calls (``execute_tool`` spans), and the user id and metadata the session's spans
+    #: that are not requests carry: None until a span has some (most sessions have no tools).
+    tools: list[ToolStep] | None = None
+    user_id: str | None = None
+    metadata: dict[str, str] | None = None
 
     def see_trace(self, trace_id: str) -> None:
         """Note one more span of ``trace_id`` (called when it is not the only trace id so far)."""
@@ -136,7 +144,16 @@ class SessionState:
         """Take a span of this session that is not a request."""
         kind = rec.kind
         self._link(rec.span_id, kind, rec.parent_span_id, rec.run_id)
-        if kind == n.SPAN_KIND_SESSION:
+        if rec.user_id is not None and self.user_id is None:
+            self.user_id = rec.user_id
+        if rec.metadata and kind != n.SPAN_KIND_SESSION:
+            # Taken when no session span says it: a run's own metadata adds to the session's.
+            self.metadata = {**rec.metadata, **self.metadata} if self.metadata else dict(rec.metadata)
+        if kind == n.SPAN_KIND_TOOL:
+            if self.tools is None:
+                self.tools = []
+            self.tools.append(ToolStep.from_record(rec))
+        elif kind == n.SPAN_KIND_SESSION:
             if self.session_spans is None:
                 self.session_spans = _SessionSpans()
             self.session_spans.add(rec)

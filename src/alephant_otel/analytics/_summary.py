@@ -52,6 +52,7 @@ class Selection:
         path: Sessions on this path or below it (``/a`` matches ``/a/b``).
         status: ``active``, ``completed`` or ``intercepted``.
         min_cost: Sessions that cost at least this much (USD).
+        user: Sessions serving this user (``session(user_id=...)``).
         sort: One of ``SORT_KEYS``; largest or newest first.
         limit: At most this many sessions (0: all).
         active_window_s: How recent the last span of a session without an ended session span
@@ -65,6 +66,7 @@ class Selection:
     path: str | None = None
     status: str | None = None
     min_cost: float | None = None
+    user: str | None = None
     sort: str = "started"
     limit: int = 0
     active_window_s: float = DEFAULT_ACTIVE_WINDOW_S
@@ -73,7 +75,7 @@ class Selection:
     @property
     def narrowed(self) -> bool:
         """Whether a filter other than time is set (requests outside any session then do not apply)."""
-        return bool(self.agent or self.path or self.status or self.min_cost is not None)
+        return bool(self.agent or self.path or self.status or self.user or self.min_cost is not None)
 
 
 @dataclass(slots=True)
@@ -163,6 +165,7 @@ def _read(src: SpanSource, sel: Selection, progress: Progress | None, summary: b
         path=sel.path,
         status=sel.status,
         min_cost=sel.min_cost,
+        user=sel.user,
     )
     chosen = sort_sessions(chosen, sel.sort)
     if sel.limit:

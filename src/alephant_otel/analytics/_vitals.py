@@ -176,6 +176,13 @@ def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupV
             ag.retries += req.retried
             ag.intercepted += req.intercepted
             ag.errors += req.error
+        for step in s.tools:  # a paid tool's cost is its agent's too: the groups add up to the total
+            key = step.agent_id or "(none)"
+            ag = agents.setdefault(key, GroupVitals(key))
+            if key not in seen:
+                seen.add(key)
+                ag.sessions += 1
+            ag.cost_usd += step.cost_usd
     return sorted(agents.values(), key=_order), _paths(sessions)
 
 

@@ -48,6 +48,9 @@
     facts.appendChild(fact("tokens in/out", num(s.input_tokens) + " / " + num(s.output_tokens)));
     facts.appendChild(fact("cost", s.cost));
     facts.appendChild(fact("agents", (s.agents || []).join(", ") || "-"));
+    if (s.tool_calls) facts.appendChild(fact("tool calls", num(s.tool_calls)));
+    if (s.user_id) facts.appendChild(fact("user", s.user_id));
+    Object.keys(s.metadata || {}).sort().forEach(function (k) { facts.appendChild(fact(k, s.metadata[k])); });
     // The session span's own totals (counted in the process that ran it) against the sum of
     // the request spans read: "differ" means spans are missing (sampled out, lost, still open).
     var roll = s.rollup_matches === null ? "no session span" : s.rollup_matches ? "agree" : "differ";
@@ -128,7 +131,8 @@
 
   function row(r, span, open, index) {
     var req = r.kind === "request";
-    var line = el("div", "wf-row " + (req ? "req" : "run"));
+    var tool = r.kind === "tool";
+    var line = el("div", "wf-row " + (req ? "req" : tool ? "tool" : "run"));
     var label = el("div", "wf-label");
     // Past the server's indent cap a row stops indenting (it would leave the label
     // column) and says its depth, 1 for a top-level run, as `sessions show` does.
@@ -141,15 +145,20 @@
       if (r.request_id) label.appendChild(el("span", "rid", r.request_id));
       if (r.agent) label.appendChild(el("span", "agent", r.agent));
       line.dataset.requestId = r.request_id || "";
+    } else if (tool) {
+      label.appendChild(el("span", "op", "tool " + r.name));
+      if (r.call_id) label.appendChild(el("span", "rid", r.call_id));
+      if (r.agent) label.appendChild(el("span", "agent", r.agent));
     } else {
       label.appendChild(el("span", "op", "▾ " + r.name));
       label.appendChild(el("span", "rid", r.run_id));
-      label.appendChild(el("span", "muted", num(r.requests) + " req" + (r.span ? "" : " · no run span")));
+      label.appendChild(el("span", "muted", num(r.requests) + " req" + (r.tool_calls ? " · " + num(r.tool_calls) + " tool" : "") + (r.span ? "" : " · no run span")));
     }
     line.appendChild(label);
     var nums = el("div", "wf-nums");
-    // Usage that never arrived is not 0/0 (a free call): say it is unknown.
-    if (r.usage_unknown) nums.appendChild(el("span", "tok unknown", "usage unknown"));
+    // Usage that never arrived is not 0/0 (a free call): say it is unknown. A tool call has no tokens.
+    if (tool) nums.appendChild(el("span", "tok", "-"));
+    else if (r.usage_unknown) nums.appendChild(el("span", "tok unknown", "usage unknown"));
     else nums.appendChild(el("span", "tok", num(r.input_tokens) + "/" + num(r.output_tokens)));
     nums.appendChild(el("span", "cost", r.cost));
     nums.appendChild(shareBar(r.share));
@@ -161,13 +170,14 @@
     var width = span > 0 ? (100 * r.dur_ms) / span : 100;
     bar.style.left = Math.max(0, Math.min(100, left)) + "%";
     bar.style.width = Math.max(0, Math.min(100 - left, width)) + "%";
+    if (tool && r.error) bar.classList.add("error");
     if (req) {
       if (r.policy && r.policy.length) bar.classList.add("intercepted");
       else if (r.error) bar.classList.add("error");
       else if (r.retry) bar.classList.add("retry");
       else if (r.stream) bar.classList.add("stream");
     }
-    bar.title = (req ? (r.operation || "request") + " " + (r.model || "") : r.name) + " · " + r.latency;
+    bar.title = (req ? (r.operation || "request") + " " + (r.model || "") : tool ? "tool " + r.name : r.name) + " · " + r.latency;
     track.appendChild(bar);
     var text = el("span", "bar-text", r.latency);
     badges(r).forEach(function (b) { text.appendChild(document.createTextNode(" ")); text.appendChild(b); });
@@ -210,7 +220,7 @@
     var wf = el("section", "wf");
     wf.id = "waterfall";
     var axis = el("div", "wf-row wf-axis");
-    axis.appendChild(el("div", "wf-label", "run / request"));
+    axis.appendChild(el("div", "wf-label", "run / request / tool"));
     axis.appendChild(el("div", "wf-nums", "tokens · cost · share"));
     axis.appendChild(ticks(doc.span_ms));
     wf.appendChild(axis);
