@@ -440,3 +440,40 @@ def test_a_bare_ui_after_the_demo_points_at_the_demo_file(tmp_path: Path) -> Non
         _, err = proc.communicate(timeout=15)
     # The warning at start says the same, in one line.
     assert f"--source {demo}" in err.splitlines()[0]
+
+
+_FAILED_SCRIPT = """
+import sys
+import openai
+from alephant_otel import configure, run, session
+from alephant_otel.testing import Fault, GatewayEmulator
+
+with GatewayEmulator() as gw:
+    configure(gateway_url=gw.url, trace_file=sys.argv[1])
+    client = openai.OpenAI(base_url=gw.openai_base_url, api_key="sk-test", max_retries=0)
+    gw.add_fault(Fault.status(503))
+    with session("sess_failed"), run(agent_id="a"):
+        try:
+            client.embeddings.create(model="openai/text-embedding-3-small", input="x")
+        except openai.APIStatusError:
+            pass
+"""
+
+
+def test_why_a_request_failed_is_in_the_json_and_the_attribute_panel(tmp_path: Path) -> None:
+    path = tmp_path / "t.otlp.jsonl"
+    made = subprocess.run(
+        [sys.executable, "-c", _FAILED_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    shown = json.loads(_cli("sessions", "show", "sess_failed", "--source", str(path), "--json").stdout)
+    (request,) = shown["session"]["runs_tree"][0]["requests"]
+    assert (request["error"], request["http_status"], request["error_type"]) == (True, 503, "503")
+    page = tmp_path / "s.html"
+    assert _cli("sessions", "show", "sess_failed", "--source", str(path), "--html", str(page)).returncode == 0
+    assert '["error.type","503"]' in page.read_text().replace(" ", "")

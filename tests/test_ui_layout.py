@@ -160,7 +160,7 @@ def test_chart_axes_are_whole_and_sub_second_ends_differ(tmp_path: Path, page: A
 
 
 @browser_needed
-def test_a_request_opens_to_its_start_duration_and_error_type(tmp_path: Path, page: Any) -> None:  # noqa: F811
+def test_a_request_opens_to_its_start_offset_and_duration(tmp_path: Path, page: Any) -> None:  # noqa: F811
     path = write_trace_file(tmp_path / "t.jsonl", make_spans([support_session()]))
     ui = UiProcess("--source", str(path))
     try:

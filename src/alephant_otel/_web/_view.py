@@ -79,6 +79,7 @@ def _attrs(r: Request, session: Session) -> list[list[Any]]:
         ("http.response.status_code", r.http_status),
         ("otel.status_code", "ERROR" if r.error else None),
         ("otel.status_description", r.status_message or None),
+        (n.ATTR_ERROR_TYPE, r.error_type),
         ("trace_id", r.trace_id),
         ("span_id", r.span_id),
         ("parent_span_id", r.parent_span_id),

@@ -138,6 +138,7 @@ _SPEC: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     # What the httpx instrumentation writes unless OTEL_SEMCONV_STABILITY_OPT_IN
     # has "http" (with "http/dup" both, with the same value).
     "http.status_code": ("http_status", _as_int),
+    n.ATTR_ERROR_TYPE: ("error_type", _as_str),
     n.ATTR_USER_ID: ("user_id", _as_str),
     n.GEN_AI_TOOL_NAME: ("tool_name", _as_str),
     n.GEN_AI_TOOL_CALL_ID: ("tool_call_id", _as_str),

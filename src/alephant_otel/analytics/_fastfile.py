@@ -124,6 +124,7 @@ _IN, _OUT, _COST, _COST_SOURCE = _V["input_tokens"], _V["output_tokens"], _V["co
 _RETRY, _INTERCEPTED, _STREAMING, _HTTP = _V["retry_attempt"], _V["intercepted"], _V["streaming"], _V["http_status"]
 _INCOMPLETE: Final = _V["incomplete"]
 _TOOL_NAME: Final = _V["tool_name"]
+_ERROR_TYPE: Final = _V["error_type"]
 #: (value index, test) of each numeric slot: see _convert.drop_impossible.
 _NUMERIC: Final = tuple((_V[slot], ok) for slot, ok in zip(NUMERIC_SLOTS, VALID, strict=True))
 
@@ -351,6 +352,7 @@ def _emit(
                 policies,
                 v[_INCOMPLETE] or False,
                 usage_unknown(op, v[_IN], v[_OUT], v[_COST], error, v[_INTERCEPTED] or policies),
+                None if v[_ERROR_TYPE] is None else share(v[_ERROR_TYPE], v[_ERROR_TYPE]),
             )
         )
         return

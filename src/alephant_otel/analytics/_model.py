@@ -85,6 +85,7 @@ class SpanRecord:
         "cost_usd",
         "end_ns",
         "error",
+        "error_type",
         "http_status",
         "incomplete",
         "input_tokens",
@@ -126,6 +127,7 @@ class SpanRecord:
         self.start_ns = 0
         self.end_ns = 0
         self.error = False
+        self.error_type: str | None = None
         self.status_message = ""
         self.kind: str | None = None
         self.session_id: str | None = None
@@ -230,6 +232,8 @@ class Request:
     #: A GenAI call that ended well but whose usage never arrived (a stream without a usage chunk):
     #: its tokens and cost are unknown, not zero, and count nothing in the totals.
     usage_unknown: bool = False
+    #: Why it failed (``error.type``: an HTTP status, an exception's name, an error's type or code).
+    error_type: str | None = None
 
     @classmethod
     def from_record(cls, r: SpanRecord) -> Request:
@@ -267,6 +271,7 @@ class Request:
             usage_unknown(
                 r.operation, r.input_tokens, r.output_tokens, r.cost_usd, r.error, r.intercepted or r.policy_events
             ),
+            _intern(r.error_type),
         )
 
     @property

@@ -48,7 +48,7 @@ SESSION (also the top of ``show``)::
                "input_tokens", "output_tokens", "cost_usd", "cost_source", "cost_share",
                "usage_unknown": str | null (why tokens, cost and share are null),
                "retry_attempt", "streaming", "error", "status_message",
-               "http_status", "intercepted", "incomplete", "policy_events": [POLICY]}
+               "http_status", "error_type", "intercepted", "incomplete", "policy_events": [POLICY]}
     POLICY  = {"reason", "code", "status"}
     ROLLUP  = {"requests", "retries", "intercepted", "cost_usd", "input_tokens", "output_tokens"}
 
@@ -189,6 +189,7 @@ def _request_json(r: Request, total: float) -> dict[str, Any]:
         "error": r.error,
         "status_message": r.status_message,
         "http_status": r.http_status,
+        "error_type": r.error_type,
         "intercepted": r.intercepted,
         "incomplete": r.incomplete,
         "policy_events": [_policy(e) for e in r.policy_events],
