@@ -8,17 +8,16 @@ call without the dimension counts under ``(none)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Final
 
 from alephant_otel.analytics._model import Session
-from alephant_otel.analytics._vitals import GroupVitals, Vitals
+from alephant_otel.analytics._vitals import GroupVitals, Vitals, _order, per_request, per_session
 
 __all__ = ["DIMENSIONS", "breakdown", "check_dimension"]
 
 #: What ``--by`` takes, besides ``metadata.KEY``.
 DIMENSIONS: Final = ("agent", "path", "user", "tool", "model")
-_NONE: Final = "(none)"
 
 
 def check_dimension(text: str) -> str:
@@ -28,48 +27,8 @@ def check_dimension(text: str) -> str:
     raise ValueError(f"unknown breakdown {text!r}: one of {', '.join(DIMENSIONS)} or metadata.KEY")
 
 
-def _order(g: GroupVitals) -> tuple[float, int, str]:
-    return (-g.cost_usd, -(g.input_tokens + g.output_tokens), g.key)
-
-
-def _per_session(sessions: Iterable[Session], key_of: Callable[[Session], str | None]) -> list[GroupVitals]:
-    groups: dict[str, GroupVitals] = {}
-    for s in sessions:
-        key = key_of(s) or _NONE
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = GroupVitals(key)
-        g.sessions += 1
-        g.requests += s.request_count
-        g.cost_usd += s.cost_usd
-        g.input_tokens += s.input_tokens
-        g.output_tokens += s.output_tokens
-        g.retries += s.retries
-        g.intercepted += s.intercepted
-        g.errors += s.errors
-    return sorted(groups.values(), key=_order)
-
-
 def _per_model(sessions: Iterable[Session]) -> list[GroupVitals]:
-    groups: dict[str, GroupVitals] = {}
-    for s in sessions:
-        seen: set[str] = set()
-        for req in s.requests:
-            key = req.model or _NONE
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = GroupVitals(key)
-            if key not in seen:
-                seen.add(key)
-                g.sessions += 1
-            g.requests += 1
-            g.cost_usd += req.cost_usd
-            g.input_tokens += req.input_tokens
-            g.output_tokens += req.output_tokens
-            g.retries += req.retried
-            g.intercepted += req.intercepted
-            g.errors += req.error
-    return sorted(groups.values(), key=_order)
+    return sorted(per_request(sessions, lambda r: r.model).values(), key=_order)
 
 
 def _per_tool(sessions: Iterable[Session]) -> list[GroupVitals]:
@@ -97,10 +56,10 @@ def breakdown(sessions: list[Session], by: str, vitals: Vitals) -> list[GroupVit
     if by == "path":
         return vitals.by_path
     if by == "user":
-        return _per_session(sessions, lambda s: s.user_id)
+        return per_session(sessions, lambda s: s.user_id)
     if by == "model":
         return _per_model(sessions)
     if by == "tool":
         return _per_tool(sessions)
     key = check_dimension(by)[len("metadata.") :]
-    return _per_session(sessions, lambda s: s.metadata.get(key))
+    return per_session(sessions, lambda s: s.metadata.get(key))

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from alephant_otel.analytics._model import Session
+from alephant_otel.analytics._model import Request, Session
 
 __all__ = [
     "Flag",
@@ -143,44 +143,62 @@ def _order(g: GroupVitals) -> tuple[float, int, str]:
     return (-g.cost_usd, -(g.input_tokens + g.output_tokens), g.key)
 
 
-def _paths(sessions: Iterable[Session]) -> list[GroupVitals]:
-    paths: dict[str, GroupVitals] = {}
+def per_session(sessions: Iterable[Session], key_of: Callable[[Session], str | None]) -> list[GroupVitals]:
+    """Sessions grouped by ``key_of`` (``(none)`` when it gives nothing), costliest first."""
+    groups: dict[str, GroupVitals] = {}
     for s in sessions:
-        pg = paths.setdefault(s.path or "(none)", GroupVitals(s.path or "(none)"))
-        pg.sessions += 1
-        pg.requests += s.request_count
-        pg.cost_usd += s.cost_usd
-        pg.input_tokens += s.input_tokens
-        pg.output_tokens += s.output_tokens
-        pg.retries += s.retries
-        pg.intercepted += s.intercepted
-        pg.errors += s.errors
-    return sorted(paths.values(), key=_order)
+        key = key_of(s) or "(none)"
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = GroupVitals(key)
+        g.sessions += 1
+        g.requests += s.request_count
+        g.cost_usd += s.cost_usd
+        g.input_tokens += s.input_tokens
+        g.output_tokens += s.output_tokens
+        g.retries += s.retries
+        g.intercepted += s.intercepted
+        g.errors += s.errors
+    return sorted(groups.values(), key=_order)
+
+
+def per_request(sessions: Iterable[Session], key_of: Callable[[Request], str | None]) -> dict[str, GroupVitals]:
+    """Requests grouped by ``key_of``; a group's ``sessions`` counts the sessions it has requests in."""
+    groups: dict[str, GroupVitals] = {}
+    for s in sessions:
+        seen: set[str] = set()
+        for req in s.requests:
+            key = key_of(req) or "(none)"
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = GroupVitals(key)
+            if key not in seen:
+                seen.add(key)
+                g.sessions += 1
+            g.requests += 1
+            g.cost_usd += req.cost_usd
+            g.input_tokens += req.input_tokens
+            g.output_tokens += req.output_tokens
+            g.retries += req.retried
+            g.intercepted += req.intercepted
+            g.errors += req.error
+    return groups
+
+
+def _paths(sessions: Iterable[Session]) -> list[GroupVitals]:
+    return per_session(sessions, lambda s: s.path)
 
 
 def _groups(sessions: Iterable[Session]) -> tuple[list[GroupVitals], list[GroupVitals]]:
     sessions = list(sessions)
-    agents: dict[str, GroupVitals] = {}
+    agents = per_request(sessions, lambda r: r.agent_id)
     for s in sessions:
-        seen: set[str] = set()
-        for req in s.requests:
-            key = req.agent_id or "(none)"
-            ag = agents.setdefault(key, GroupVitals(key))
-            if key not in seen:
-                seen.add(key)
-                ag.sessions += 1
-            ag.requests += 1
-            ag.cost_usd += req.cost_usd
-            ag.input_tokens += req.input_tokens
-            ag.output_tokens += req.output_tokens
-            ag.retries += req.retried
-            ag.intercepted += req.intercepted
-            ag.errors += req.error
+        with_requests = {r.agent_id or "(none)" for r in s.requests}
         for step in s.tools:  # a paid tool's cost is its agent's too: the groups add up to the total
             key = step.agent_id or "(none)"
             ag = agents.setdefault(key, GroupVitals(key))
-            if key not in seen:
-                seen.add(key)
+            if key not in with_requests:
+                with_requests.add(key)
                 ag.sessions += 1
             ag.cost_usd += step.cost_usd
     return sorted(agents.values(), key=_order), _paths(sessions)
