@@ -236,7 +236,7 @@ def test_a_busy_port_is_hinted_in_one_line() -> None:
 def test_the_emulator_stops_on_ctrl_c_quietly() -> None:
     proc, url, usage = _start_emulator("--quiet")
     assert url.startswith("http://127.0.0.1:")
-    assert usage.startswith(f"# the Alephant gateway emulator: export ALEPHANT_GATEWAY_URL={url};")
+    assert usage.startswith(f"# the Alephant gateway emulator: export ALEPHANT_GATEWAY_URL={url} ALEPHANT_VIRTUAL_KEY=")
     proc.send_signal(2)  # SIGINT, as Ctrl-C
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
@@ -477,3 +477,35 @@ def test_why_a_request_failed_is_in_the_json_and_the_attribute_panel(tmp_path: P
     page = tmp_path / "s.html"
     assert _cli("sessions", "show", "sess_failed", "--source", str(path), "--html", str(page)).returncode == 0
     assert '["error.type","503"]' in page.read_text().replace(" ", "")
+
+
+def test_the_web_view_opens_the_session_of_a_pasted_run_or_request_id(
+    two_sessions: tuple[Path, dict[str, dict[str, str]]],
+) -> None:
+    import urllib.request
+
+    from test_ui import UiProcess
+
+    path, ids = two_sessions
+    ui = UiProcess("--source", str(path))
+    try:
+        for pasted in (ids["sess_paste_b"]["inner"], _request_ids(path, "sess_paste_b")[0]):
+            with urllib.request.urlopen(ui.url + "sessions/" + pasted, timeout=10) as resp:
+                assert resp.status == 200
+                assert "sess_paste_b" in resp.read().decode()
+    finally:
+        ui.stop()
+
+
+def test_a_bare_command_prints_the_help() -> None:
+    done = _cli()
+    assert done.returncode == 0
+    assert "usage: alephant-otel" in done.stdout
+    assert "emulator" in done.stdout and "sessions" in done.stdout
+
+
+def test_a_breakdown_with_nothing_to_show_says_so(two_sessions: tuple[Path, dict[str, dict[str, str]]]) -> None:
+    path, _ = two_sessions
+    done = _cli("sessions", "vitals", "--by", "tool", "--source", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "cost by tool: none in these sessions" in done.stdout

@@ -328,6 +328,9 @@ def _cmd_vitals(args: argparse.Namespace) -> int:
         soft_wrap=_piped(out),
     )
     for title, groups in tables:
+        if not groups:
+            out.print(f"{title}: none in these sessions")
+            continue
         rows = [
             (
                 escape(g.key),
@@ -641,6 +644,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # A bare `alephant-otel`: what it can do, not an error about a missing argument.
+        parser.print_help()
+        return 0
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -59,8 +59,9 @@ def _cmd_emulator(args: Any) -> int:
             # The first line is the URL alone: what `head -1` or a test reads.
             out.write(gw.url + "\n")
             out.write(
-                f"# the Alephant gateway emulator: export {n.ENV_GATEWAY_URL}={gw.url}; the OpenAI base_url is "
-                f"{gw.openai_base_url}, the Anthropic one {gw.url}; any api key works; Ctrl-C stops it\n"
+                f"# the Alephant gateway emulator: export {n.ENV_GATEWAY_URL}={gw.url} {n.ENV_VIRTUAL_KEY}=anything "
+                f"{n.ENV_TRACE_FILE}=traces.otlp.jsonl; the OpenAI base_url is {gw.openai_base_url}, the Anthropic "
+                f"one {gw.url}; any api key works; Ctrl-C stops it\n"
             )
             if args.host not in _LOOPBACK:
                 out.write(f"# warning: listening on {args.host}, not loopback: anyone who can reach it may call it\n")

@@ -43,7 +43,6 @@ from alephant_otel.analytics import (
     compute_vitals,
     open_source,
     read_sessions,
-    resolve_session_id,
 )
 from alephant_otel.analytics._follow import TraceFollower
 from alephant_otel.analytics._model import Session
@@ -162,7 +161,8 @@ class SessionStore:
         found = index.get(session_id)
         if found is not None:
             return found
-        return index[resolve_session_id(index.values(), session_id, source=result.source)]
+        # A run or request id (or prefix) opens the session holding it, as in `sessions show`.
+        return result.resolve(session_id)
 
 
 _SELECTIONS: Final = 32
