@@ -179,8 +179,8 @@ def test_bad_input_is_one_line_and_a_usage_error(
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sessions"]) == 2
     assert main(["sessions", "list", "--sort", "vibes"]) == 2
-    assert main([]) == 2
-    capsys.readouterr()
+    assert main([]) == 2  # the help, and the usage-error status
+    assert "usage: alephant-otel" in capsys.readouterr().out
 
 
 

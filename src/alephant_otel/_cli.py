@@ -645,9 +645,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     if not (sys.argv[1:] if argv is None else argv):
-        # A bare `alephant-otel`: what it can do, not an error about a missing argument.
+        # A bare `alephant-otel`: what it can do, not only an error about a missing argument;
+        # still exit 2, a usage error, for scripts.
         parser.print_help()
-        return 0
+        return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
