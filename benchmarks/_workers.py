@@ -114,11 +114,11 @@ def setup(variant: str, url: str, lib: str, stack: ExitStack) -> tuple[Any, Call
         import alephant_otel
 
         if variant == "alephant_nowatch":
-            from alephant_otel import _hooks
+            from alephant_otel.wire import _response
 
             # Benchmark only: the hook declines to watch, as for a stream class it
             # cannot re-class, and records the request with nothing parsed.
-            _hooks.watch_stream = lambda stream, watcher: False
+            _response.watch_stream = lambda stream, watcher: False
 
         alephant_otel.configure(gateway_url=url, tracer_provider=provider)
         stack.enter_context(alephant_otel.session(name="bench", path="/bench"))

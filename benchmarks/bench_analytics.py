@@ -199,7 +199,7 @@ from alephant_otel.analytics import _fastfile
 if sys.argv[2] == "serial-json":
     import json
     _fastfile.decoder = ("json", json.loads)
-from alephant_otel._cli import main
+from alephant_otel.cli._main import main
 t = time.perf_counter()
 code = main(["sessions", "list", "--source", sys.argv[1], "--json", "--limit", "20", "--sort", "cost"])
 dt = time.perf_counter() - t

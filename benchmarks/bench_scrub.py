@@ -40,7 +40,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
-from alephant_otel._scrubexport import scrub_span
+from alephant_otel.export._scrubexport import scrub_span
 
 RESOURCE = Resource.create({"service.name": "bench"})
 CONTEXT = SpanContext(trace_id=0x5B8AA5A2D2C872E8321CF37308D69DF2, span_id=0x051581BF3CB55C13, is_remote=False)

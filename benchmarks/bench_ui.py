@@ -46,7 +46,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CLI = [sys.executable, "-m", "alephant_otel._cli"]
+CLI = [sys.executable, "-m", "alephant_otel.cli._main"]
 
 
 def big_session(path: Path, requests: int) -> str:

@@ -138,7 +138,7 @@ def callgrind(arm: str, url: str, requests: int, warmup: int, keep: Path | None)
 def cpu_times(arms: Sequence[str], url: str, rounds: int, n: int) -> dict[str, list[float]]:
     """Client CPU µs per request, batches interleaved across arms, the order rotated each round."""
     sys.path.insert(0, str(HERE))
-    from run import Worker, interleave
+    from _harness import Worker, interleave
 
     workers = []
     try:

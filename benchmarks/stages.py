@@ -27,21 +27,22 @@ sys.path.insert(0, str(HERE))
 
 import _workers  # noqa: E402
 
-from alephant_otel import _hooks, _processor, _watch  # noqa: E402
+from alephant_otel.record import _processor  # noqa: E402
+from alephant_otel.wire import _hooks, _request, _response, _watch  # noqa: E402
 
 #: (object, attribute, label) of every timed stage.
 STAGES = [
     (_processor.AlephantSpanProcessor, "on_start", "span processor on_start (ids on the request span)"),
     (_hooks.Bridge, "_on_request", "request hook"),
-    (_hooks, "_add_headers", "  · gateway headers and request id"),
-    (_hooks, "request_model", "  · model named in the request body"),
-    (_hooks, "active_state", "  · baggage -> ids (cached)"),
+    (_request, "_add_headers", "  · gateway headers and request id"),
+    (_request, "request_model", "  · model named in the request body"),
+    (_request, "active_state", "  · baggage -> ids (cached)"),
     (_hooks.Bridge, "_on_response", "response hook (header reads, body watcher set-up)"),
-    (_hooks, "watch_stream", "  · watch_stream"),
+    (_response, "watch_stream", "  · watch_stream"),
     (_watch.BodyWatcher, "finish", "body end: parse + record + span end"),
-    (_hooks, "parse_body", "  · parse_response"),
+    (_response, "parse_body", "  · parse_response"),
     (_hooks.Bridge, "_record", "  · record (attributes, cost, roll-ups, metrics)"),
-    (_hooks, "compute_cost", "    · compute_cost"),
+    (_response, "compute_cost", "    · compute_cost"),
 ]
 
 

@@ -99,15 +99,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_warnings_and_caches() -> None:
     """Each test starts as a fresh process would: no key warned about yet, nothing derived."""
-    from alephant_otel import _context, _hooks, _impossible, _setup
+    from alephant_otel import _impossible
+    from alephant_otel.context import _scope, _state
+    from alephant_otel.setup import _hooking
+    from alephant_otel.wire import _request
 
-    _context._warned_keys.clear()
-    _context._warned_cross_exit = False
+    _state._warned_keys.clear()
+    _scope._warned_cross_exit = False
     _impossible._warned.clear()
-    _hooks._misrouted_hosts.clear()
-    _context.clear_cache()
+    _request._misrouted_hosts.clear()
+    _state.clear_cache()
     # Keyed by id(): a hook of an earlier test, freed, can leave its id to this test's hook.
-    _setup._misfit_warned.clear()
+    _hooking._misfit_warned.clear()
 
 
 @pytest.fixture(autouse=True)

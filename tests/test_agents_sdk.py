@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import alephant_otel
 from alephant_otel import current, session
-from alephant_otel._tracefile import TraceFileExporter
 from alephant_otel.analytics import load_sessions
+from alephant_otel.export._tracefile import TraceFileExporter
 from alephant_otel.testing import GatewayEmulator
 
 agents = pytest.importorskip("agents")

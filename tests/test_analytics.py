@@ -301,7 +301,7 @@ def test_file_source_reports_progress(tmp_path: Path) -> None:
 
 def test_file_written_by_the_library_exporter(tmp_path: Path) -> None:
     """The library's own TraceFileExporter output reads back to the same trees and totals."""
-    from alephant_otel._tracefile import TraceFileExporter
+    from alephant_otel.export._tracefile import TraceFileExporter
 
     path = tmp_path / "lib.otlp.jsonl"
     exporter = TraceFileExporter(path)
@@ -525,14 +525,14 @@ def test_fast_reader_chunk_edges_anywhere(tmp_path: Path) -> None:
 
 
 def test_fast_reader_rows_match_records_span_by_span() -> None:
-    from alephant_otel.analytics import _fastfile
+    from alephant_otel.analytics import _rows
     from alephant_otel.analytics._model import Request
 
     resource_spans = json.loads(_odd_line())["resource_spans"]
     specs = [support_session(), headless_session(), linked_session()]
     resource_spans += otlp_json(make_spans(specs))["resourceSpans"]
     rows: list[tuple[object, ...]] = []
-    ignored = _fastfile.rows_from_otlp(resource_spans, rows)
+    ignored = _rows.rows_from_otlp(resource_spans, rows)
     records = list(records_from_otlp(resource_spans))
     assert ignored == sum(1 for r in records if r.session_id is None) == 2
     in_sessions = [r for r in records if r.session_id is not None]
@@ -544,7 +544,7 @@ def test_fast_reader_rows_match_records_span_by_span() -> None:
             builder._add_request_row(row)
             assert _plain_data(builder._sessions[rec.session_id].requests[-1]) == _plain_data(Request.from_record(rec))
         else:
-            back = _fastfile.record_from_row(row)
+            back = _rows.record_from_row(row)
             assert [getattr(back, s) for s in back.__slots__] == [getattr(rec, s) for s in rec.__slots__]
             builder.add(back)
         reference.add(rec)
@@ -632,7 +632,7 @@ def test_read_sessions_builds_with_the_gc_off_and_restores_it(tmp_path: Path, mo
     import gc
 
     from alephant_otel.analytics import _reconstruct
-    from alephant_otel.analytics._query import read_sessions
+    from alephant_otel.analytics._read import read_sessions
 
     path = standard_file(tmp_path)
     states: list[bool] = []
@@ -653,7 +653,7 @@ def test_read_sessions_builds_with_the_gc_off_and_restores_it(tmp_path: Path, mo
 
 
 def _sessions_of_exported(spans: Any, tmp_path: Path) -> dict[str, Session]:
-    from alephant_otel._tracefile import TraceFileExporter
+    from alephant_otel.export._tracefile import TraceFileExporter
 
     path = tmp_path / "wrapped.otlp.jsonl"
     exporter = TraceFileExporter(path)

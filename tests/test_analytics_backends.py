@@ -27,8 +27,8 @@ from fixtures.analytics_data import T0, headless_session, support_session
 from fixtures.backend_server import BackendServer as _Server
 from fixtures.backend_server import Route, jaeger_route, load, phoenix_route, tempo_route
 
-from alephant_otel._cli import main
 from alephant_otel.analytics import SourceError, load_sessions, read_sessions
+from alephant_otel.cli._main import main
 
 #: The fixture starting loopback backends (shared with the other backend tests).
 serve = backend_server.serve

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fixtures.analytics_data import headless_session, standard_file, support_session
 
-from alephant_otel._cli import main
+from alephant_otel.cli._main import main
 
 
 @pytest.fixture
@@ -192,8 +192,8 @@ def test_sessions_commands_run_without_the_cyclic_gc_and_restore_it(
     # comes back, whatever the outcome.
     import gc
 
-    from alephant_otel import _cli
     from alephant_otel.analytics import _reconstruct
+    from alephant_otel.cli import _list as _cli
 
     during: list[tuple[str, bool]] = []
     real_build, real_list_json = _reconstruct.SessionBuilder.build, _cli.list_json
@@ -224,16 +224,16 @@ def test_sessions_commands_run_without_the_cyclic_gc_and_restore_it(
 
 
 def test_money_and_retry_counts_read_right() -> None:
-    from alephant_otel._render import money as _money
-    from alephant_otel._render import retries as _retries
+    from alephant_otel.analytics._render import money as _money
+    from alephant_otel.analytics._render import retries as _retries
 
     assert [_money(x) for x in (0, 4e-8, 0.0000042, 0.25)] == ["$0", "<$0.000001", "$0.000004", "$0.2500"]
     assert [_retries(k) for k in (0, 1, 2)] == ["0 retries", "1 retry", "2 retries"]
 
 
 def test_request_error_label_has_no_dangling_space_and_no_success_status() -> None:
-    from alephant_otel._cli import _request_label
     from alephant_otel.analytics._model import Request
+    from alephant_otel.cli._show import _request_label
 
     def label(status: int | None, message: str) -> str:
         req = Request("req_1", "t" * 32, "s" * 16, None, "chat m", 0, 10**6, error=True, http_status=status,
@@ -253,7 +253,7 @@ def test_show_marks_a_request_whose_body_was_not_read_to_its_end(
     import openai
 
     from alephant_otel import session
-    from alephant_otel._tracefile import TraceFileExporter
+    from alephant_otel.export._tracefile import TraceFileExporter
 
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
     with client, session("sess_cut"):

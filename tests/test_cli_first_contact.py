@@ -30,7 +30,7 @@ from fixtures.analytics_data import (
 )
 
 from alephant_otel import _names as n
-from alephant_otel._ids import new_id
+from alephant_otel.context._ids import new_id
 
 
 def cli(*argv: str, columns: int | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -39,7 +39,7 @@ def cli(*argv: str, columns: int | None = None, timeout: float = 60) -> subproce
     if columns is not None:
         env["COLUMNS"] = str(columns)
     return subprocess.run(
-        [sys.executable, "-m", "alephant_otel._cli", *argv],
+        [sys.executable, "-m", "alephant_otel.cli._main", *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -429,8 +429,8 @@ def test_a_json_infinity_literal_in_a_time_is_a_corrupt_line_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Python's json module reads the non-standard literal (orjson refuses the line); int() of it overflows."""
-    from alephant_otel._cli import main
     from alephant_otel.analytics import _fastfile
+    from alephant_otel.cli._main import main
 
     monkeypatch.setattr(_fastfile, "decoder", ("json", json.loads))
     path = tmp_path / "t.jsonl"
@@ -479,8 +479,8 @@ def test_a_json_nan_literal_cost_is_dropped_on_the_fast_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``{"doubleValue": NaN}`` (not quoted) reaches the row reader as a float when json decodes the line."""
-    from alephant_otel._cli import main
     from alephant_otel.analytics import _fastfile
+    from alephant_otel.cli._main import main
 
     monkeypatch.setattr(_fastfile, "decoder", ("json", json.loads))
     path = tmp_path / "t.jsonl"

@@ -15,9 +15,9 @@ import pytest
 from _util import BIN, clean_env
 
 from alephant_otel.analytics._convert import records_from_otlp
-from alephant_otel.analytics._fastfile import record_from_row, rows_from_otlp
 from alephant_otel.analytics._reconstruct import SessionBuilder
 from alephant_otel.analytics._report import show_json
+from alephant_otel.analytics._rows import record_from_row, rows_from_otlp
 
 WRITER = """
 import sys, openai, alephant_otel as a

@@ -42,9 +42,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alephant_otel.analytics import _chsql
+from alephant_otel.analytics._answer import list_sessions, session_vitals, show_session
 from alephant_otel.analytics._clickhouse import ClickHouseSource
 from alephant_otel.analytics._report import list_json, show_json, vitals_json
-from alephant_otel.analytics._summary import Selection, list_sessions, session_vitals, show_session
+from alephant_otel.analytics._summary import Selection
 from alephant_otel.analytics._vitals import VitalsConfig
 
 pytestmark = pytest.mark.xdist_group("clickhouse")

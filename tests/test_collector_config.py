@@ -466,7 +466,7 @@ def test_package_defaults_match_the_collector_receivers(monkeypatch: pytest.Monk
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    from alephant_otel import _setup
+    from alephant_otel.setup import _install
 
     for var in [k for k in os.environ if k.startswith("OTEL_EXPORTER_OTLP")]:
         monkeypatch.delenv(var)
@@ -474,13 +474,13 @@ def test_package_defaults_match_the_collector_receivers(monkeypatch: pytest.Monk
     grpc_port, http_port = sdk_default_ports()
     assert (grpc_port, http_port) == (4317, 4318)
 
-    exporters = _setup._env_exporters()
+    exporters = _install._env_exporters()
     assert len(exporters) == 1
     assert isinstance(exporters[0], GrpcExporter), "package default protocol is gRPC"
     for e in exporters:
         e.shutdown()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    exporters = _setup._env_exporters()
+    exporters = _install._env_exporters()
     assert len(exporters) == 1
     assert isinstance(exporters[0], HttpExporter)
     for e in exporters:

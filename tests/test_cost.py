@@ -8,8 +8,8 @@ import math
 import pytest
 from genai_prices import Usage, calc_price
 
-from alephant_otel._cost import compute_cost, gateway_cost
-from alephant_otel._usage import ParsedResponse
+from alephant_otel.record._acc import ParsedResponse
+from alephant_otel.record._cost import compute_cost, gateway_cost
 
 
 def reference(model: str, provider: str, inp: int, out: int, read: int = 0, write: int = 0) -> float:
@@ -74,7 +74,7 @@ def test_inconsistent_cache_counts_are_clamped() -> None:
 def test_no_usage_or_unknown_model_gives_none_and_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     assert compute_cost(ParsedResponse(), request_model="openai/gpt-4o-mini", provider="openai") is None
     parsed = ParsedResponse(input_tokens=10, output_tokens=10)
-    with caplog.at_level(logging.DEBUG, logger="alephant_otel._cost"):
+    with caplog.at_level(logging.DEBUG, logger="alephant_otel.record._cost"):
         for _ in range(50):
             assert compute_cost(parsed, request_model="nobody/model-that-does-not-exist-1", provider="nobody") is None
         assert compute_cost(parsed, request_model=None, provider=None) is None
@@ -85,7 +85,7 @@ def test_no_usage_or_unknown_model_gives_none_and_one_warning(caplog: pytest.Log
 
 def test_warnings_for_unknown_models_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
     parsed = ParsedResponse(input_tokens=1, output_tokens=1)
-    with caplog.at_level(logging.WARNING, logger="alephant_otel._cost"):
+    with caplog.at_level(logging.WARNING, logger="alephant_otel.record._cost"):
         for i in range(600):
             compute_cost(parsed, request_model=f"nobody/unknown-bounded-{i}", provider=None)
     assert 0 < len(caplog.records) <= 256
@@ -95,7 +95,7 @@ def test_a_linear_price_is_looked_up_once_then_served_from_the_cache(monkeypatch
     # calc_price costs ~65 µs a call (benchmarks/); a cached linear price is four multiplications.
     import genai_prices
 
-    from alephant_otel import _cost
+    from alephant_otel.record import _cost
 
     calls: list[str] = []
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from test_ui import browser  # noqa: F401 (the fixture: Debian's chromium through playwright)
 
-from alephant_otel._render import MAX_INDENT
+from alephant_otel.analytics._render import MAX_INDENT
 
 DEPTH = 40
 MAKE_CHAIN = textwrap.dedent(
@@ -52,7 +52,7 @@ RUN_IDS = [f"run_{i:02d}" for i in range(DEPTH)]
 def cli(*argv: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": str(columns)}
     return subprocess.run(
-        [sys.executable, "-m", "alephant_otel._cli", *argv],
+        [sys.executable, "-m", "alephant_otel.cli._main", *argv],
         capture_output=True,
         text=True,
         env=env,

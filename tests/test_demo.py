@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _util import BIN, clean_env
 
-from alephant_otel._tracereader import iter_trace_file
+from alephant_otel.analytics._tracereader import iter_trace_file
 
 
 def _attr(kv: dict) -> object:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from _util import ROOT, clean_env
 
-from alephant_otel._exits import EXIT_FLUSH_S, SHUTDOWN_S
+from alephant_otel.setup._exits import EXIT_FLUSH_S, SHUTDOWN_S
 from alephant_otel.testing import GatewayEmulator
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and fork")
@@ -200,10 +200,10 @@ def test_the_sigterm_flush_can_be_turned_off(switch: str, tmp_path: Path) -> Non
 ZERO_CODE_SCRIPT = r"""
 import signal
 from opentelemetry import trace
-from alephant_otel import _setup
-from alephant_otel._exits import BoundedSpanProcessors
+from alephant_otel.setup import _distro
+from alephant_otel.setup._exits import BoundedSpanProcessors
 
-_setup.pre_instrument()  # what opentelemetry-instrument calls first, with no distro installed
+_distro.pre_instrument()  # what opentelemetry-instrument calls first, with no distro installed
 handler = signal.getsignal(signal.SIGTERM)
 print("default" if handler == signal.SIG_DFL else getattr(handler, "__name__", handler))
 print(type(trace.get_tracer_provider()._active_span_processor) is BoundedSpanProcessors)
@@ -389,7 +389,7 @@ FORK_MID_WRITE_SCRIPT = r"""
 import fcntl, os, signal, sys
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
-from alephant_otel._tracefile import TraceFileExporter
+from alephant_otel.export._tracefile import TraceFileExporter
 
 exporter = TraceFileExporter(os.environ["TRACE_FILE"])
 span = TracerProvider().get_tracer("t").start_span("child's span")
@@ -421,7 +421,7 @@ def test_a_fork_during_a_trace_file_write_leaves_the_child_no_lock(tmp_path: Pat
     [("", True), ("true", True), ("1", True), ("false", False), ("OFF", False), ("0", False), ("maybe", True)],
 )
 def test_the_sigterm_switch_reads_the_environment(raw: str, expected: bool, caplog: pytest.LogCaptureFixture) -> None:
-    from alephant_otel._config import resolve_settings
+    from alephant_otel.setup._config import resolve_settings
 
     assert resolve_settings(env={"ALEPHANT_SIGTERM_FLUSH": raw}).sigterm_flush is expected
     errors = [r for r in caplog.records if r.levelname == "ERROR"]

@@ -49,10 +49,12 @@ def test_the_switch_turns_every_fast_path_off() -> None:
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
         import alephant_otel
-        from alephant_otel import _fastpaths, _hooks, _spanattrs
+        from alephant_otel import _fastpaths
+        from alephant_otel.wire import _attempt
+        from alephant_otel.record import _spanattrs
 
         assert _fastpaths.ENABLED is False
-        assert not _hooks._has_list_layout(httpx.Headers) and not _hooks._has_list_layout(httpx2.Headers)
+        assert not _attempt._has_list_layout(httpx.Headers) and not _attempt._has_list_layout(httpx2.Headers)
         provider = TracerProvider()
         exporter = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(exporter))

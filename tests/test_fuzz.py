@@ -41,11 +41,13 @@ from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from alephant_otel import _context, attach_carrier, current, gateway_headers, run, session
+from alephant_otel import attach_carrier, current, gateway_headers, run, session
 from alephant_otel._impossible import MAX_TOKENS
-from alephant_otel._usage import ParsedResponse, parse_response
-from alephant_otel._watch import HEAD_BYTES, TAIL_BYTES, WHOLE_LIMIT, BodyWatcher, watch_stream
+from alephant_otel.context import _state
+from alephant_otel.record._acc import ParsedResponse
+from alephant_otel.record._usage import parse_response
 from alephant_otel.testing import GatewayEmulator
+from alephant_otel.wire._watch import HEAD_BYTES, TAIL_BYTES, WHOLE_LIMIT, BodyWatcher, watch_stream
 
 #: Examples per target in the normal set; the slow-marked variants run SLOW_EXAMPLES.
 EXAMPLES = 200
@@ -62,7 +64,7 @@ FAKE_EMBEDDINGS = (
     b' "usage": {"prompt_tokens": 1, "total_tokens": 1}}'
 )
 
-# --- the rules, restated independently of src/alephant_otel/_validate.py ---------------------------
+# --- the rules, restated independently of src/alephant_otel/context/_validate.py ---------------------------
 
 LIMITS = {"id": 256, "name": 256, "path": 1024}
 _ID = re.compile(r"[!-~]+")
@@ -513,8 +515,8 @@ def test_inbound_baggage_never_breaks_a_request(
             if v["traceparent"] is not None:
                 carrier["traceparent"] = v["traceparent"]
             # A fresh process as far as the once-per-key warnings and the derived-state cache go.
-            _context._warned_keys.clear()
-            _context.clear_cache()
+            _state._warned_keys.clear()
+            _state.clear_cache()
             alephant_log.records.clear()
             with contextlib.ExitStack() as stack:
                 if v["extract"] == "carrier":

@@ -92,45 +92,46 @@ def test_anthropic_sdk(gateway: GatewayEmulator) -> None:
 @pytest.fixture(params=["fast", "public"])
 def header_path(request, monkeypatch):
     """Both ways of writing headers: httpx's internal list (verified at run time) and the public API."""
-    from alephant_otel import _hooks
+    from alephant_otel.wire import _attempt
 
     if request.param == "public":
-        monkeypatch.setattr(_hooks, "_list_layout", {httpx.Headers: False, httpx2.Headers: False})
+        monkeypatch.setattr(_attempt, "_list_layout", {httpx.Headers: False, httpx2.Headers: False})
     else:
-        assert _hooks._has_list_layout(httpx.Headers) and _hooks._has_list_layout(httpx2.Headers)
+        assert _attempt._has_list_layout(httpx.Headers) and _attempt._has_list_layout(httpx2.Headers)
     return request.param
 
 
 def test_a_headers_class_with_another_layout_gets_the_public_api() -> None:
-    from alephant_otel import _hooks
+    from alephant_otel.wire import _attempt
 
     class Other(httpx.Headers):
         @property
         def raw(self):  # a future release that, say, caches raw items
             return [(b"cached", b"1")]
 
-    assert not _hooks._has_list_layout(Other)
-    assert not _hooks._has_list_layout(dict)
+    assert not _attempt._has_list_layout(Other)
+    assert not _attempt._has_list_layout(dict)
 
 
 @pytest.mark.parametrize("layout", ["list fast path", "public API"])
 def test_alephant_members_leave_a_baggage_header_set_before_the_hook(layout: str) -> None:
-    from alephant_otel import _context, _hooks
+    from alephant_otel.context import _state
+    from alephant_otel.wire import _attempt, _request
 
     other = type("Other", (httpx.Headers,), {"raw": property(lambda s: [])})  # fails the layout probe
     cls = httpx.Headers if layout == "list fast path" else other
-    assert _hooks._has_list_layout(cls) is (layout == "list fast path")
+    assert _attempt._has_list_layout(cls) is (layout == "list fast path")
     with session("sess_b"):
-        state = _context.active_state()
+        state = _state.active_state()
         headers = cls({"baggage": "alephant.session.id=sess_b, tenant=acme,alephant.run.id=r;p=1"})
-        _hooks._add_headers(headers, state)
+        _request._add_headers(headers, state)
         assert headers.get_list("baggage") == ["tenant=acme"]
         assert headers["alephant-session-id"] == "sess_b"
         only_ours = cls([("baggage", "alephant.session.id=sess_b"), ("baggage", "alephant.agent.id=a")])
-        _hooks._add_headers(only_ours, state)
+        _request._add_headers(only_ours, state)
         assert "baggage" not in only_ours
         untouched = cls({"baggage": "tenant=acme,k=v"})
-        _hooks._add_headers(untouched, state)
+        _request._add_headers(untouched, state)
         assert untouched.get_list("baggage") == ["tenant=acme,k=v"]
 
 
@@ -148,12 +149,13 @@ def test_alephant_members_leave_a_baggage_header_set_before_the_hook(layout: str
 )
 def test_caller_headers_read_as_httpx_reads_them(module, given) -> None:
     """The request id and retry count the hook reads are what ``Headers.get`` returns, in every encoding."""
-    from alephant_otel import _context, _hooks
+    from alephant_otel.context import _state
+    from alephant_otel.wire import _request
 
     with session("sess_h"):
         headers = module.Headers(given)
         caller_id, retry = headers.get("x-request-id"), headers.get("x-stainless-retry-count")
-        request_id, read_retry, ours = _hooks._add_headers(headers, _context.active_state())
+        request_id, read_retry, ours = _request._add_headers(headers, _state.active_state())
         assert read_retry == retry
         assert ours is (caller_id is None)
         assert request_id == (caller_id if caller_id is not None else headers["x-request-id"])

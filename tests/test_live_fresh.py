@@ -30,10 +30,10 @@ from _util import clean_env, wait_for
 from fixtures.analytics_data import Req, RunSpec, SessionSpec, make_spans, write_trace_file
 from test_ui import CLI, UiProcess, append_spans
 
-from alephant_otel._web._pages import totals_text
-from alephant_otel._web._view import list_row
 from alephant_otel.analytics import Session, read_sessions
 from alephant_otel.analytics._follow import TraceFollower
+from alephant_otel.web._pages import totals_text
+from alephant_otel.web._view import list_row
 
 #: The list-row fields that follow from the file's content (not from the clock or the time zone).
 FIELDS = ("session_id", "path", "status", "runs", "requests", "retries", "tokens", "cost")

@@ -11,7 +11,7 @@ import pytest
 from alephant_otel import run, session
 from alephant_otel.testing import GatewayEmulator
 
-LOGGER = "alephant_otel._hooks"
+LOGGER = "alephant_otel.wire._request"
 
 
 def misrouted(caplog: pytest.LogCaptureFixture) -> list[str]:

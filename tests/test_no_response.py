@@ -25,8 +25,8 @@ from opentelemetry.trace import StatusCode
 
 import alephant_otel
 from alephant_otel import run, session
-from alephant_otel._tracefile import TraceFileExporter
 from alephant_otel.analytics import load_sessions
+from alephant_otel.export._tracefile import TraceFileExporter
 from alephant_otel.testing import Fault, GatewayEmulator
 
 MODEL = "openai/gpt-4o-mini"
@@ -149,7 +149,7 @@ async def test_a_request_cancelled_before_its_response_is_an_error(
 def test_a_failure_while_recording_it_does_not_reach_the_caller(
     closed_port: int, spans, tracer_provider, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
-    from alephant_otel import _metrics
+    from alephant_otel.record import _metrics
 
     def broken(*_a: object, **_k: object) -> None:
         raise RuntimeError("boom")

@@ -45,7 +45,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import alephant_otel
 from alephant_otel import _names as n
 from alephant_otel import run, session
-from alephant_otel._tracefile import TraceFileExporter
 from alephant_otel.analytics import (
     PhoenixSource,
     Request,
@@ -56,6 +55,7 @@ from alephant_otel.analytics import (
     SpanQuery,
     read_sessions,
 )
+from alephant_otel.export._tracefile import TraceFileExporter
 from alephant_otel.testing import Fault, GatewayEmulator
 
 PHOENIX_VENV = Path(os.environ.get("ALEPHANT_PHOENIX_VENV") or ROOT / ".venv-phoenix")

@@ -35,7 +35,7 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_import_does_not_load_the_emulator_or_analytics() -> None:
     code = ("import sys, alephant_otel; bad = [m for m in sys.modules if m.startswith("
-            "('alephant_otel.testing', 'alephant_otel.analytics', 'alephant_otel._cli', 'rich'))]; print(bad)")
+            "('alephant_otel.testing', 'alephant_otel.analytics', 'alephant_otel.cli._main', 'rich'))]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -44,7 +44,7 @@ def test_the_cli_and_a_plain_import_load_neither_the_sdk_nor_the_instrumentation
     """``alephant-otel sessions`` only reads files: it starts without the SDK's weight (~0.4 s)."""
     heavy = ("opentelemetry.sdk", "opentelemetry.instrumentation", "google.protobuf", "wrapt")
     # The whole parser is built (every subcommand registered), as at every start of the command.
-    parse = "import alephant_otel._cli as c; c.main(['sessions', 'list', '--source', '/nonexistent'])"
+    parse = "import alephant_otel.cli._main as c; c.main(['sessions', 'list', '--source', '/nonexistent'])"
     for stmt in ("import alephant_otel", parse):
         code = f"import sys; {stmt}; print(sorted(m for m in sys.modules if m.startswith({heavy!r}))[:3])"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

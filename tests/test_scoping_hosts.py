@@ -39,10 +39,10 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
 import alephant_otel
 from alephant_otel import run, session
-from alephant_otel._gateway import GatewayMatcher
-from alephant_otel._hooks import _url_parts
 from alephant_otel.testing import Fault as GatewayFault
 from alephant_otel.testing import GatewayEmulator
+from alephant_otel.wire._gateway import GatewayMatcher
+from alephant_otel.wire._request import _url_parts
 
 ALEPHANT_HEADERS = (
     "alephant-session-id",
@@ -231,7 +231,7 @@ def test_internal_host_entry_forms(entry: str, host: str, port: int | None, sche
     """The entry forms that cannot be served on loopback here: through the propagator itself."""
     from opentelemetry import baggage as otel_baggage
 
-    from alephant_otel import _scoping
+    from alephant_otel.wire import _scoping
 
     _scoping.set_internal_hosts(frozenset({entry}))
     try:
@@ -311,7 +311,7 @@ def test_a_request_marker_holds_under_its_span_and_its_children_only(tracer_prov
     baggage from that injection either. A marker left by a finished request
     applies to nothing else.
     """
-    from alephant_otel import _scoping
+    from alephant_otel.wire import _scoping
 
     tracer = tracer_provider.get_tracer("test")
     propagator = _scoping.ScopedBaggagePropagator()

@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from alephant_otel import configure
-from alephant_otel._scrubexport import scrub_span
-from alephant_otel._tracefile import encode_request_line
+from alephant_otel.export._scrubexport import scrub_span
+from alephant_otel.export._tracefile import encode_request_line
 
 NAMES = [
     "authorization",

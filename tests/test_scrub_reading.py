@@ -21,10 +21,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
 from alephant_otel import configure, session
-from alephant_otel._context import active_state, state_for
-from alephant_otel._ids import new_id
-from alephant_otel._scrub import scrub_text, set_extra_patterns
-from alephant_otel._scrubexport import ScrubbingSpanExporter, scrub_span, scrub_spans
+from alephant_otel.context._ids import new_id
+from alephant_otel.context._state import active_state, state_for
+from alephant_otel.export._scrubexport import ScrubbingSpanExporter, scrub_span, scrub_spans
+from alephant_otel.redact._scrub import scrub_text, set_extra_patterns
 
 
 def _secret() -> str:

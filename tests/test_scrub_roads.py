@@ -220,7 +220,7 @@ def test_a_bad_scrub_pattern_is_a_clear_value_error() -> None:
 
 
 def test_the_configured_virtual_key_is_scrubbed_wherever_it_appears() -> None:
-    from alephant_otel._scrub import scrub_text, set_extra_patterns
+    from alephant_otel.redact._scrub import scrub_text, set_extra_patterns
 
     key = "vk_" + uuid.uuid4().hex  # not the sk- form: found because it is the configured key
     try:

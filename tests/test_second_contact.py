@@ -24,7 +24,7 @@ from fixtures.analytics_data import (
     write_trace_file,
 )
 
-from alephant_otel._ids import new_id
+from alephant_otel.context._ids import new_id
 
 # A session of two runs (one nested) with a request in each, made through the real openai SDK.
 _SESSION_SCRIPT = """

@@ -35,8 +35,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status, StatusCode
 from test_secrets import find_leaks
 
-from alephant_otel._scrub import scrub_attributes, scrub_text
-from alephant_otel._scrubexport import scrub_span
+from alephant_otel.export._scrubexport import scrub_span
+from alephant_otel.redact._scrub import scrub_attributes, scrub_text
 from alephant_otel.testing import Fault, GatewayEmulator
 from alephant_otel.testing._server import LoopbackServer, QuietHTTPHandler, QuietHTTPServer
 

@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
-from alephant_otel._scrubexport import scrub_span
+from alephant_otel.export._scrubexport import scrub_span
 
 pytestmark = pytest.mark.slow
 

@@ -377,7 +377,7 @@ def test_captured_request_headers_are_redacted(tmp_path: Path) -> None:
 
 def test_attributes_scrub_the_same_once_their_names_are_known() -> None:
     """The second look at the same names takes the values-only path: it must scrub exactly as the first."""
-    from alephant_otel._scrub import scrub_attributes, set_extra_patterns
+    from alephant_otel.redact._scrub import scrub_attributes, set_extra_patterns
 
     set_extra_patterns()  # a fresh scrubber: no name or value known yet
     token = "sk-" + uuid.uuid4().hex

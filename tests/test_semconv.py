@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from alephant_otel import _names as n
 from alephant_otel import run, session, tool
-from alephant_otel._semconv import WELL_KNOWN_PROVIDERS
-from alephant_otel._usage import provider_for
+from alephant_otel.record._requestbody import provider_for
+from alephant_otel.record._semconv import WELL_KNOWN_PROVIDERS
 from alephant_otel.testing import GatewayEmulator
 
 MODEL_DIR = Path(__file__).parent / "fixtures" / "semconv"

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import INVALID_SPAN, SpanContext, TraceFlags
 
 from alephant_otel import AlephantSpanProcessor, session
-from alephant_otel._spanattrs import _direct, attributes_of, set_clean
+from alephant_otel.record._spanattrs import _direct, attributes_of, set_clean
 
 ATTRS: dict[str, Any] = {
     "alephant.session.id": "sess_0123456789",

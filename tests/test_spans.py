@@ -12,7 +12,8 @@ from genai_prices import Usage, calc_price
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from alephant_otel import _usage, run, session
+from alephant_otel import run, session
+from alephant_otel.record import _sse, _usage
 from alephant_otel.testing import Fault, GatewayEmulator
 
 MODEL = "openai/gpt-4o-mini"
@@ -77,7 +78,7 @@ def test_openai_chat_stream_of_several_choices_keeps_every_finish_reason(
     # the tail the parse reads whole, so only the request's "n" makes the middle be searched.
     raw = httpx.post(gateway.url + "/v1/chat/completions",
                      json={"model": MODEL, "messages": MESSAGES, "n": 3, "stream": True}).content
-    assert len(raw) - raw.index(b'"finish_reason": "stop"') > 4 * _usage._TAIL_SCAN
+    assert len(raw) - raw.index(b'"finish_reason": "stop"') > 4 * _sse._TAIL_SCAN
     spans.clear()
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
     with client, session("sess_n3"):
@@ -457,17 +458,18 @@ def test_a_stream_the_caller_stops_reading_is_incomplete_not_failed(
 
 
 def test_the_counted_response_ids_are_bounded() -> None:
-    from alephant_otel import _hooks
+    from alephant_otel.wire import _attempt, _response
 
     def counted(rid: str, operation: str | None, method: bytes, path: str) -> int | None:
-        req = _hooks._Request(None, path, method)  # type: ignore[arg-type]
+        req = _attempt.Attempt(None, path, method)  # type: ignore[arg-type]
         req.operation = operation
-        return _hooks._count_once(_usage.ParsedResponse(response_id=rid, input_tokens=1), req).input_tokens
+        return _response._count_once(_usage.ParsedResponse(response_id=rid, input_tokens=1), req).input_tokens
 
-    for i in range(_hooks._COUNTED_KEEP + 500):
+    for i in range(_response._COUNTED_KEEP + 500):
         assert counted(f"resp_bound{i}", "chat", b"POST", "/v1/responses") == 1
-    assert len(_hooks._counted) == _hooks._COUNTED_KEEP
-    assert "resp_bound0" not in _hooks._counted and f"resp_bound{_hooks._COUNTED_KEEP + 499}" in _hooks._counted
+    assert len(_response._counted) == _response._COUNTED_KEEP
+    newest = f"resp_bound{_response._COUNTED_KEEP + 499}"
+    assert "resp_bound0" not in _response._counted and newest in _response._counted
     # Forgotten, an old response fetched again counts again: the price of a bounded memory.
     assert counted("resp_bound0", None, b"GET", "/gw/v1/responses/resp_bound0?include=x") == 1
     assert counted("resp_bound0", None, b"GET", "/gw/v1/responses/resp_bound0") is None
@@ -482,9 +484,9 @@ def test_the_counted_response_ids_are_bounded() -> None:
 def test_only_responses_are_remembered(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     # Other model calls are never fetched back with usage to count: remembering each chat
     # completion's id would hold memory for every request a worker makes.
-    from alephant_otel import _hooks
+    from alephant_otel.wire import _response
 
-    before = set(_hooks._counted)
+    before = set(_response._counted)
     with openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0) as oc, \
             anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0) as ac, session("sess_mem"):
         ids = [
@@ -495,8 +497,8 @@ def test_only_responses_are_remembered(gateway: GatewayEmulator, spans: InMemory
         oc.embeddings.create(model="openai/text-embedding-3-small", input="hi")
         made = oc.responses.create(model=MODEL, input="hi").id
     assert len(by_kind(spans, "request")) == 5
-    assert set(_hooks._counted) - before == {made}
-    assert not set(ids) & set(_hooks._counted)
+    assert set(_response._counted) - before == {made}
+    assert not set(ids) & set(_response._counted)
 
 
 def test_token_billed_calls_without_an_operation_name_still_count(
@@ -534,7 +536,7 @@ def test_a_request_outside_any_session_is_still_a_request_span(
 def test_rollup_counters_lose_no_request_finished_on_many_threads_and_stay_bounded() -> None:
     import threading
 
-    from alephant_otel._totals import RequestTotals
+    from alephant_otel.context._totals import RequestTotals
 
     totals = RequestTotals()
     per_thread = RequestTotals.FOLD_AT * 2 + 37  # each thread crosses the fold point twice

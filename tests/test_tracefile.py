@@ -34,10 +34,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, format_span_id, format_trace_id
 
-from alephant_otel._tracefile import TraceFileExporter, encode_request_line
-from alephant_otel._tracereader import default_trace_file, iter_trace_file
+from alephant_otel.analytics._tracereader import default_trace_file, iter_trace_file
+from alephant_otel.export._tracefile import TraceFileExporter, encode_request_line
 
-LOGGER = "alephant_otel._tracefile"
+LOGGER = "alephant_otel.export._tracefile"
 CAMEL = re.compile(r"^[a-z][A-Za-z]*$")
 
 
@@ -344,7 +344,7 @@ CHILD = textwrap.dedent(
     import os, sys, time
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from alephant_otel._tracefile import TraceFileExporter
+    from alephant_otel.export._tracefile import TraceFileExporter
 
     path, go, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     provider = TracerProvider()
@@ -470,7 +470,7 @@ DISK_FULL_CHILD = textwrap.dedent(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import SpanContext
-    from alephant_otel._tracefile import TraceFileExporter
+    from alephant_otel.export._tracefile import TraceFileExporter
 
     warnings = []
     class Keep(logging.Handler):

@@ -31,7 +31,7 @@ from fixtures.analytics_data import Req, RunSpec, SessionSpec, make_spans, otlp_
 from fixtures.ui_data import showcase_sessions
 from test_analytics_backends import _Server, jaeger_route, tempo_route
 
-from alephant_otel._render import money as _money
+from alephant_otel.analytics._render import money as _money
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
 ]
 XSS_NAME = "<script>alert(1)</script>"
 XSS_MODEL = "<script>alert(2)</script><img src=x onerror=alert(3)>"
-CLI = [sys.executable, "-m", "alephant_otel._cli"]
+CLI = [sys.executable, "-m", "alephant_otel.cli._main"]
 
 # CI sets ALEPHANT_REQUIRE_BROWSER=1: there a missing browser fails the tests instead of skipping them.
 REQUIRE_BROWSER = os.environ.get("ALEPHANT_REQUIRE_BROWSER") == "1"
@@ -518,7 +518,7 @@ def test_follow_refuses_a_backend_and_json(tmp_path: Path) -> None:
 
 
 def test_static_files_are_in_the_package() -> None:
-    from alephant_otel._web._pages import STATIC, static_file
+    from alephant_otel.web._pages import STATIC, static_file
 
     for name in STATIC:
         assert static_file(name)
@@ -588,7 +588,7 @@ def test_bad_filter_values_are_said_on_the_page(demo_ui: UiProcess, demo_file: P
 
 
 def test_is_loopback() -> None:
-    from alephant_otel._web._commands import is_loopback
+    from alephant_otel.web._commands import is_loopback
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.2", "example.com", ""))

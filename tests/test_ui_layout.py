@@ -25,7 +25,7 @@ from fixtures.analytics_data import (
 )
 from test_ui import UiProcess, append_spans, browser, browser_needed, page  # noqa: F401 (fixtures used by name)
 
-from alephant_otel._ids import new_id
+from alephant_otel.context._ids import new_id
 
 _GEOMETRY = """() => {
   const wrap = document.querySelector('div.table-wrap').getBoundingClientRect();

@@ -14,7 +14,7 @@ from _util import clean_env
 from test_cli_tools import WRITER
 from test_ui import CHROMIUM, CHROMIUM_ARGS, UiProcess, browser_needed, cli, http_get, show_json
 
-from alephant_otel._render import money
+from alephant_otel.analytics._render import money
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,10 @@ from openai import types as ot
 from openai.types import chat as oc
 from openai.types import responses as orsp
 
-from alephant_otel import _usage
-from alephant_otel._usage import (
-    ParsedResponse,
-    PolicyHit,
-    operation_for_path,
-    parse_response,
-    provider_for,
-    request_model,
-)
+from alephant_otel.record import _acc, _requestbody, _sse
+from alephant_otel.record._acc import ParsedResponse, PolicyHit
+from alephant_otel.record._requestbody import operation_for_path, provider_for, request_model
+from alephant_otel.record._usage import parse_response
 
 #: Examples per property test; the slow-marked variants run SLOW_EXAMPLES.
 EXAMPLES = 300
@@ -237,7 +232,7 @@ def test_request_model_does_not_parse_a_huge_prompt(monkeypatch: pytest.MonkeyPa
     def no_json(_: bytes) -> Any:
         raise AssertionError("request_model decoded the whole body")
 
-    monkeypatch.setattr(_usage, "_loads", no_json)
+    monkeypatch.setattr(_requestbody, "_loads", no_json)
     body = json.dumps({"messages": [{"role": "user", "content": "x" * 5_000_000}],
                        "model": "openai/gpt-4o-mini"}).encode()
     assert request_model(body) == "openai/gpt-4o-mini"
@@ -329,7 +324,7 @@ def test_long_stream_final_event_bigger_than_the_scanned_tail_is_read_whole() ->
     events = [chat_chunk(content=""), *[chat_chunk(content="token ") for _ in range(600)], stop,
               chat_chunk(usage=CHUNK_USAGE)]
     body = sse(events, done=True)
-    assert len(json.dumps(stop)) > 4 * _usage._TAIL_SCAN
+    assert len(json.dumps(stop)) > 4 * _sse._TAIL_SCAN
     r = parse(body, ctype=SSE, request_body=b'{"model": "gpt-4o-mini", "messages": [], "stream": true}')
     assert r.finish_reasons == ("length",)
     assert (r.input_tokens, r.output_tokens) == (50, 900)
@@ -638,13 +633,13 @@ def test_br_and_zstd_bodies(coding: str) -> None:
 def test_zstd_through_zstandard_as_httpx_decodes_it() -> None:
     import zstandard
 
-    from alephant_otel import _usage
+    from alephant_otel.record import _decode
 
     body = json.dumps(chat_completion()).encode()
     frames = zstandard.ZstdCompressor().compress(body[:70]) + zstandard.ZstdCompressor().compress(body[70:])
-    decoded, whole = _usage._unzstd(lambda: _usage._Zstandard(zstandard), frames, True)
+    decoded, whole = _decode._unzstd(lambda: _decode._Zstandard(zstandard), frames, True)
     assert (decoded, whole) == (body, True)
-    decoded, whole = _usage._unzstd(lambda: _usage._Zstandard(zstandard), frames[:-9], True)
+    decoded, whole = _decode._unzstd(lambda: _decode._Zstandard(zstandard), frames[:-9], True)
     assert body.startswith(decoded) and not whole
 
 
@@ -761,7 +756,7 @@ def test_mislabelled_content_types_are_sniffed() -> None:
     b'{"usage": {"prompt_tokens": 1' + b"0" * 5000 + b"}}",
 ])
 def test_junk_never_raises(body: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="alephant_otel._usage"):
+    with caplog.at_level(logging.DEBUG, logger="alephant_otel.record._usage"):
         for ctype in (JSON, SSE, None):
             for status in (200, 400, 500):
                 r = parse(body, status=status, ctype=ctype)
@@ -789,13 +784,13 @@ def test_a_long_stream_decodes_a_few_events_not_every_chunk(n_deltas: int, monke
     # The middle of a stream is scanned by regex; only events that can carry ids, usage or an end are decoded,
     # so the JSON work per stream is constant whatever its length (benchmarks/ has the timings).
     decoded: list[bytes] = []
-    loads = _usage._loads
+    loads = _acc._loads
 
     def counting(payload: bytes) -> Any:
         decoded.append(payload)
         return loads(payload)
 
-    monkeypatch.setattr(_usage, "_loads", counting)
+    monkeypatch.setattr(_sse, "_loads", counting)
     body = chat_stream(n_deltas, text="lorem ipsum dolor sit amet ")
     if len(body) > WHOLE_LIMIT:  # what the watcher keeps of a long body: its head and tail
         body = body[-WHOLE_LIMIT:]
@@ -855,7 +850,7 @@ def run_property(examples: int, strategy: Any, caplog: pytest.LogCaptureFixture)
         check(parse_response(body, **kw))
         request_model(body)
 
-    with caplog.at_level(logging.DEBUG, logger="alephant_otel._usage"):
+    with caplog.at_level(logging.DEBUG, logger="alephant_otel.record._usage"):
         prop()
     # Only ours: this runs for minutes, and a thread left by an earlier test may log meanwhile.
     # (An impossible token count in the generated JSON is rightly dropped with a warning.)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from alephant_otel import run, session
-from alephant_otel._cli import main
-from alephant_otel._tracefile import TraceFileExporter
+from alephant_otel.cli._main import main
+from alephant_otel.export._tracefile import TraceFileExporter
 
 
 def _trace(gateway, spans, tmp_path: Path) -> Path:
@@ -62,8 +62,8 @@ def test_stream_without_usage_reads_usage_unknown(
     assert "0/0 tok" not in out and "$0.00 " not in lines[1]
     assert out.splitlines()[0].count("1 req usage unknown") == 1  # the session line
 
-    from alephant_otel._web._view import waterfall
     from alephant_otel.analytics import load_sessions
+    from alephant_otel.web._view import waterfall
 
     (s,) = load_sessions(str(path))
     rows = [r for r in waterfall(s, source=str(path))["rows"] if r["kind"] == "request"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from _util import BIN, EXAMPLES, clean_env, wait_for
 
-from alephant_otel._tracereader import iter_trace_file
 from alephant_otel.analytics import load_sessions
+from alephant_otel.analytics._tracereader import iter_trace_file
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
 APP = str(EXAMPLES / "zero_code_app.py")

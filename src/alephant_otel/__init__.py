@@ -19,29 +19,31 @@ import typing
 from alephant_otel._version import __version__
 
 if typing.TYPE_CHECKING:
-    from alephant_otel._carry import attach_carrier, bind_context, context_carrier
-    from alephant_otel._context import Current, current, run, session
-    from alephant_otel._headers import gateway_headers
-    from alephant_otel._processor import AlephantSpanProcessor
-    from alephant_otel._setup import AlephantInstrumentor, configure
-    from alephant_otel._tool import tool
+    from alephant_otel.context._carry import attach_carrier, bind_context, context_carrier
+    from alephant_otel.context._context import run, session
+    from alephant_otel.context._state import Current, current
+    from alephant_otel.context._tool import tool
+    from alephant_otel.record._processor import AlephantSpanProcessor
+    from alephant_otel.setup._distro import AlephantInstrumentor
+    from alephant_otel.setup._setup import configure
+    from alephant_otel.wire._headers import gateway_headers
 
 # Imported on first use (PEP 562): the command line, the pytest plugin and the
 # trace-file reader live in this package too, and none of them needs the SDK or
 # the instrumentation that these names bring (~0.4 s of imports at every start).
 _LAZY: dict[str, str] = {
-    "AlephantInstrumentor": "alephant_otel._setup",
-    "AlephantSpanProcessor": "alephant_otel._processor",
-    "Current": "alephant_otel._context",
-    "attach_carrier": "alephant_otel._carry",
-    "bind_context": "alephant_otel._carry",
-    "configure": "alephant_otel._setup",
-    "context_carrier": "alephant_otel._carry",
-    "current": "alephant_otel._context",
-    "gateway_headers": "alephant_otel._headers",
-    "run": "alephant_otel._context",
-    "session": "alephant_otel._context",
-    "tool": "alephant_otel._tool",
+    "AlephantInstrumentor": "alephant_otel.setup._distro",
+    "AlephantSpanProcessor": "alephant_otel.record._processor",
+    "Current": "alephant_otel.context._state",
+    "attach_carrier": "alephant_otel.context._carry",
+    "bind_context": "alephant_otel.context._carry",
+    "configure": "alephant_otel.setup._setup",
+    "context_carrier": "alephant_otel.context._carry",
+    "current": "alephant_otel.context._state",
+    "gateway_headers": "alephant_otel.wire._headers",
+    "run": "alephant_otel.context._context",
+    "session": "alephant_otel.context._context",
+    "tool": "alephant_otel.context._tool",
 }
 
 

@@ -13,34 +13,32 @@ Examples:
 
 from __future__ import annotations
 
+from alephant_otel.analytics._filesource import FileSource, default_trace_path
+from alephant_otel.analytics._jaeger import JaegerSource
 from alephant_otel.analytics._model import PolicyEvent, Request, Rollup, Run, Session, SessionStatus, SpanRecord
+from alephant_otel.analytics._phoenix import PhoenixSource
 from alephant_otel.analytics._query import (
     SORT_KEYS,
     STATUSES,
     SessionIdError,
     SessionSet,
     filter_sessions,
-    load_sessions,
     parse_time,
-    read_sessions,
     resolve_session_id,
     sort_sessions,
 )
+from alephant_otel.analytics._read import load_sessions, read_sessions
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder, build_sessions
-from alephant_otel.analytics._sources import (
-    FileSource,
-    JaegerSource,
-    PhoenixSource,
+from alephant_otel.analytics._sources import open_source
+from alephant_otel.analytics._spansource import (
     Progress,
     SourceError,
     SourceSpecError,
     SpanQuery,
     SpanSource,
-    TempoSource,
     TraceFileMissing,
-    default_trace_path,
-    open_source,
 )
+from alephant_otel.analytics._tempo import TempoSource
 from alephant_otel.analytics._vitals import Flag, GroupVitals, SessionVitals, Vitals, VitalsConfig, compute_vitals
 
 __all__ = [

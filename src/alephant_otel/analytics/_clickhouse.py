@@ -37,7 +37,7 @@ from alephant_otel.analytics._convert import record_from_flat
 from alephant_otel.analytics._model import Request, Rollup, Run, Session, SpanRecord, _Totals
 from alephant_otel.analytics._query import SessionIdError, SessionSet, resolve_session_id
 from alephant_otel.analytics._reconstruct import SessionBuilder
-from alephant_otel.analytics._sources import Progress, SourceError, SourceSpecError, SpanQuery
+from alephant_otel.analytics._spansource import Progress, SourceError, SourceSpecError, SpanQuery
 from alephant_otel.analytics._summary import Listing, Selection
 from alephant_otel.analytics._vitals import GroupVitals, Vitals, VitalsConfig, assemble_vitals
 

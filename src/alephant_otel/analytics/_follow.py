@@ -35,12 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from alephant_otel._tracereader import is_compressed, open_trace_file
 from alephant_otel.analytics import _fastfile
+from alephant_otel.analytics._filesource import FileSource
 from alephant_otel.analytics._model import Session
 from alephant_otel.analytics._query import SessionSet
 from alephant_otel.analytics._reconstruct import DEFAULT_ACTIVE_WINDOW_S, SessionBuilder
-from alephant_otel.analytics._sources import FileSource, SourceError, TraceFileMissing
+from alephant_otel.analytics._spansource import SourceError, TraceFileMissing
+from alephant_otel.analytics._tracereader import is_compressed, open_trace_file
 
 __all__ = ["TraceFollower"]
 

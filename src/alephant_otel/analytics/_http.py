@@ -6,7 +6,7 @@ only through the OTLP exporter's own dependencies, which may change), and
 ``sessions list --source tempo+http://...`` must work on a plain
 ``pip install alephant-otel``. A few GETs per command need nothing more.
 
-Every failure becomes a :class:`~._sources.SourceError`-style one-line
+Every failure becomes a :class:`~._spansource.SourceError`-style one-line
 message naming the backend and its URL; the caller supplies the error class.
 """
 

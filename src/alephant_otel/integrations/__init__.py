@@ -15,43 +15,17 @@ Nothing here imports a framework that is not installed.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
-from typing import Final
 
-from alephant_otel._validate import MAX_ID_LENGTH, is_valid
+from alephant_otel.integrations import _shared
+from alephant_otel.integrations._shared import agent_id_for, agents_enabled
 
 __all__ = ["agent_id_for", "agents_enabled", "set_agents_integration"]
 
 _log = logging.getLogger(__name__)
-_OTHER: Final = re.compile(r"[^\x21-\x7e]+")
 _lock = threading.Lock()
-_enabled = False
 _hooked = False
-
-
-def agent_id_for(name: object) -> str:
-    """The agent id for a framework's agent or node name.
-
-    The name itself when it is a valid id (visible ASCII, no spaces, at most 256
-    characters); otherwise each run of other characters (spaces, non-ASCII, control
-    characters) becomes one ``_``, the ends are trimmed and it is cut at 256
-    characters; ``agent`` when nothing is left.
-
-    Examples:
-        >>> agent_id_for("triage"), agent_id_for(" Triage  agent "), agent_id_for("Übersetzer")
-        ('triage', 'Triage_agent', 'bersetzer')
-    """
-    text = name if isinstance(name, str) else ""
-    if is_valid("id", text):
-        return text
-    return _OTHER.sub("_", text).strip("_")[:MAX_ID_LENGTH] or "agent"
-
-
-def agents_enabled() -> bool:
-    """Whether the OpenAI Agents SDK integration is on (the processor checks it at every agent span)."""
-    return _enabled
 
 
 def set_agents_integration(enabled: bool) -> None:
@@ -60,9 +34,9 @@ def set_agents_integration(enabled: bool) -> None:
     The SDK has no way to remove one processor, so off leaves an added processor in place,
     doing nothing. Never raises.
     """
-    global _enabled, _hooked  # noqa: PLW0603 - process-wide switches, set under the lock
+    global _hooked  # noqa: PLW0603 - process-wide switch, set under the lock
     with _lock:
-        _enabled = enabled
+        _shared.enabled = enabled
         if not enabled or _hooked:
             return
         _hooked = True

@@ -40,8 +40,8 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from alephant_otel._context import run
-from alephant_otel.integrations import agent_id_for
+from alephant_otel.context._context import run
+from alephant_otel.integrations._shared import agent_id_for
 
 __all__ = ["runs_for_nodes"]
 

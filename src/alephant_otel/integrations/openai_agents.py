@@ -34,9 +34,9 @@ from typing import Any
 from agents import add_trace_processor
 from agents.tracing import Span, Trace, TracingProcessor, get_trace_provider
 
-from alephant_otel import _context
-from alephant_otel._validate import is_valid
-from alephant_otel.integrations import agent_id_for, agents_enabled
+from alephant_otel.context import _context
+from alephant_otel.context._validate import is_valid
+from alephant_otel.integrations._shared import agent_id_for, agents_enabled
 
 __all__ = ["AgentRunError", "AgentRunProcessor", "agent_id_for", "install"]
 

@@ -32,10 +32,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
-from alephant_otel._gateway import add_extra_gateway, remove_extra_gateway
-from alephant_otel._processor import add_span_sink, remove_span_sink
-from alephant_otel._setup import hook_for_tests
+from alephant_otel.record._processor import add_span_sink, remove_span_sink
+from alephant_otel.setup._setup import hook_for_tests
 from alephant_otel.testing._emulator import GatewayEmulator, RecordedRequest
+from alephant_otel.wire._gateway import add_extra_gateway, remove_extra_gateway
 
 __all__ = ["AlephantGateway", "alephant_gateway"]
 
