@@ -33,9 +33,17 @@ def test_every_public_name_has_a_docstring() -> None:
                 assert (getattr(module, name).__doc__ or "").strip(), f"{module.__name__}.{name}"
 
 
-def test_import_does_not_load_the_emulator_or_analytics() -> None:
-    code = ("import sys, alephant_otel; bad = [m for m in sys.modules if m.startswith("
-            "('alephant_otel.testing', 'alephant_otel.analytics', 'alephant_otel.cli._main', 'rich'))]; print(bad)")
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        "import alephant_otel",
+        # The whole per-request path: set-up, scopes, hooks, processor, exporters.
+        "import alephant_otel as a; a.configure; a.session; a.run; a.tool; a.gateway_headers; a.AlephantInstrumentor",
+    ],
+)
+def test_import_does_not_load_the_cli_the_web_view_the_emulator_or_analytics(stmt: str) -> None:
+    prefixes = ("alephant_otel.testing", "alephant_otel.analytics", "alephant_otel.cli", "alephant_otel.web", "rich")
+    code = f"import sys; {stmt}; print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
