@@ -32,7 +32,7 @@ from alephant_otel.context._state import _TOTALS_KEY, Current, active_totals
 from alephant_otel.context._totals import RequestTotals
 from alephant_otel.redact._scrub import scrub_text
 
-__all__ = ["end_open_requests", "on_open_requests", "use_tracer_provider"]
+__all__ = ["end_open_requests", "on_open_requests", "use_instruments", "use_tracer_provider"]
 
 _log = logging.getLogger(__name__)
 
@@ -217,6 +217,17 @@ def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
     """Start session and run spans on ``provider`` (None: the global provider)."""
     global _provider  # noqa: PLW0603 - set by configure()/the instrumentor
     _provider = provider
+
+
+#: The configured bridge's instruments (``record._metrics.Instruments``), on which ``tool()``
+#: counts its calls; set by the set-up, as this stage may not import the record stage.
+instruments: Any = None
+
+
+def use_instruments(meters: Any) -> None:
+    """Count tool calls on these instruments from now on (``None``: not at all)."""
+    global instruments  # noqa: PLW0603 - one process-wide set of meters, swapped whole
+    instruments = meters
 
 
 def _tracer() -> trace.Tracer:

@@ -17,7 +17,7 @@ import math
 import time
 import traceback
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,6 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
 from alephant_otel._impossible import MAX_COST_USD
+from alephant_otel.context import _scope
 from alephant_otel.context._scope import _detach, _Scope, _tracer
 from alephant_otel.context._state import Current, active_state, active_totals
 from alephant_otel.context._validate import check_value
@@ -50,24 +51,13 @@ def _check_cost(cost_usd: object) -> float:
     return cost
 
 
-#: The configured bridge's instruments (``record._metrics.Instruments``), set by the set-up:
-#: this stage may not import the record stage, whose meters these are.
-_instruments: Any = None
-
-
-def use_instruments(instruments: Any) -> None:
-    """Record tool calls on these instruments from now on (``None``: not at all)."""
-    global _instruments  # noqa: PLW0603 - one process-wide set of meters, swapped whole
-    _instruments = instruments
-
-
 def _record_duration(ctx: otel_context.Context, duration_s: float, error_type: str | None) -> None:
     """Count the call in ``gen_ai.client.operation.duration`` as an ``execute_tool`` operation. Never raises.
 
     Through the configured bridge's instruments, with the same bounded dimensions as requests
     (agent and path): never the tool's cost (the cost counter is the gateway's) nor user or metadata.
     """
-    instruments = _instruments
+    instruments = _scope.instruments
     if instruments is None:  # nothing configured: no meter to record on
         return
     try:

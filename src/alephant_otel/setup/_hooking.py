@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from alephant_otel.context._tool import use_instruments
+from alephant_otel.context._scope import use_instruments
 from alephant_otel.wire._aiotransports import follow_httpx_instrumentation, follows_instrumentation
 from alephant_otel.wire._hooks import Bridge
 
