@@ -19,6 +19,7 @@ from alephant_otel import _fastpaths
 from alephant_otel import _names as n
 from alephant_otel.context._ids import new_id
 from alephant_otel.context._state import active_state, active_totals, state_for
+from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._requestbody import operation_for_path, provider_for, request_model
 from alephant_otel.record._semconv import api_type_for_path
 from alephant_otel.record._spanattrs import set_clean
@@ -296,7 +297,7 @@ class RequestSide(BridgeBase):
             if error_type is not None and span.is_recording():
                 # OpenTelemetry records ``Exception``s on the span but leaves a cancelled
                 # task's span as if it had succeeded (BaseException is "not an error").
-                set_clean(span, {n.ATTR_ERROR_TYPE: error_type})
+                set_clean(span, {**(request_params(req.body) or {}), n.ATTR_ERROR_TYPE: error_type})
                 status = getattr(span, "status", None)
                 if status is None or status.status_code is StatusCode.UNSET:
                     span.set_status(Status(StatusCode.ERROR, f"no response: {error_type}"))

@@ -18,6 +18,7 @@ from alephant_otel.context._scope import on_open_requests
 from alephant_otel.context._totals import RequestTotals
 from alephant_otel.record._acc import ParsedResponse
 from alephant_otel.record._cost import compute_cost, gateway_cost
+from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._spanattrs import set_clean
 from alephant_otel.record._toolcalls import asked_for_tools, requested_calls
 from alephant_otel.record._usage import parse_body
@@ -244,7 +245,8 @@ class ResponseSide(BridgeBase):
             cost = compute_cost(parsed, req.request_model, req.provider)
             source = n.COST_SOURCE_PRICE_TABLE
         if span.is_recording():
-            attrs: dict[str, AttributeValue] = {}
+            # The parameters the request sent: read from its body here, not in the request hook.
+            attrs: dict[str, AttributeValue] = request_params(req.body) or {}
             if parsed.response_model is not None:
                 attrs[n.GEN_AI_RESPONSE_MODEL] = parsed.response_model
             if parsed.response_id is not None:
