@@ -83,3 +83,42 @@ def test_gateway_requests_that_are_no_model_call_stay_out_of_the_genai_histogram
     (duration,) = points["gen_ai.client.operation.duration"]
     assert duration.count == 1 and dict(duration.attributes)["gen_ai.operation.name"] == "chat"
     assert {dict(p.attributes)["gen_ai.operation.name"] for p in points["gen_ai.client.token.usage"]} == {"chat"}
+
+
+GLOBAL_LATER = """
+import openai, alephant_otel
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from alephant_otel.testing import GatewayEmulator
+
+def calls(reader):
+    data = reader.get_metrics_data()
+    return sum(p.count for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
+               for m in sm.metrics if m.name == "gen_ai.client.operation.duration" for p in m.data.data_points)
+
+with GatewayEmulator() as gw:
+    alephant_otel.configure(gateway_url=gw.url)  # no meter provider anywhere yet: nothing is recorded
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-x", max_retries=0)
+    hi = [{"role": "user", "content": "hi"}]
+    ask = lambda: client.chat.completions.create(model="openai/gpt-4o-mini", messages=hi)
+    ask()
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))  # the app sets one later
+    ask()
+    ask()
+    print(calls(reader))
+"""
+
+
+def test_a_meter_provider_set_after_configure_gets_the_metrics() -> None:
+    """With no meter provider the recording is skipped; one set later gets every call from then on."""
+    import subprocess
+    import sys
+
+    from _util import clean_env
+
+    out = subprocess.run([sys.executable, "-c", GLOBAL_LATER], env=clean_env(), capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"

@@ -167,8 +167,12 @@ class BridgeBase:
                 pending.append(entry)
                 if len(pending) >= RequestTotals.FOLD_AT:
                     totals.fold()
+        instruments = self.instruments
+        proxy = instruments.proxy
+        if instruments.noop or (proxy is not None and proxy._real_instrument is None):
+            return  # no meter provider (yet): nothing to record to, no call to make
         # By position, in the order of Instruments.record's parameters (see mark_outgoing above).
-        self.instruments.record(
+        instruments.record(
             req.operation,
             req.provider,
             req.request_model,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections import OrderedDict
 from typing import Any, Final
@@ -114,6 +115,12 @@ _GET: Final = (b"GET", "GET")
 
 #: A Response made (the request path has no query string: httpx keeps it apart).
 _RESPONSES_PATHS: Final = ("/v1/responses", "/v1/responses/")
+
+
+@functools.lru_cache(maxsize=256)
+def _made_response(path: str) -> bool:
+    """Whether ``path`` makes a Response (a cache hit costs less than ``endswith`` with a tuple)."""
+    return path.endswith(_RESPONSES_PATHS)
 
 
 def _is_response_fetch(path: str) -> bool:
@@ -235,7 +242,7 @@ class ResponseSide(BridgeBase):
     ) -> None:
         span = req.span
         if (parsed.input_tokens is not None or parsed.output_tokens is not None) and (
-            req.operation is None or req.path.endswith(_RESPONSES_PATHS)
+            req.operation is None or _made_response(req.path)
         ):
             parsed = _count_once(parsed, req)
         cost: float | None
@@ -267,7 +274,8 @@ class ResponseSide(BridgeBase):
             if cost is not None:
                 attrs[n.ATTR_COST_USD] = cost
                 attrs[n.ATTR_COST_SOURCE] = source
-            if content_type is not None and content_type.startswith("text/event-stream"):
+            # A slice, not startswith: str.startswith parses its arguments as varargs.
+            if content_type is not None and content_type[:17] == "text/event-stream":
                 attrs[n.ATTR_STREAMING] = True
                 attrs[n.GEN_AI_REQUEST_STREAM] = True
             # Completeness is judged from the body (terminal event seen, JSON parsed), not
