@@ -23,6 +23,7 @@ from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._requestbody import operation_for_path, provider_for, request_model
 from alephant_otel.record._semconv import api_type_for_path
 from alephant_otel.record._spanattrs import set_clean
+from alephant_otel.redact._ownids import note_own_id
 from alephant_otel.wire._attempt import (
     _EXT,
     _NOTHING_READ,
@@ -134,6 +135,7 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
         ours = _REQUEST_ID_KEY not in present
         if ours:
             request_id = new_id("req_")
+            note_own_id(request_id)
             items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
         else:
             request_id = _header_value(headers, present, once, _REQUEST_ID_KEY, _REQUEST_ID_LOWER)
