@@ -134,6 +134,12 @@ def _in_memory(stream: Any) -> bytes | None:
     if type(stream).__name__ != "ByteStream":
         return None
     try:
+        if _fastpaths.ENABLED:
+            # httpx and httpx2 keep the bytes as ``_stream`` (private): read where they are
+            # rather than through a generator and a join, for every request body.
+            raw = stream._stream
+            if type(raw) is bytes:
+                return raw
         return b"".join(stream)
     except Exception:
         return None
