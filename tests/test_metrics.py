@@ -26,8 +26,9 @@ def test_token_duration_and_cost_metrics(gateway: GatewayEmulator, metrics: InMe
     with openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0) as client:
         for i in range(3):
             with session(f"sess_m{i}", path="/support"), run(f"run_m{i}", agent_id="triage"):
-                resp = client.chat.completions.create(model="openai/gpt-4o-mini",
-                                                      messages=[{"role": "user", "content": "a b c d"}])
+                resp = client.chat.completions.create(
+                    model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a b c d"}]
+                )
     points = _points(metrics)
     tokens = points["gen_ai.client.token.usage"]
     by_type = {p.attributes["gen_ai.token.type"]: p for p in tokens}
@@ -36,8 +37,11 @@ def test_token_duration_and_cost_metrics(gateway: GatewayEmulator, metrics: InMe
     (duration,) = points["gen_ai.client.operation.duration"]
     assert duration.count == 3
     (cost,) = points["alephant.client.cost"]
-    assert cost.value == pytest.approx(sum(s.attributes["alephant.cost.usd"] for s in spans.get_finished_spans()
-                                           if "alephant.cost.usd" in s.attributes))
+    assert cost.value == pytest.approx(
+        sum(
+            s.attributes["alephant.cost.usd"] for s in spans.get_finished_spans() if "alephant.cost.usd" in s.attributes
+        )
+    )
     for p in [*tokens, duration, cost]:
         attrs = dict(p.attributes)
         assert attrs["alephant.agent.id"] == "triage"
@@ -58,8 +62,9 @@ def test_failed_calls_carry_error_type_on_the_duration(gateway: GatewayEmulator,
         with pytest.raises(openai.InternalServerError):
             client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
         with pytest.raises(openai.APIError):
-            for _ in client.chat.completions.create(model="openai/gpt-4o-mini", stream=True,
-                                                    messages=[{"role": "user", "content": "a"}]):
+            for _ in client.chat.completions.create(
+                model="openai/gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "a"}]
+            ):
                 pass
         client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
     durations = _points(metrics)["gen_ai.client.operation.duration"]
@@ -76,8 +81,9 @@ def test_gateway_requests_that_are_no_model_call_stay_out_of_the_genai_histogram
     with client, httpx.Client() as plain, session("sess_no_op"):
         plain.get(gateway.url + "/v1/models")
         client.messages.count_tokens(model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": "a"}])
-        client.messages.create(model="claude-3-5-haiku-latest", max_tokens=10,
-                               messages=[{"role": "user", "content": "a"}])
+        client.messages.create(
+            model="claude-3-5-haiku-latest", max_tokens=10, messages=[{"role": "user", "content": "a"}]
+        )
     assert len([s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "request"]) == 3
     points = _points(metrics)
     (duration,) = points["gen_ai.client.operation.duration"]
@@ -118,7 +124,8 @@ def test_a_meter_provider_set_after_configure_gets_the_metrics() -> None:
 
     from _util import clean_env
 
-    out = subprocess.run([sys.executable, "-c", GLOBAL_LATER], env=clean_env(), capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", GLOBAL_LATER], env=clean_env(), capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"

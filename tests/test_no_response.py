@@ -111,9 +111,7 @@ def test_a_refused_connection_counts_and_says_why(closed_port: int, spans, trace
     assert _totals(session_span) == (1, 0)
 
 
-def test_a_refused_connection_to_another_host_is_left_alone(
-    gateway: GatewayEmulator, closed_port: int, spans
-) -> None:
+def test_a_refused_connection_to_another_host_is_left_alone(gateway: GatewayEmulator, closed_port: int, spans) -> None:
     with httpx.Client() as client, session("sess_elsewhere"):
         with pytest.raises(httpx.ConnectError):
             client.get(f"http://127.0.0.1:{closed_port}/")
