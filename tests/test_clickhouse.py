@@ -629,6 +629,13 @@ def test_the_web_view_lists_and_follows_clickhouse(ch: Data) -> None:
 
         rows = get("api/list")["rows"]
         assert sorted(r["session_id"] for r in rows) == ["sess_a", "sess_b", "sess_c"]
+        # One row per session: the breakdowns that need requests fall back to the agent one.
+        groups = get("api/list?by=model")["groups"]
+        assert groups == get("api/list?by=agent")["groups"]
+        with urllib.request.urlopen(m.group(1) + "?by=model", timeout=30) as resp:
+            page = resp.read().decode()
+        assert "answers per session: no breakdown by model" in page and "<h2>Cost by agent</h2>" in page
+        assert ">metadata." not in page and ">path</a>" in page
         version = get("api/version")["version"]
         doc = get("api/sessions/sess_a")  # the tree, from the session's spans
         assert doc["session"]["requests"] == 5 and PASSWORD not in json.dumps(doc)

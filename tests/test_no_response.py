@@ -20,6 +20,7 @@ import httpx
 import openai
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import StatusCode
 
@@ -110,9 +111,7 @@ def test_a_refused_connection_counts_and_says_why(closed_port: int, spans, trace
     assert _totals(session_span) == (1, 0)
 
 
-def test_a_refused_connection_to_another_host_is_left_alone(
-    gateway: GatewayEmulator, closed_port: int, spans
-) -> None:
+def test_a_refused_connection_to_another_host_is_left_alone(gateway: GatewayEmulator, closed_port: int, spans) -> None:
     with httpx.Client() as client, session("sess_elsewhere"):
         with pytest.raises(httpx.ConnectError):
             client.get(f"http://127.0.0.1:{closed_port}/")
@@ -156,7 +155,8 @@ def test_a_failure_while_recording_it_does_not_reach_the_caller(
 
     monkeypatch.setattr(_metrics.Instruments, "record", broken)
     url = f"http://127.0.0.1:{closed_port}"
-    alephant_otel.configure(gateway_url=url, tracer_provider=tracer_provider)
+    # A real meter provider: with none, recording is skipped and nothing could fail there.
+    alephant_otel.configure(gateway_url=url, tracer_provider=tracer_provider, meter_provider=MeterProvider())
     client = openai.OpenAI(base_url=url + "/v1", api_key="sk-x", max_retries=0)
     with client, session("sess_broken"), caplog.at_level(logging.WARNING, logger="alephant_otel"):
         for _ in range(2):

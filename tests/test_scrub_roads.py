@@ -231,3 +231,37 @@ def test_the_configured_virtual_key_is_scrubbed_wherever_it_appears() -> None:
         assert scrub_text(f"echoed {key} back") == f"echoed {key} back"
     finally:
         set_extra_patterns(env={})
+
+
+def test_request_ids_are_noted_clean_only_while_no_configured_pattern_could_match_them(
+    gateway: GatewayEmulator, spans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook notes the request id it makes as clean (saving the export a form check), not with a key set."""
+    import openai
+
+    from alephant_otel.context._ids import new_id
+    from alephant_otel.redact import _scrub
+    from alephant_otel.redact._ownids import note_own_id
+
+    judged: list[str] = []
+    text = _scrub._Scrubber.text
+
+    def judging(self: _scrub._Scrubber, value: str) -> str:
+        judged.append(value)
+        return text(self, value)
+
+    monkeypatch.setattr(_scrub._Scrubber, "text", judging)
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0) as client, session("sess_ids"):
+        client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    (sent,) = gateway.requests
+    assert judged and sent.headers["x-request-id"] not in judged  # found among the clean values at export
+    (span,) = [s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "request"]
+    assert span.attributes["alephant.request.id"] == sent.headers["x-request-id"]
+    made = new_id("req_")
+    try:
+        # A configured key that an id happens to contain: the id must still be looked at.
+        _scrub.set_extra_patterns(env={"ALEPHANT_VIRTUAL_KEY": made[:20]})
+        note_own_id(made)
+        assert _scrub.scrub_text(made) == "[Scrubbed due to 'configured key']" + made[20:]
+    finally:
+        _scrub.set_extra_patterns()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from alephant_otel import _names as n
 from alephant_otel import run, session, tool
 from alephant_otel.record._requestbody import provider_for
 from alephant_otel.record._semconv import WELL_KNOWN_PROVIDERS
-from alephant_otel.testing import GatewayEmulator
+from alephant_otel.testing import Fault, GatewayEmulator
 
 MODEL_DIR = Path(__file__).parent / "fixtures" / "semconv"
 MODEL = "openai/gpt-4o-mini"
@@ -79,7 +80,9 @@ def _check_against_model(attrs: dict[str, Any]) -> None:
         if isinstance(kind, dict):
             assert value in members(key) or key == n.GEN_AI_PROVIDER_NAME, (key, value)
         elif kind == "int":
-            assert isinstance(value, int), key
+            assert isinstance(value, int) and not isinstance(value, bool), key
+        elif kind == "double":
+            assert isinstance(value, float), key
         elif kind == "boolean":
             assert isinstance(value, bool), key
         elif kind == "string":
@@ -120,3 +123,105 @@ def test_request_tool_and_run_spans_use_model_names_and_types(
 @pytest.mark.parametrize("name", ["user.id", "gen_ai.tool.call.id", "gen_ai.request.stream", "openai.api.type"])
 def test_names_we_rely_on_are_not_deprecated_in_the_model(name: str) -> None:
     assert "deprecated" not in REGISTRY[name]
+
+
+PARAMS = (
+    "gen_ai.request.temperature",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.top_p",
+    "gen_ai.request.stop_sequences",
+    "gen_ai.request.seed",
+    "gen_ai.request.choice.count",
+)
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "parameters": {"type": "object", "properties": {"temperature": {"type": "number"}, "n": {"type": "integer"}}},
+    },
+}
+
+
+def _request_spans(spans: InMemorySpanExporter) -> list[dict[str, Any]]:
+    found = [s for s in spans.get_finished_spans() if s.attributes.get("alephant.span.kind") == "request"]
+    return [dict(s.attributes) for s in sorted(found, key=lambda s: s.start_time)]
+
+
+def _params(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: attrs[k] for k in PARAMS if k in attrs}
+
+
+def test_request_parameters_when_sent_per_the_model(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    assert set(PARAMS) <= set(REGISTRY)
+    oai = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-x", max_retries=0)
+    with oai, claude, session("sess_params"):
+        oai.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,
+            temperature=0.25,
+            max_completion_tokens=50,
+            top_p=0.9,
+            stop=["END", "STOP"],
+            seed=42,
+            n=2,
+        )
+        list(
+            oai.chat.completions.create(
+                model=MODEL, messages=MESSAGES, max_tokens=20, stop="x", temperature=0, stream=True
+            )
+        )
+        oai.responses.create(model=MODEL, input="hi", max_output_tokens=64, temperature=0.5, top_p=0.75)
+        claude.messages.create(
+            model="anthropic/claude-3-5-haiku",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "hi"}],
+            stop_sequences=["\n\nHuman:"],
+            # anthropic 2.x dropped these arguments; older SDKs and other clients still send them.
+            extra_body={"temperature": 0.7, "top_p": 0.95},
+        )
+        # Nothing set but messages and model; a tool schema's nested "temperature" and "n" are not parameters.
+        oai.chat.completions.create(model=MODEL, messages=MESSAGES, tools=[WEATHER_TOOL], n=1)  # type: ignore[list-item]
+    chat, stream, responses, message, plain = _request_spans(spans)
+    assert _params(chat) == {
+        "gen_ai.request.temperature": 0.25,
+        "gen_ai.request.max_tokens": 50,
+        "gen_ai.request.top_p": 0.9,
+        "gen_ai.request.stop_sequences": ("END", "STOP"),
+        "gen_ai.request.seed": 42,
+        "gen_ai.request.choice.count": 2,
+    }
+    assert _params(stream) == {
+        "gen_ai.request.temperature": 0.0,
+        "gen_ai.request.max_tokens": 20,
+        "gen_ai.request.stop_sequences": ("x",),
+    }
+    assert stream["gen_ai.request.stream"] is True
+    assert _params(responses) == {
+        "gen_ai.request.temperature": 0.5,
+        "gen_ai.request.max_tokens": 64,
+        "gen_ai.request.top_p": 0.75,
+    }
+    assert _params(message) == {
+        "gen_ai.request.temperature": 0.7,
+        "gen_ai.request.max_tokens": 100,
+        "gen_ai.request.top_p": 0.95,
+        "gen_ai.request.stop_sequences": ("\n\nHuman:",),
+    }
+    assert message["gen_ai.provider.name"] == "anthropic"
+    assert _params(plain) == {}  # n=1 is the default: not recorded
+    for attrs in (chat, stream, responses, message, plain):
+        _check_against_model(attrs)
+
+
+def test_a_request_without_response_still_says_what_it_asked_for(
+    gateway: GatewayEmulator, spans: InMemorySpanExporter
+) -> None:
+    gateway.add_fault(Fault.timeout(3.0))
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0, timeout=0.3)
+    with client, session("sess_timeout"), pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=1.5, seed=7)
+    (attrs,) = _request_spans(spans)
+    assert "error.type" in attrs
+    assert _params(attrs) == {"gen_ai.request.temperature": 1.5, "gen_ai.request.seed": 7}
+    _check_against_model(attrs)

@@ -111,12 +111,13 @@ class ParsedResponse:
 
 def _json_str(raw: bytes) -> str | None:
     """Unescape the inside of a JSON string literal."""
-    if raw.find(b"\\") < 0:  # not ``in``: for bytes, it first fails to read the needle as an int
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    else:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # Looked for in the str: ``bytes.find`` parses its arguments as varargs, and ``in``
+    # on bytes first fails to read the needle as an int.
+    if "\\" in text:
         try:
             value = json.loads(b'"' + raw + b'"')
         except ValueError:
@@ -376,6 +377,16 @@ class _Acc:
             reasons = tuple(finish.values())
         else:
             reasons = tuple(finish[k] for k in sorted(finish))
+        # A plain answer (no error, no refusal, no status a policy uses) says no policy:
+        # judged here without the call, which nearly every response would make.
+        plain = (
+            status < 400
+            and self.err_message is None
+            and self.err_type is None
+            and self.err_code is None
+            and self.refusal is None
+            and (not reasons or _POLICY_FINISH.isdisjoint(reasons))
+        )
         # Positional, in field order: keyword arguments cost several times as much to pass.
         return ParsedResponse(
             self.model,
@@ -386,7 +397,7 @@ class _Acc:
             self.cache_write,
             self.reasoning,
             reasons,
-            self.policy(status, reasons),
+            None if plain else self.policy(status, reasons),
             self.err_type,
             complete,
         )

@@ -89,11 +89,18 @@ def load_prices() -> Any:
     never prices anything (``alephant-otel sessions``, ``import
     alephant_otel``) never does.
     """
+    global _snapshot_of  # noqa: PLW0603 - set once, to the same function every time
     import genai_prices
     import genai_prices.types
 
-    genai_prices.data_snapshot.get_snapshot()
+    _snapshot_of = genai_prices.data_snapshot.get_snapshot
+    _snapshot_of()
     return genai_prices
+
+
+#: genai-prices' snapshot getter, once loaded: each lookup asks it for the current snapshot
+#: (an import statement and two attribute reads less than going through the module).
+_snapshot_of: Any = None
 
 
 def gateway_cost(value: str | None) -> float | None:
@@ -184,7 +191,7 @@ def _price_of(provider_id: str | None, model_ref: str, snapshot: Any) -> _Entry:
 def _lookup(model: str, provider: str | None) -> _Entry:
     key = (provider, model)
     now = time.monotonic()
-    snapshot = load_prices().data_snapshot.get_snapshot()
+    snapshot = (_snapshot_of or load_prices().data_snapshot.get_snapshot)()
     hit = _cache.get(key)
     # A new snapshot (genai-prices' UpdatePrices) invalidates what was cached.
     if hit is not None and hit[0] > now and hit[1] is snapshot:

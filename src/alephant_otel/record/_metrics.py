@@ -11,11 +11,12 @@ scrubber does not see.
 from __future__ import annotations
 
 import functools
-from typing import Final
+from typing import Any, Final
 
-from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.metrics import MeterProvider, NoOpCounter, get_meter
 from opentelemetry.util.types import AttributeValue
 
+from alephant_otel import _fastpaths
 from alephant_otel import _names as n
 from alephant_otel._version import __version__
 from alephant_otel.redact._scrub import scrub_text
@@ -63,6 +64,10 @@ class Instruments:
         self.cost = meter.create_counter(
             n.METRIC_COST, unit="USD", description="Cost of gateway requests in US dollars."
         )
+        #: The global provider's proxy while no meter provider is set (nothing to record to yet),
+        #: or None; and whether the instruments are no-ops. The caller skips the call then.
+        self.proxy = _proxy_of(self.cost)
+        self.noop = isinstance(self.cost, NoOpCounter)
 
     def record(
         self,
@@ -100,6 +105,24 @@ class Instruments:
             self.token_usage.record(input_tokens, input_attrs)
         if output_tokens is not None:
             self.token_usage.record(output_tokens, output_attrs)
+
+
+def _proxy_of(instrument: Any) -> Any:
+    """``instrument`` when it is the API's proxy counter with its ``_real_instrument`` slot, else None.
+
+    The slot is private: read only with the fast paths on, for the class it was seen on.
+    The API fills it when a meter provider is set, for all of a meter's instruments at once.
+    """
+    if (
+        _fastpaths.ENABLED
+        and type(instrument).__name__ == "_ProxyCounter"
+        and getattr(instrument, "_real_instrument", _MISSING) is None
+    ):
+        return instrument
+    return None
+
+
+_MISSING: Final = object()
 
 
 @functools.lru_cache(maxsize=_SETS_KEEP)

@@ -59,12 +59,15 @@ def _content_kinds(content_type: str | None) -> tuple[bool, bool]:
 
 def _sniff(body: bytes, content_type: str | None) -> str:
     kinds = _content_kinds(content_type)
-    head = body[:64].lstrip()
-    if head.startswith((b"data:", b"event:", b": ")) or kinds[0]:
+    if kinds[0]:
         return "sse"
-    if kinds[1] or head[:1] in (b"{", b"["):
+    head = body[:64].lstrip()
+    first = head[:1]
+    if first in (b"{", b"["):  # checked first: cannot be an event stream, and cheap
         return "json"
-    return "other"
+    if head.startswith((b"data:", b"event:", b": ")):
+        return "sse"
+    return "json" if kinds[1] else "other"
 
 
 def _parse_json(body: bytes, acc: _Acc, whole: bool, failed: bool) -> bool:

@@ -15,9 +15,10 @@ from html import escape
 from typing import Final
 
 from alephant_otel.analytics import Session, Vitals
+from alephant_otel.web._groups import points as breakdown_points
 from alephant_otel.web._view import duration, when
 
-__all__ = ["CHARTS", "render_chart"]
+__all__ = ["BY_CHART", "CHARTS", "render_breakdown", "render_chart"]
 
 W: Final = 560
 H: Final = 230
@@ -199,13 +200,12 @@ def _scatter(
 
 
 def _cost_by_agent(sessions: Sequence[Session], vitals: Vitals) -> str:
-    points = [(r.start_ns, r.agent_id or "(none)", r.cost_usd) for s in sessions for r in s.requests]
-    return _stacked("Cost by agent over time", points, _axis_money)
+    # Paid tool calls count under their agent, as in `sessions vitals`: the bars add up to the cost.
+    return _stacked("Cost by agent over time", breakdown_points(sessions, "agent"), _axis_money)
 
 
 def _cost_by_path(sessions: Sequence[Session], vitals: Vitals) -> str:
-    points = [(r.start_ns, s.path or "(none)", r.cost_usd) for s in sessions for r in s.requests]
-    return _stacked("Cost by path over time", points, _axis_money)
+    return _stacked("Cost by path over time", breakdown_points(sessions, "path"), _axis_money)
 
 
 def _status(sessions: Sequence[Session], vitals: Vitals) -> str:
@@ -249,3 +249,12 @@ def render_chart(name: str, sessions: Sequence[Session], vitals: Vitals) -> str 
     """The SVG document of chart ``name``, or None for an unknown name."""
     draw = CHARTS.get(name)
     return None if draw is None else draw(sessions, vitals)
+
+
+#: The chart of the breakdown the page shows (``/charts/cost-by.svg?by=user``).
+BY_CHART: Final = "cost-by"
+
+
+def render_breakdown(by: str, sessions: Sequence[Session]) -> str:
+    """The SVG document of the cost by ``by`` (a ``sessions vitals --by`` dimension) over time."""
+    return _stacked(f"Cost by {by} over time", breakdown_points(sessions, by), _axis_money)

@@ -159,6 +159,7 @@ def _filters(q: ListQuery, statuses: Sequence[str]) -> str:
         + field("until", "until", q.until, "ISO time")
         + f'<input type="hidden" name="sort" value="{_e(q.sort)}">'
         f'<input type="hidden" name="order" value="{"desc" if q.desc else "asc"}">'
+        f'<input type="hidden" name="by" value="{_e(q.by)}">'
         '<button type="submit">Filter</button><a class="reset" href="/">reset</a></form>'
     )
 
@@ -265,8 +266,10 @@ def list_page(
     charts: Sequence[str],
     version: str,
     live: bool,
+    by_choices: Sequence[str] = ("agent", "path"),
+    groups: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The ``/`` page: filters, totals, the sorted and paged table, charts and outliers."""
+    """The ``/`` page: filters, totals, the sorted and paged table, charts, cost by a dimension, outliers."""
     pages = max(1, -(-len(chosen) // query.size))
     page = min(query.page, pages)
     rows = chosen[(page - 1) * query.size : page * query.size]
@@ -297,6 +300,7 @@ def list_page(
         + _pager(query, len(chosen))
         + f"<h2>Vitals</h2>{few_note}"
         + f'<section class="charts" id="charts"{" hidden" if few else ""}>{chart_imgs}</section>'
+        + _breakdown(query, by_choices, groups, few=few, version=version)
         + f"<h2>Sessions that stand out</h2>{_flagged(vitals)}"
         + "</main>"
     )
@@ -316,6 +320,49 @@ def list_json_rows(chosen: Sequence[Session], query: ListQuery, seen: int) -> di
         "aligns": [c[2] for c in _COLUMNS],
         "rows": [list_row(s) for s in rows],
     }
+
+
+def _filter_href(q: ListQuery, key: str) -> str | None:
+    """The list filtered to one group, where the breakdown's dimension is a filter."""
+    if q.by not in ("agent", "path", "user") or key == "(none)":
+        return None
+    return "/?" + q.params(**{q.by: key, "page": 1})
+
+
+def group_links(q: ListQuery, groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The breakdown rows, each with the link that filters the list to its group (or None)."""
+    return [{**g, "href": _filter_href(q, g["key"])} for g in groups]
+
+
+def _breakdown(
+    q: ListQuery, by_choices: Sequence[str], groups: Sequence[dict[str, Any]], *, few: bool, version: str
+) -> str:
+    """The cost by one dimension (as ``sessions vitals --by``): links to each grouping, a table, a chart."""
+    on = ' class="on" aria-current="true"'
+    links = "".join(
+        f'<a href="/?{_e(q.params(by=b, page=""))}"{on if b == q.by else ""}>{_e(b)}</a>' for b in by_choices
+    )
+    rows = []
+    for g in group_links(q, groups):
+        key = f'<a href="{_e(g["href"])}">{_e(g["key"])}</a>' if g["href"] else _e(g["key"])
+        nums = "".join(f'<td class="num">{_e(g[k])}</td>' for k in _GROUP_KEYS[1:])
+        rows.append(f'<tr><td class="text">{key}</td>{nums}</tr>')
+    heads = (q.by, "sessions", "calls" if q.by == "tool" else "requests", "tokens in/out", "cost", "share")
+    head = "".join(f'<th class="{"text" if i == 0 else "num"}">{_e(h)}</th>' for i, h in enumerate(heads))
+    chart_q = q.params(page="")
+    return (
+        f'<h2>Cost by {_e(q.by)}</h2><nav class="by" id="by">{links}</nav>'
+        f'<div class="table-wrap"><table class="groups"><thead><tr>{head}</tr></thead>'
+        f'<tbody id="group-rows">{"".join(rows)}</tbody></table></div>'
+        f'<p class="empty" id="groups-empty"{" hidden" if groups else ""}>No cost to break down.</p>'
+        f'<section class="by-chart" id="by-chart"{" hidden" if few else ""}><figure>'
+        f'<img alt="cost by {_e(q.by)} chart" data-chart="cost-by" '
+        f'src="/charts/cost-by.svg?{_e(chart_q)}&amp;v={_e(version)}" width="560" height="230"></figure></section>'
+    )
+
+
+#: The breakdown table's columns, as ``list.js`` redraws them.
+_GROUP_KEYS: Final = ("key", "sessions", "requests", "tokens", "cost", "share")
 
 
 # --- one session -------------------------------------------------------------------

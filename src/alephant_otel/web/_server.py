@@ -36,8 +36,6 @@ from alephant_otel.analytics import (
     SourceError,
     TempoSource,
     TraceFileMissing,
-    Vitals,
-    compute_vitals,
     open_source,
     read_sessions,
 )
@@ -45,7 +43,9 @@ from alephant_otel.analytics._follow import TraceFollower
 from alephant_otel.analytics._model import Session
 from alephant_otel.analytics._summary import Selection, SummarySource
 from alephant_otel.web import _pages
-from alephant_otel.web._charts import CHARTS, render_chart
+from alephant_otel.web._charts import BY_CHART, CHARTS, render_breakdown, render_chart
+from alephant_otel.web._groups import SUMMARY_DIMENSIONS, choices
+from alephant_otel.web._selection import SELECTIONS, Selected
 from alephant_otel.web._view import ListQuery, TraceLinks, waterfall
 
 __all__ = ["CSP", "SessionStore", "UiServer"]
@@ -165,26 +165,6 @@ class SessionStore:
         return result.resolve(session_id)
 
 
-_SELECTIONS: Final = 32
-
-
-class _Selection:
-    """The sessions one filter and sort selects, and their vitals once asked for."""
-
-    def __init__(self, chosen: list[Session], problems: list[str]) -> None:
-        self.chosen = chosen
-        self.problems = problems
-        self._vitals: Vitals | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def vitals(self) -> Vitals:
-        with self._lock:
-            if self._vitals is None:
-                self._vitals = compute_vitals(self.chosen)
-            return self._vitals
-
-
 class _Answer(Exception):
     """Raised by a route to answer with an error page."""
 
@@ -211,20 +191,21 @@ class UiServer(ThreadingHTTPServer):
         self.store = store
         self.defaults = defaults
         self.check_host = check_host
-        self._selections: dict[tuple[str, str], _Selection] = {}
+        self._selections: dict[tuple[str, str], Selected] = {}
         self._selections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def selection(self, version: str, result: SessionSet, query: ListQuery) -> _Selection:
+    def selection(self, version: str, result: SessionSet, query: ListQuery) -> Selected:
         """The sessions ``query`` selects, cached per version and filter/sort (pages and charts share it)."""
-        key = (version, query.params(page="", size=""))
+        # The breakdown shown is not a filter: every grouping of one selection shares it.
+        key = (version, query.params(page="", size="", by=""))
         with self._selections_lock:
             found = self._selections.get(key)
         if found is None:
             chosen, problems = query.select(result.sessions)
-            found = _Selection(chosen, problems)
+            found = Selected(chosen, problems)
             with self._selections_lock:
-                if len(self._selections) >= _SELECTIONS:
+                if len(self._selections) >= SELECTIONS:
                     self._selections.pop(next(iter(self._selections)))
                 self._selections[key] = found
         return found
@@ -359,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- routes ---------------------------------------------------------------------
 
-    def _selection(self, qs: dict[str, list[str]]) -> tuple[str, SessionSet, ListQuery, _Selection]:
+    def _selection(self, qs: dict[str, list[str]]) -> tuple[str, SessionSet, ListQuery, Selected]:
         version, result = self.server.store.read()
         query = ListQuery.parse(qs, self.server.defaults)
         return version, result, query, self.server.selection(version, result, query)
@@ -368,6 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
         version, result, query, sel = self._selection(qs)
         store = self.server.store
         chosen, problems = sel.chosen, list(sel.problems)
+        query.by = self._by(query, problems)
         if result.corrupt:
             problems.append(f"{result.corrupt} corrupt line(s) skipped in {result.source}")
         page = _pages.list_page(
@@ -381,8 +363,18 @@ class _Handler(BaseHTTPRequestHandler):
             charts=tuple(CHARTS),
             version=version,
             live=store.live,
+            by_choices=choices(chosen, query.by, summary=store.summary is not None),
+            groups=sel.groups(query.by),
         )
         self._html(HTTPStatus.OK, page)
+
+    def _by(self, query: ListQuery, problems: list[str] | None = None) -> str:
+        """The breakdown to show: a summary source (one row per session) has only agent and path."""
+        if self.server.store.summary is None or query.by in SUMMARY_DIMENSIONS:
+            return query.by
+        if problems is not None:
+            problems.append(f"{self.server.store.description} answers per session: no breakdown by {query.by}")
+        return "agent"
 
     def _version(self, path: str, qs: dict[str, list[str]]) -> None:
         version, _ = self.server.store.read()
@@ -391,15 +383,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _api_list(self, path: str, qs: dict[str, list[str]]) -> None:
         version, result, query, sel = self._selection(qs)
         doc = _pages.list_json_rows(sel.chosen, query, len(result.sessions))
+        query.by = self._by(query)
+        doc["groups"] = _pages.group_links(query, sel.groups(query.by))
         doc["version"] = version
         self._json(doc)
 
     def _chart(self, path: str, qs: dict[str, list[str]]) -> None:
         name = path[len("/charts/") : -len(".svg")]
-        if name not in CHARTS:
+        if name not in CHARTS and name != BY_CHART:
             raise _Answer(HTTPStatus.NOT_FOUND, "Not found", f"There is no chart {name}.")
-        _, _, _, sel = self._selection(qs)
-        svg = render_chart(name, sel.chosen, sel.vitals) or ""
+        _, _, query, sel = self._selection(qs)
+        if name == BY_CHART:
+            svg = render_breakdown(self._by(query), sel.chosen)
+        else:
+            svg = render_chart(name, sel.chosen, sel.vitals) or ""
         self._send(HTTPStatus.OK, svg.encode(), "image/svg+xml")
 
     def _lookup(self, session_id: str) -> tuple[str, SessionSet, Session]:

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from alephant_otel import _names as n
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
+from alephant_otel.analytics._breakdown import check_dimension
 from alephant_otel.analytics._model import USAGE_UNKNOWN_REASON
 
 # The CLI's own formatting: the page and the terminal print the same figures.
@@ -273,6 +274,8 @@ class ListQuery:
     until: str = ""
     sort: str = "started"
     desc: bool = True
+    #: The cost breakdown shown: a ``sessions vitals --by`` dimension.
+    by: str = "agent"
     page: int = 1
     size: int = PAGE_SIZE
     errors: tuple[str, ...] = ()
@@ -301,6 +304,12 @@ class ListQuery:
         order = one("order")
         if order is not None:
             q.desc = order != "asc"
+        by = one("by")
+        if by:
+            try:
+                q.by = check_dimension(by)
+            except ValueError as exc:
+                errors.append(str(exc))
         for key, lo, hi in (("page", 1, 1 << 30), ("size", 1, _MAX_PAGE_SIZE)):
             v = one(key)
             if v:
@@ -360,6 +369,7 @@ class ListQuery:
             "until": self.until,
             "sort": self.sort,
             "order": "desc" if self.desc else "asc",
+            "by": self.by if self.by != "agent" else "",
             "page": self.page,
             "size": self.size if self.size != PAGE_SIZE else "",
         }

@@ -134,6 +134,12 @@ def _in_memory(stream: Any) -> bytes | None:
     if type(stream).__name__ != "ByteStream":
         return None
     try:
+        if _fastpaths.ENABLED:
+            # httpx and httpx2 keep the bytes as ``_stream`` (private): read where they are
+            # rather than through a generator and a join, for every request body.
+            raw = stream._stream
+            if type(raw) is bytes:
+                return raw
         return b"".join(stream)
     except Exception:
         return None
@@ -167,8 +173,12 @@ class BridgeBase:
                 pending.append(entry)
                 if len(pending) >= RequestTotals.FOLD_AT:
                     totals.fold()
+        instruments = self.instruments
+        proxy = instruments.proxy
+        if instruments.noop or (proxy is not None and proxy._real_instrument is None):
+            return  # no meter provider (yet): nothing to record to, no call to make
         # By position, in the order of Instruments.record's parameters (see mark_outgoing above).
-        self.instruments.record(
+        instruments.record(
             req.operation,
             req.provider,
             req.request_model,

@@ -19,9 +19,11 @@ from alephant_otel import _fastpaths
 from alephant_otel import _names as n
 from alephant_otel.context._ids import new_id
 from alephant_otel.context._state import active_state, active_totals, state_for
+from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._requestbody import operation_for_path, provider_for, request_model
 from alephant_otel.record._semconv import api_type_for_path
 from alephant_otel.record._spanattrs import set_clean
+from alephant_otel.redact._ownids import note_own_id
 from alephant_otel.wire._attempt import (
     _EXT,
     _NOTHING_READ,
@@ -133,6 +135,7 @@ def _add_headers(headers: Any, state: Any) -> tuple[str, str | None, bool]:
         ours = _REQUEST_ID_KEY not in present
         if ours:
             request_id = new_id("req_")
+            note_own_id(request_id)
             items.append((_REQUEST_ID_RAW, _REQUEST_ID_KEY, request_id.encode("ascii")))
         else:
             request_id = _header_value(headers, present, once, _REQUEST_ID_KEY, _REQUEST_ID_LOWER)
@@ -296,7 +299,7 @@ class RequestSide(BridgeBase):
             if error_type is not None and span.is_recording():
                 # OpenTelemetry records ``Exception``s on the span but leaves a cancelled
                 # task's span as if it had succeeded (BaseException is "not an error").
-                set_clean(span, {n.ATTR_ERROR_TYPE: error_type})
+                set_clean(span, {**(request_params(req.body) or {}), n.ATTR_ERROR_TYPE: error_type})
                 status = getattr(span, "status", None)
                 if status is None or status.status_code is StatusCode.UNSET:
                     span.set_status(Status(StatusCode.ERROR, f"no response: {error_type}"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections import OrderedDict
 from typing import Any, Final
@@ -18,6 +19,7 @@ from alephant_otel.context._scope import on_open_requests
 from alephant_otel.context._totals import RequestTotals
 from alephant_otel.record._acc import ParsedResponse
 from alephant_otel.record._cost import compute_cost, gateway_cost
+from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._spanattrs import set_clean
 from alephant_otel.record._toolcalls import asked_for_tools, requested_calls
 from alephant_otel.record._usage import parse_body
@@ -113,6 +115,12 @@ _GET: Final = (b"GET", "GET")
 
 #: A Response made (the request path has no query string: httpx keeps it apart).
 _RESPONSES_PATHS: Final = ("/v1/responses", "/v1/responses/")
+
+
+@functools.lru_cache(maxsize=256)
+def _made_response(path: str) -> bool:
+    """Whether ``path`` makes a Response (a cache hit costs less than ``endswith`` with a tuple)."""
+    return path.endswith(_RESPONSES_PATHS)
 
 
 def _is_response_fetch(path: str) -> bool:
@@ -234,7 +242,7 @@ class ResponseSide(BridgeBase):
     ) -> None:
         span = req.span
         if (parsed.input_tokens is not None or parsed.output_tokens is not None) and (
-            req.operation is None or req.path.endswith(_RESPONSES_PATHS)
+            req.operation is None or _made_response(req.path)
         ):
             parsed = _count_once(parsed, req)
         cost: float | None
@@ -244,7 +252,8 @@ class ResponseSide(BridgeBase):
             cost = compute_cost(parsed, req.request_model, req.provider)
             source = n.COST_SOURCE_PRICE_TABLE
         if span.is_recording():
-            attrs: dict[str, AttributeValue] = {}
+            # The parameters the request sent: read from its body here, not in the request hook.
+            attrs: dict[str, AttributeValue] = request_params(req.body) or {}
             if parsed.response_model is not None:
                 attrs[n.GEN_AI_RESPONSE_MODEL] = parsed.response_model
             if parsed.response_id is not None:
@@ -265,7 +274,8 @@ class ResponseSide(BridgeBase):
             if cost is not None:
                 attrs[n.ATTR_COST_USD] = cost
                 attrs[n.ATTR_COST_SOURCE] = source
-            if content_type is not None and content_type.startswith("text/event-stream"):
+            # A slice, not startswith: str.startswith parses its arguments as varargs.
+            if content_type is not None and content_type[:17] == "text/event-stream":
                 attrs[n.ATTR_STREAMING] = True
                 attrs[n.GEN_AI_REQUEST_STREAM] = True
             # Completeness is judged from the body (terminal event seen, JSON parsed), not

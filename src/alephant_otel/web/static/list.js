@@ -30,14 +30,42 @@
       rows.appendChild(tr);
     });
     body.replaceChildren(rows);
+    if (doc.groups) redrawGroups(doc.groups);
     document.getElementById("empty").hidden = doc.rows.length > 0;
     document.getElementById("totals").textContent = doc.totals;
     document.getElementById("charts").hidden = !doc.charts;
     document.getElementById("charts-few").hidden = doc.charts;
+    var byChart = document.getElementById("by-chart");
+    if (byChart) byChart.hidden = !doc.charts;
     document.querySelectorAll("img[data-chart]").forEach(function (img) {
       var src = img.getAttribute("src").replace(/([?&])v=[^&]*/, "$1v=" + encodeURIComponent(doc.version));
       img.setAttribute("src", src);
     });
+  }
+
+  // The cost breakdown's rows: key (a filter link where the grouping is a filter), then numbers.
+  function redrawGroups(groups) {
+    var body = document.getElementById("group-rows");
+    if (!body) return;
+    var rows = document.createDocumentFragment();
+    groups.forEach(function (g) {
+      var tr = el("tr");
+      var key = el("td", "text");
+      if (g.href) {
+        var a = el("a", null, g.key);
+        a.href = g.href;
+        key.appendChild(a);
+      } else {
+        key.textContent = g.key;
+      }
+      tr.appendChild(key);
+      ["sessions", "requests", "tokens", "cost", "share"].forEach(function (k) {
+        tr.appendChild(el("td", "num", g[k]));
+      });
+      rows.appendChild(tr);
+    });
+    body.replaceChildren(rows);
+    document.getElementById("groups-empty").hidden = groups.length > 0;
   }
 
   window.alephant.ready(function () {
