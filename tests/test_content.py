@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import alephant_otel
 from alephant_otel import _names as n
 from alephant_otel import session
-from alephant_otel._contentcap import resolve_capture
+from alephant_otel.record._contentcap import resolve_capture
 from alephant_otel.testing import GatewayEmulator, OtlpReceiver
 
 MODEL = "openai/gpt-4o-mini"
