@@ -18,6 +18,7 @@ the attributes of a ``gen_ai.client.inference.operation.details`` span event
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -132,7 +133,8 @@ def keep(
         if not span.is_recording():
             return
         if len(pending) >= _PENDING_KEEP:
-            pending.pop(next(iter(pending)), None)
+            with contextlib.suppress(RuntimeError, StopIteration):  # another thread changed it meanwhile
+                pending.pop(next(iter(pending)), None)
         pending[span.get_span_context().span_id] = Pending(
             capture, request_body, body, whole, content_type, encoding, path, status
         )
