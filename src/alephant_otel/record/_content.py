@@ -1,6 +1,6 @@
 """Content capture, end to end: bodies kept on the span, messages built at export.
 
-When capture is on, the response step (:mod:`._hooks`, when the body ends)
+When capture is on, the response step (``wire._response``, when the body ends)
 only hangs a :class:`Pending` on the request span: references to the request
 body the hook already holds and to the response body the watcher kept. No
 parsing, no JSON, nothing copied on the caller's thread. The messages are
