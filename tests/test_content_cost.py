@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -19,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 import openai
-from _util import wait_for
+from _util import clean_env, wait_for
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -54,42 +56,53 @@ def calls_by_thread() -> Iterator[dict[str, Counter[str]]]:
         threading.setprofile(None)  # type: ignore[arg-type]
 
 
-def _run(capture: bool | None) -> tuple[dict[str, Counter[str]], InMemorySpanExporter]:
+def _run(capture: bool | None) -> tuple[dict[str, Counter[str]], list[Any]]:
+    """The calls and the request spans of 10 requests, in a fresh process (content never on before).
+
+    A process of its own: the export step's flag stays set once content was kept, as it must for
+    the spans still in flight, so an earlier test that switched capture on would be counted here.
+    """
+    out = subprocess.run(
+        [sys.executable, __file__, "on" if capture else "off"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    seen, spans = json.loads(out.stdout.splitlines()[-1])
+    return {k: Counter(v) for k, v in seen.items()}, spans
+
+
+def _work(capture: bool | None) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     with GatewayEmulator() as gw:
         more = {} if capture is None else {"capture_content": capture}
         alephant_otel.configure(gateway_url=gw.url, tracer_provider=provider, **more)
-        try:
-            client = openai.OpenAI(base_url=gw.openai_base_url, api_key="sk-test-cost-0000", max_retries=0)
-            with client, calls_by_thread() as seen:
-                # Added here so that its thread is profiled (threading.setprofile reaches new threads
-                # only); exported by that thread within 10 ms (a flush exports on the caller's thread).
-                provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
-                for i in range(5):
-                    client.chat.completions.create(
-                        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": f"question {i}"}]
-                    )
-                    with client.chat.completions.create(
-                        model="openai/gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "a stream"}]
-                    ) as stream:
-                        for _ in stream:
-                            pass
-                wait_for(lambda: len(_requests(exporter)) == 10)
-        finally:
-            provider.shutdown()
-            alephant_otel.configure(gateway_url=gw.url, tracer_provider=_suite_provider())
-    return seen, exporter
+        client = openai.OpenAI(base_url=gw.openai_base_url, api_key="sk-test-cost-0000", max_retries=0)
+        with client, calls_by_thread() as seen:
+            # Added here so that its thread is profiled (threading.setprofile reaches new threads
+            # only); exported by that thread within 10 ms (a flush exports on the caller's thread).
+            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
+            for i in range(5):
+                client.chat.completions.create(
+                    model="openai/gpt-4o-mini", messages=[{"role": "user", "content": f"question {i}"}]
+                )
+                with client.chat.completions.create(
+                    model="openai/gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "a stream"}]
+                ) as stream:
+                    for _ in stream:
+                        pass
+            wait_for(lambda: len(_requests(exporter)) == 10)
+        provider.shutdown()
+    spans = [dict(s.attributes or {}) for s in _requests(exporter)]
+    print(json.dumps([seen, spans], default=list))
 
 
 def _requests(exporter: InMemorySpanExporter) -> list[Any]:
     return [s for s in exporter.get_finished_spans() if (s.attributes or {}).get(n.ATTR_SPAN_KIND) == "request"]
-
-
-def _suite_provider() -> Any:
-    from opentelemetry import trace
-
-    return trace.get_tracer_provider()
 
 
 def test_the_profiled_modules_exist() -> None:
@@ -99,22 +112,24 @@ def test_the_profiled_modules_exist() -> None:
 
 
 def test_off_no_content_function_runs_on_any_thread() -> None:
-    seen, exporter = _run(None)
-    spans = _requests(exporter)
-    assert len(spans) == 10 and all(n.GEN_AI_INPUT_MESSAGES not in (s.attributes or {}) for s in spans)
+    seen, spans = _run(None)
+    assert len(spans) == 10 and all(n.GEN_AI_INPUT_MESSAGES not in s for s in spans)
     assert seen == {}
 
 
 def test_on_the_messages_are_built_off_the_callers_thread() -> None:
-    seen, exporter = _run(True)
-    spans = _requests(exporter)
-    assert len(spans) == 10 and all(n.GEN_AI_OUTPUT_MESSAGES in (s.attributes or {}) for s in spans)
-    caller = seen.get(threading.main_thread().name, Counter())
+    seen, spans = _run(True)
+    assert len(spans) == 10 and all(n.GEN_AI_OUTPUT_MESSAGES in s for s in spans)
+    caller = seen.get("MainThread", Counter())
     # On the caller's thread: the references kept, and moved to the ended span. Nothing else.
     assert set(caller) <= {"keep", "__init__", "adopt"}, caller
     assert caller["keep"] == 10
     elsewhere = Counter[str]()
     for name, counts in seen.items():
-        if name != threading.main_thread().name:
+        if name != "MainThread":
             elsewhere.update(counts)
     assert elsewhere["_build"] == 10 and elsewhere["output_messages"] == 10 and elsewhere["fit_messages"] == 10
+
+
+if __name__ == "__main__":
+    _work(True if sys.argv[1] == "on" else None)
