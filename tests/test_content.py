@@ -269,6 +269,27 @@ def test_a_credential_inside_a_prompt_is_scrubbed(capture: GatewayEmulator, span
     assert "please check" in _texts(inputs)[0]  # the rest of the prompt is kept
 
 
+# Prompts where scrubbing the JSON text alone once broke it: a value ran into a ``\"`` escape.
+AWKWARD = (
+    "\"\u00e9secret=':=\\=",
+    "=ghp_" + "a" * 36 + ':key=val;token=abc123def456\u00e9"api_key": "sk-abcdefgh12345678"\t',
+    '\\\nkey=val;secret\\="\u00e9\x01 ',
+)
+
+
+def test_scrubbed_content_stays_valid_json(capture: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    client = openai.OpenAI(base_url=capture.openai_base_url, api_key="sk-test-content-0000", max_retries=0)
+    with client:
+        for prompt in AWKWARD:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": prompt}])
+    requests = _requests(list(spans.get_finished_spans()))
+    assert len(requests) == len(AWKWARD)
+    for span in requests:
+        _, inputs, _ = _content(span)  # parses and validates against the schemas
+        text = _texts(inputs)[0]
+        assert "sk-abcdefgh12345678" not in text and "abc123def456" not in text and "ghp_aaaa" not in text
+
+
 def test_a_1mb_prompt_is_cut_to_the_caps_with_a_marker(capture: GatewayEmulator, spans: InMemorySpanExporter) -> None:
     client = openai.OpenAI(base_url=capture.openai_base_url, api_key="sk-test-content-0000", max_retries=0)
     big = "lorem ipsum dolor " * ((1 << 20) // 18 + 1)

@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
-from alephant_otel.record._content import kept_any, with_content
+from alephant_otel.record._content import keep_json, kept_any, with_content
 from alephant_otel.record._spanattrs import _reads_own_of, ended_parts
 from alephant_otel.redact._scrub import scrub_attributes, scrub_named, scrub_text
 
@@ -78,10 +78,14 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
     if added is not None:
         attributes, events = added
     new_name, attrs = scrub_named(name, attributes)
+    if added is not None and attrs is not None:
+        keep_json(attributes or {}, attrs)  # the content is valid JSON after scrubbing
     new_events: list[Event] | None = None
     if events:
         for i, event in enumerate(events):
             new = scrub_attributes(event.attributes)
+            if added is not None and new is not None:
+                keep_json(event.attributes or {}, new)
             event_name = scrub_text(event.name)
             if new is not None or event_name != event.name:
                 if new_events is None:

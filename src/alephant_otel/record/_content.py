@@ -32,8 +32,9 @@ from alephant_otel.record._contentcap import Capture, dumps, fit_messages
 from alephant_otel.record._contentin import input_messages
 from alephant_otel.record._contentout import output_messages
 from alephant_otel.record._decode import decode_body
+from alephant_otel.redact._scrub import scrub_attributes, scrub_text
 
-__all__ = ["Pending", "adopt", "keep", "kept_any", "pending", "with_content"]
+__all__ = ["Pending", "adopt", "keep", "keep_json", "kept_any", "pending", "with_content"]
 
 _log = logging.getLogger(__name__)
 _ATTR: Final = "_alephant_content"
@@ -45,6 +46,8 @@ kept_any: list[bool] = []
 pending: dict[int, Pending] = {}
 #: A safeguard for pipelines without the span processor (nothing adopts): the oldest go.
 _PENDING_KEEP: Final = 4096
+_KEYS: Final = (n.GEN_AI_SYSTEM_INSTRUCTIONS, n.GEN_AI_INPUT_MESSAGES, n.GEN_AI_OUTPUT_MESSAGES)
+_PART_VALUES: Final = ("content", "arguments", "response", "uri", "name")
 _warned: list[bool] = []
 _lock = threading.Lock()
 
@@ -107,6 +110,8 @@ class Pending:
         # System instructions are a list of parts, not of messages: capped as one message.
         wrapped = [{"role": "system", "parts": system}] if system else []
         fit_messages([wrapped, inputs, outputs], cap.message_limit, cap.span_limit)
+        for message in (*wrapped, *inputs, *outputs):
+            _scrub_parts(message)
         attrs: dict[str, str] = {}
         if wrapped:
             attrs[n.GEN_AI_SYSTEM_INSTRUCTIONS] = dumps(wrapped[0]["parts"])
@@ -115,6 +120,50 @@ class Pending:
         if outputs:
             attrs[n.GEN_AI_OUTPUT_MESSAGES] = dumps(outputs)
         return attrs
+
+
+def _clean(value: Any) -> Any:
+    """``value`` scrubbed leaf by leaf: a key that names a secret blanks its value, as on a span."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        flat = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, (str, int, float))}
+        by_name = scrub_attributes(flat) or flat
+        return {k: by_name[k] if k in by_name else _clean(v) for k, v in value.items()}
+    return value
+
+
+def _scrub_parts(message: dict[str, Any]) -> None:
+    """Scrub each value of each part before the JSON is written.
+
+    The export step scrubs the JSON text again, as every value; done here
+    first, on the strings themselves, no replacement can eat a JSON escape
+    (a value running into ``\\"``) and leave invalid JSON behind.
+    """
+    for part in message.get("parts") or ():
+        if isinstance(part, dict):
+            for key in _PART_VALUES:
+                if key in part:
+                    part[key] = _clean(part[key])
+
+
+def keep_json(before: Mapping[str, Any], after: dict[str, Any]) -> None:
+    """Undo the export step's rewrite of a content value that it left as invalid JSON.
+
+    The value before it was scrubbed leaf by leaf (``_scrub_parts``) by the
+    same scrubber; a rewrite of the JSON text that breaks it (rare: a pattern
+    spanning an escape) is dropped for that one. Never raises.
+    """
+    for key in _KEYS:
+        value = after.get(key)
+        if value is None or value is before.get(key) or value == before.get(key):
+            continue
+        try:
+            json.loads(value)
+        except (ValueError, TypeError):
+            after[key] = before[key]
 
 
 def keep(

@@ -205,8 +205,10 @@ def fit_messages(groups: list[list[dict[str, Any]]], message_limit: int, span_li
     flat = [m for group in groups for m in group]
     sizes = [min(_size(m), message_limit) for m in flat]
     shares = list(sizes)
-    if sum(sizes) > span_limit and flat:
-        left = span_limit
+    # The attributes' own brackets and commas count too: two a group, one a message.
+    budget = span_limit - 2 * len(groups) - len(flat)
+    if sum(sizes) > budget and flat:
+        left = budget
         order = sorted(range(len(flat)), key=sizes.__getitem__)
         for rank, i in enumerate(order):
             fair = max(_FLOOR, left // (len(order) - rank))
