@@ -79,12 +79,18 @@ class Arm:
         self.flush: Callable[[], Any] = lambda: None
         self.provider: Any = None
         base, _, extra = arm.rpartition("_")
-        if extra not in ("otlp", "metrics", "alone"):
+        if extra not in ("otlp", "metrics", "alone", "content"):
             base, extra = arm, ""
         self.otlp = extra == "otlp"
+        #: ``_content``: content capture on (alephant only: the peers read their own switches).
+        self.content = extra == "content"
         self.metrics = extra == "metrics"
         self.alone = extra == "alone"
-        if base not in ARMS or extra not in ("", "otlp", "metrics", "alone"):
+        if (
+            base not in ARMS
+            or extra not in ("", "otlp", "metrics", "alone", "content")
+            or (self.content and base != "alephant")
+        ):
             raise SystemExit(f"unknown arm {arm!r}")
         if base != "bare":
             getattr(self, f"_setup_{base}")(stack)
@@ -138,7 +144,11 @@ class Arm:
         import alephant_otel
 
         provider = self._sdk_provider()
-        alephant_otel.configure(gateway_url=self.url, tracer_provider=provider, meter_provider=self._meter_provider())
+        # Passed only when on: a build before content capture had no such argument (for A/B runs).
+        more = {"capture_content": True} if self.content else {}
+        alephant_otel.configure(
+            gateway_url=self.url, tracer_provider=provider, meter_provider=self._meter_provider(), **more
+        )
         stack.enter_context(alephant_otel.session(name="bench", path="/bench"))
         stack.enter_context(alephant_otel.run(agent_id="bench-agent"))
 

@@ -53,6 +53,7 @@ ARMS: dict[str, str] = {
     "alephant_otlp": "alephant-otel + OTel httpx2, real OTLP/HTTP exporter to loopback",
     "openai_v2_otlp": "openai-v2 + OTel httpx2, real OTLP/HTTP exporter to loopback",
     "alephant_metrics": "alephant-otel + OTel httpx2, real SDK MeterProvider",
+    "alephant_content": "alephant-otel + OTel httpx2, content capture on (configure(capture_content=True))",
     "openai_v2_metrics": "openai-v2 + OTel httpx2, real SDK MeterProvider",
 }
 OWN = ("bare", "otel", "alephant")
@@ -62,7 +63,7 @@ FLOOR, AIM = 1.0, 0.9
 
 
 def base_of(arm: str) -> str:
-    for suffix in ("_alone", "_otlp", "_metrics"):
+    for suffix in ("_alone", "_otlp", "_metrics", "_content"):
         if arm.endswith(suffix):
             return arm[: -len(suffix)]
     return arm
@@ -234,8 +235,10 @@ def stack_notes(stacks: dict[str, dict[str, str]]) -> list[str]:
             seen.setdefault(st.get(dist, "-"), []).append(arm)
         if len(seen) > 1:
             which = "; ".join(f"{v} in {', '.join(arms)}" for v, arms in sorted(seen.items()))
-            notes.append(f"**Not like for like: the arms ran different {dist} versions** ({which}); "
-                         "rerun `bash benchmarks/peers_setup.sh` with the pins of the project's environment.")
+            notes.append(
+                f"**Not like for like: the arms ran different {dist} versions** ({which}); "
+                "rerun `bash benchmarks/peers_setup.sh` with the pins of the project's environment."
+            )
     return notes
 
 

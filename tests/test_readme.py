@@ -58,6 +58,8 @@ EXPECT = {
     # The tree of the Quickstart's own script: its session, its run, its request.
     "quickstart": ["session quickstart-1", "assistant run_", "chat openai/gpt-4o-mini"],
     "2-zero-code-opentelemetry-instrument": ["/support/zero-code"],
+    # docs/conversations.md: the conversation printed, the key in the prompt scrubbed.
+    "conversations--switching-it-on": ["system: You are a support agent.", "api_key=[Scrubbed due to 'api_key']"],
     "5-sessions-across-services-threads-and-queues": ["case-7\ncase-7\n"],
     "6-testing-your-own-code-the-alephant_gateway-fixture": ["1 passed"],
 }

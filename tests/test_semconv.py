@@ -31,6 +31,9 @@ def _registry() -> tuple[dict[str, dict[str, Any]], set[str]]:
             if group.get("type") == "metric":
                 metrics.add(group["metric_name"])
                 continue
+            if group.get("type") == "event":
+                metrics.add(group["name"])  # events and metrics: names that are not attributes
+                continue
             for attr in group.get("attributes") or ():
                 if "id" in attr:
                     attrs[attr["id"]] = attr

@@ -105,6 +105,12 @@ ATTR_RESPONSE_TOOL_CALL_IDS: Final = "alephant.response.tool_calls.ids"
 #: The OTel general attribute Phoenix/OpenInference and Langfuse read as the end user.
 ATTR_USER_ID: Final = "user.id"
 ATTR_METADATA_PREFIX: Final = "alephant.metadata."
+#: Content capture (opt-in): the conversation of a request as GenAI-convention JSON strings.
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+#: The GenAI event that carries the same three values (written as a span event here).
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 
 # --- Span attributes: per request --------------------------------------------
 ATTR_COST_USD: Final = "alephant.cost.usd"
@@ -176,6 +182,11 @@ ENV_AGENTS_INTEGRATION: Final = "ALEPHANT_AGENTS_INTEGRATION"
 ENV_ANALYTICS_WORKERS: Final = "ALEPHANT_ANALYTICS_WORKERS"
 #: A diagnostic: "1" turns off every fast path into another library's private structures (_fastpaths.py).
 ENV_NO_FAST_PATHS: Final = "ALEPHANT_NO_FAST_PATHS"
+#: The standard switch for content capture (true/false, or opentelemetry-util-genai's modes).
+ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: Content caps in bytes of JSON: per message, and for all of one span's content.
+ENV_CONTENT_MESSAGE_LIMIT: Final = "ALEPHANT_CONTENT_MESSAGE_LIMIT"
+ENV_CONTENT_SPAN_LIMIT: Final = "ALEPHANT_CONTENT_SPAN_LIMIT"
 DEFAULT_GATEWAY_URL: Final = "https://ai.alephant.io"
 
 # --- Instrumentation scope -----------------------------------------------------

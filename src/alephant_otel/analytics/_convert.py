@@ -142,6 +142,9 @@ _SPEC: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     n.ATTR_USER_ID: ("user_id", _as_str),
     n.GEN_AI_TOOL_NAME: ("tool_name", _as_str),
     n.GEN_AI_TOOL_CALL_ID: ("tool_call_id", _as_str),
+    n.GEN_AI_INPUT_MESSAGES: ("input_messages", _as_str),
+    n.GEN_AI_OUTPUT_MESSAGES: ("output_messages", _as_str),
+    n.GEN_AI_SYSTEM_INSTRUCTIONS: ("system_instructions", _as_str),
 }
 # Aliases fill a slot only when the alephant name did not.
 _ALIASES: Final[dict[str, str]] = {

@@ -87,6 +87,10 @@ class Request:
     usage_unknown: bool = False
     #: Why it failed (``error.type``: an HTTP status, an exception's name, an error's type or code).
     error_type: str | None = None
+    #: The conversation, when content capture was on: GenAI-convention JSON strings (see ``_conversation``).
+    input_messages: str | None = None
+    output_messages: str | None = None
+    system_instructions: str | None = None
 
     @classmethod
     def from_record(cls, r: SpanRecord) -> Request:
@@ -125,6 +129,9 @@ class Request:
                 r.operation, r.input_tokens, r.output_tokens, r.cost_usd, r.error, r.intercepted or r.policy_events
             ),
             _intern(r.error_type),
+            r.input_messages,
+            r.output_messages,
+            r.system_instructions,
         )
 
     @property

@@ -73,6 +73,8 @@ _RETRY, _INTERCEPTED, _STREAMING, _HTTP = _V["retry_attempt"], _V["intercepted"]
 _INCOMPLETE: Final = _V["incomplete"]
 _TOOL_NAME: Final = _V["tool_name"]
 _ERROR_TYPE: Final = _V["error_type"]
+_INPUT_MESSAGES, _OUTPUT_MESSAGES = _V["input_messages"], _V["output_messages"]
+_SYSTEM_INSTRUCTIONS: Final = _V["system_instructions"]
 #: (value index, test) of each numeric slot: see _convert.drop_impossible.
 _NUMERIC: Final = tuple((_V[slot], ok) for slot, ok in zip(NUMERIC_SLOTS, VALID, strict=True))
 
@@ -301,6 +303,9 @@ def _emit(
                 v[_INCOMPLETE] or False,
                 usage_unknown(op, v[_IN], v[_OUT], v[_COST], error, v[_INTERCEPTED] or policies),
                 None if v[_ERROR_TYPE] is None else share(v[_ERROR_TYPE], v[_ERROR_TYPE]),
+                v[_INPUT_MESSAGES],
+                v[_OUTPUT_MESSAGES],
+                v[_SYSTEM_INSTRUCTIONS],
             )
         )
         return

@@ -65,12 +65,14 @@ class SpanRecord:
         "error_type",
         "http_status",
         "incomplete",
+        "input_messages",
         "input_tokens",
         "intercepted",
         "kind",
         "metadata",
         "name",
         "operation",
+        "output_messages",
         "output_tokens",
         "parent_span_id",
         "policy_events",
@@ -90,6 +92,7 @@ class SpanRecord:
         "start_ns",
         "status_message",
         "streaming",
+        "system_instructions",
         "tool_call_id",
         "tool_name",
         "trace_id",
@@ -137,6 +140,10 @@ class SpanRecord:
         self.metadata: dict[str, str] | None = None
         self.tool_name: str | None = None
         self.tool_call_id: str | None = None
+        #: Captured content (opt-in), as the span carries it: GenAI-convention JSON strings.
+        self.input_messages: str | None = None
+        self.output_messages: str | None = None
+        self.system_instructions: str | None = None
 
     def __repr__(self) -> str:
         return f"SpanRecord({self.kind or 'span'} {self.name!r} trace={self.trace_id} span={self.span_id})"

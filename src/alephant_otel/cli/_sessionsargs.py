@@ -114,6 +114,9 @@ def register_sessions(subparsers: Any) -> None:
         "session_id", metavar="SESSION_ID", help="a session id or unique prefix, as printed by `sessions list`"
     )
     p.add_argument("--html", metavar="FILE", help="write the session's waterfall as one self-contained HTML file")
+    p.add_argument(
+        "--messages", action="store_true", help="print each request's captured conversation (content capture on)"
+    )
     p.set_defaults(handler=cmd_show)
 
 

@@ -172,4 +172,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     out.print(tree)
     for note in session_notes(s):
         out.print(f"[dim]note: {note}[/]")
+    if args.messages:
+        from alephant_otel.cli._messages import print_messages
+
+        print_messages(out, s)
     return 0

@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
+from alephant_otel.record._content import keep_json, kept_any, with_content
 from alephant_otel.record._spanattrs import _reads_own_of, ended_parts
 from alephant_otel.redact._scrub import scrub_attributes, scrub_named, scrub_text
 
@@ -72,11 +73,19 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
 
 def _scrub(span: ReadableSpan) -> ReadableSpan:
     name, attributes, events, description = ended_parts(span)
+    # Captured content (opt-in) is built here, in the exporter's thread, and scrubbed below.
+    added = with_content(span, attributes, events) if kept_any else None
+    if added is not None:
+        attributes, events = added
     new_name, attrs = scrub_named(name, attributes)
+    if added is not None and attrs is not None:
+        keep_json(attributes or {}, attrs)  # the content is valid JSON after scrubbing
     new_events: list[Event] | None = None
     if events:
         for i, event in enumerate(events):
             new = scrub_attributes(event.attributes)
+            if added is not None and new is not None:
+                keep_json(event.attributes or {}, new)
             event_name = scrub_text(event.name)
             if new is not None or event_name != event.name:
                 if new_events is None:
@@ -100,6 +109,7 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
         and new_name == name
         and new_links is None
         and new_resource is resource
+        and added is None
     ):
         return span
     bounded: Any = attrs
@@ -113,8 +123,8 @@ def _scrub(span: ReadableSpan) -> ReadableSpan:
         context=span.context,
         parent=span.parent,
         resource=new_resource,
-        attributes=bounded if bounded is not None else span.attributes,
-        events=new_events if new_events is not None else span.events,
+        attributes=bounded if bounded is not None else (span.attributes if added is None else attributes),
+        events=new_events if new_events is not None else (span.events if added is None else events),
         links=new_links if new_links is not None else links,
         kind=span.kind,
         status=Status(status.status_code, new_description) if new_description != description else status,

@@ -18,6 +18,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from alephant_otel.context import _state
 from alephant_otel.context._scope import end_open_requests
 from alephant_otel.context._state import active_state
+from alephant_otel.record._content import adopt as adopt_content
+from alephant_otel.record._content import pending as pending_content
 from alephant_otel.record._spanattrs import starting_dict
 from alephant_otel.redact._scrub import redact_url
 
@@ -85,6 +87,8 @@ class AlephantSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Spans are complete before they end: only test helpers' sinks see them here."""
+        if pending_content:  # empty unless content capture is on
+            adopt_content(span)
         sinks = _sinks
         for sink in sinks:
             try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alephant_otel import _names as n
+from alephant_otel.record._contentcap import Capture, resolve_capture
 from alephant_otel.redact._scrub import check_patterns
 from alephant_otel.wire._gateway import parse_gateway_urls
 
@@ -40,6 +41,8 @@ class Settings:
     sigterm_flush: bool = True
     #: OpenAI Agents SDK agent spans become runs (``integrations``).
     agents_integration: bool = True
+    #: Content capture (``_contentcap``): None is off, the default.
+    capture: Capture | None = None
 
 
 def _env_gateway(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -94,6 +97,9 @@ def resolve_settings(
     scrub_patterns: Iterable[str] | None = None,
     sigterm_flush: bool | None = None,
     agents_integration: bool | None = None,
+    capture_content: bool | str | None = None,
+    content_message_limit: int | None = None,
+    content_span_limit: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge arguments over the environment.
@@ -129,7 +135,9 @@ def resolve_settings(
         if agents_integration is not None
         else env_switch(env, n.ENV_AGENTS_INTEGRATION, "the Agents SDK integration")
     )
+    capture = resolve_capture(capture_content, content_message_limit, content_span_limit, env)
     return Settings(
+        capture=capture,
         gateway_urls=urls,
         trace_file=path,
         cost_header=header,

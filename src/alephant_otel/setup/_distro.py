@@ -40,7 +40,8 @@ class AlephantInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     Keyword arguments of :meth:`instrument`: ``tracer_provider``,
     ``meter_provider``, ``gateway_url``, ``trace_file``, ``cost_header``,
-    ``baggage_hosts``, ``scrub_patterns``, ``agents_integration`` (see :func:`configure`).
+    ``baggage_hosts``, ``scrub_patterns``, ``agents_integration``, ``capture_content``,
+    ``content_message_limit``, ``content_span_limit`` (see :func:`configure`).
 
     Examples:
         >>> from alephant_otel import AlephantInstrumentor
@@ -60,6 +61,9 @@ class AlephantInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 baggage_hosts=kwargs.get("baggage_hosts"),
                 scrub_patterns=kwargs.get("scrub_patterns"),
                 agents_integration=kwargs.get("agents_integration"),
+                capture_content=kwargs.get("capture_content"),
+                content_message_limit=kwargs.get("content_message_limit"),
+                content_span_limit=kwargs.get("content_span_limit"),
             )
         except ValueError:
             if not _auto:

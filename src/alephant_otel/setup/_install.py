@@ -90,7 +90,10 @@ def _install(settings: Settings, tracer_provider: Any, meter_provider: Any, *, i
         set_extra_patterns(settings.scrub_patterns)
         set_bridge(
             Bridge(
-                GatewayMatcher(settings.gateway_urls), cost_header=settings.cost_header, meter_provider=meter_provider
+                GatewayMatcher(settings.gateway_urls),
+                cost_header=settings.cost_header,
+                meter_provider=meter_provider,
+                capture=settings.capture,
             )
         )
         provider = _join_provider(tracer_provider if tracer_provider is not None else trace.get_tracer_provider())

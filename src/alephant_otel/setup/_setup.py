@@ -68,6 +68,9 @@ def configure(
     scrub_patterns: Iterable[str] | None = None,
     sigterm_flush: bool | None = None,
     agents_integration: bool | None = None,
+    capture_content: bool | str | None = None,
+    content_message_limit: int | None = None,
+    content_span_limit: int | None = None,
 ) -> trace.TracerProvider:
     """Make a plain script traced, in one idempotent call.
 
@@ -109,6 +112,16 @@ def configure(
             agent spans becomes a :func:`run` (a trace processor is added when
             ``agents`` is imported; the SDK's own processors stay). Default:
             ``ALEPHANT_AGENTS_INTEGRATION``, else on.
+        capture_content: Record prompts and completions on request spans
+            (``gen_ai.input.messages``, ``gen_ai.output.messages``,
+            ``gen_ai.system_instructions``), scrubbed and capped: ``True``,
+            ``False``, or ``"SPAN_ONLY"``, ``"EVENT_ONLY"``,
+            ``"SPAN_AND_EVENT"``, ``"NO_CONTENT"``. Default:
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off.
+        content_message_limit: Bytes of JSON one captured message may take
+            (default ``ALEPHANT_CONTENT_MESSAGE_LIMIT``, else 16384).
+        content_span_limit: Bytes of JSON all of one span's content may take
+            (default ``ALEPHANT_CONTENT_SPAN_LIMIT``, else 65536).
 
     Returns:
         The tracer provider in use.
@@ -124,6 +137,9 @@ def configure(
         scrub_patterns=scrub_patterns,
         sigterm_flush=sigterm_flush,
         agents_integration=agents_integration,
+        capture_content=capture_content,
+        content_message_limit=content_message_limit,
+        content_span_limit=content_span_limit,
     )
     with _lock:
         provider: Any = tracer_provider
@@ -145,6 +161,9 @@ def configure(
                 baggage_hosts=settings.baggage_hosts,
                 scrub_patterns=settings.scrub_patterns,
                 agents_integration=settings.agents_integration,
+                capture_content=capture_content,
+                content_message_limit=content_message_limit,
+                content_span_limit=content_span_limit,
             )
         install_sigterm_flush(settings.sigterm_flush)
         result: trace.TracerProvider = provider

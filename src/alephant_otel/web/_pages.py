@@ -37,6 +37,7 @@ __all__ = [
 STATIC: Final = {
     "ui.css": "text/css; charset=utf-8",
     "common.js": "text/javascript; charset=utf-8",
+    "conversation.js": "text/javascript; charset=utf-8",
     "waterfall.js": "text/javascript; charset=utf-8",
     "list.js": "text/javascript; charset=utf-8",
 }
@@ -373,7 +374,7 @@ def session_page(doc: dict[str, Any], *, live: str = "") -> str:
     s = doc["session"]
     crumbs = f'<span class="crumb">/ session {_e(s["session_id"])}</span>'
     body = _header(doc["source"], crumbs) + _session_body(doc)
-    return _shell(f"session {s['session_id']}", body, scripts=("waterfall.js",), live=live)
+    return _shell(f"session {s['session_id']}", body, scripts=("conversation.js", "waterfall.js"), live=live)
 
 
 def _session_body(doc: dict[str, Any]) -> str:
@@ -388,7 +389,7 @@ def export_page(doc: dict[str, Any]) -> str:
         f'<span class="crumb">session {_e(s["session_id"])}</span>'
         f'<span class="source">{_e(doc["source"])}</span></header>' + _session_body(doc)
     )
-    return _shell(f"session {s['session_id']}", body, scripts=("waterfall.js",), inline=True)
+    return _shell(f"session {s['session_id']}", body, scripts=("conversation.js", "waterfall.js"), inline=True)
 
 
 # --- errors -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 from alephant_otel import _names as n
 from alephant_otel.analytics import STATUSES, Request, Run, Session, filter_sessions, parse_time, sort_sessions
 from alephant_otel.analytics._breakdown import check_dimension
+from alephant_otel.analytics._conversation import conversation
 from alephant_otel.analytics._model import USAGE_UNKNOWN_REASON
 
 # The CLI's own formatting: the page and the terminal print the same figures.
@@ -127,6 +128,18 @@ def _row(step: Request | ToolStep, s: Session, depth: int, t0: int, links: Trace
     return _request_row(step, s, depth, t0, links)
 
 
+def conversation_rows(r: Request) -> list[dict[str, Any]]:
+    """The request's captured conversation for the page (empty when capture was off).
+
+    Scrubbed again: a span from another producer (the contrib ``openai-v2``
+    instrumentation writes the same attributes) never went through our scrubber.
+    """
+    return [
+        {"role": t.role, "kind": t.kind, "text": scrub_text(t.text), "output": t.output, "finish": t.finish_reason}
+        for t in conversation(r)
+    ]
+
+
 def _request_row(r: Request, s: Session, depth: int, t0: int, links: TraceLinks | None) -> dict[str, Any]:
     total = s.cost_usd
     return {
@@ -159,6 +172,7 @@ def _request_row(r: Request, s: Session, depth: int, t0: int, links: TraceLinks 
         "policy": [{"reason": e.reason, "code": e.code, "status": e.status} for e in r.policy_events],
         "trace_url": links.url(r.trace_id) if links is not None else None,
         "attrs": _attrs(r, s),
+        "conversation": conversation_rows(r),
     }
 
 

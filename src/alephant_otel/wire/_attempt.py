@@ -15,6 +15,7 @@ from opentelemetry.trace import Span
 from alephant_otel import _fastpaths
 from alephant_otel.context._totals import RequestTotals
 from alephant_otel.record._acc import ParsedResponse
+from alephant_otel.record._contentcap import Capture
 from alephant_otel.record._metrics import Instruments
 from alephant_otel.wire._gateway import GatewayMatcher
 
@@ -162,6 +163,8 @@ class BridgeBase:
     cost_header: str
     _cost_key: bytes
     instruments: Instruments
+    #: Content capture settings; None (the default) is off and costs one check per response.
+    capture: Capture | None
 
     def _tally(self, req: Attempt, parsed: ParsedResponse, cost: float | None, error_type: str | None) -> None:
         """Count one finished attempt in its run and session roll-ups and in the metrics."""

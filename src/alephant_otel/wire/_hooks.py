@@ -19,6 +19,7 @@ import logging
 from opentelemetry.metrics import MeterProvider
 
 from alephant_otel import _names as n
+from alephant_otel.record._contentcap import Capture
 from alephant_otel.record._cost import load_prices
 from alephant_otel.record._metrics import Instruments
 from alephant_otel.wire._gateway import GatewayMatcher
@@ -40,8 +41,10 @@ class Bridge(RequestSide, ResponseSide):
         *,
         cost_header: str = n.DEFAULT_COST_HEADER,
         meter_provider: MeterProvider | None = None,
+        capture: Capture | None = None,
     ) -> None:
         self.matcher = matcher
+        self.capture = capture
         self.cost_header = cost_header
         self._cost_key = cost_header.lower().encode("ascii", "replace")
         self.instruments = Instruments(meter_provider)

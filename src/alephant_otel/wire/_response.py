@@ -18,6 +18,7 @@ from alephant_otel import _names as n
 from alephant_otel.context._scope import on_open_requests
 from alephant_otel.context._totals import RequestTotals
 from alephant_otel.record._acc import ParsedResponse
+from alephant_otel.record._content import keep as keep_content
 from alephant_otel.record._cost import compute_cost, gateway_cost
 from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._spanattrs import set_clean
@@ -202,6 +203,10 @@ class ResponseSide(BridgeBase):
             self._record(req, status, parsed, reported_cost, complete, error, content_type)
             if asked_for_tools(parsed.finish_reasons, req.path, body):
                 _record_tool_calls(req.span, body, content_type, content_encoding, whole)
+            if self.capture is not None:  # references only: the messages are built at export
+                keep_content(
+                    req.span, self.capture, req.body, body, whole, content_type, content_encoding, req.path, status
+                )
 
         stream = response.stream
         if type(stream).__name__ == "ByteStream":

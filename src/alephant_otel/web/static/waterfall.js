@@ -206,6 +206,8 @@
         line.classList.add("open");
         frag.push(detail(r));
       }
+      var conv = window.alephant.conversation ? window.alephant.conversation(r) : null;
+      if (conv) frag.push(conv);
     }
     return frag;
   }
