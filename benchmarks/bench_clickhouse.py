@@ -30,6 +30,8 @@ show <= 0.5 s; client peak RSS <= 100 MB.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -42,7 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _chdb import PASSWORD, USER, ChServer, chdb_missing  # noqa: E402
+from _chdb import PASSWORD, ROLLUP_SQL, USER, ChServer, chdb_missing  # noqa: E402
+
+ROLLUP_SUFFIX = "_sessions"
 
 T0 = 1_750_000_000_000_000_000
 PER_SESSION = 20
@@ -153,33 +157,66 @@ def _median(runs: int, args: list[str], log: Path) -> tuple[float, float, int]:
     )
 
 
+def _prepare(server: ChServer, workdir: Path, db: str, n: int) -> None:
+    """The database ``db`` with ``n`` request spans and the current roll-up, generated or reused."""
+    sessions = n // PER_SESSION
+    have = server.sql(f"SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'otel_traces'").strip()
+    rows = server.sql(f"SELECT count() FROM {db}.otel_traces").strip() if have == "1" else "0"
+    if rows != str(n + sessions):
+        t = time.perf_counter()
+        server.sql(f"DROP DATABASE IF EXISTS {db}")
+        server.create(db)
+        server.sql(f"INSERT INTO {db}.otel_traces {_REQUEST.format(n=n)}", timeout=3600)
+        server.sql(f"INSERT INTO {db}.otel_traces {_SESSION.format(sessions=sessions)}")
+        print(f"{n:,} spans: generated in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    # The roll-up is rebuilt when its SQL changed since it was filled.
+    digest = hashlib.sha256(ROLLUP_SQL.read_bytes()).hexdigest()
+    mark = workdir / f"{db}.rollup-sha256"
+    if not mark.exists() or mark.read_text() != digest or rows != str(n + sessions):
+        t = time.perf_counter()
+        server.drop_rollup(db)
+        server.add_rollup(db, timeout=3600)
+        server.sql(f"OPTIMIZE TABLE {db}.otel_traces{ROLLUP_SUFFIX} FINAL", timeout=3600)
+        mark.write_text(digest)
+        print(f"{n:,} spans: roll-up filled in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    # The same spans under another name, without a roll-up: the raw path.
+    server.sql(f"CREATE VIEW IF NOT EXISTS {db}.spans AS SELECT * FROM {db}.otel_traces")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--file-runs", type=int, default=1, help="runs of the file reader (minutes each at 1M; 0: none)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alephant-otel" / "bench-clickhouse",
+        help="keep the generated databases here and reuse them (10M spans take minutes to generate)",
+    )
+    ap.add_argument("--no-cache", action="store_true", help="generate in a temporary directory, dropped after")
+    ap.add_argument("--prepare", action="store_true", help="only generate the databases (and roll-ups), no timing")
     args = ap.parse_args()
     why = chdb_missing()
     if why:
         raise SystemExit(why)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-ch-") as tmp:
-        server = ChServer(Path(tmp))
+    with contextlib.ExitStack() as stack:
+        if args.no_cache:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ch-")))
+        else:
+            workdir = args.cache
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "port").unlink(missing_ok=True)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ch-file-"))
+        server = ChServer(workdir)
         try:
             for i, n in enumerate(args.spans):
                 db = f"bench{n}"
                 sessions = n // PER_SESSION
-                t = time.perf_counter()
-                server.create(db)
-                server.sql(f"INSERT INTO {db}.otel_traces {_REQUEST.format(n=n)}")
-                server.sql(f"INSERT INTO {db}.otel_traces {_SESSION.format(sessions=sessions)}")
-                loaded = time.perf_counter() - t
-                t = time.perf_counter()
-                server.add_rollup(db)
-                rolled = time.perf_counter() - t
-                # The same spans under another name, without a roll-up: the raw path.
-                server.sql(f"CREATE VIEW IF NOT EXISTS {db}.spans AS SELECT * FROM {db}.otel_traces")
-                print(f"{n:,} spans: generated in {loaded:.1f} s, roll-up filled in {rolled:.1f} s", file=sys.stderr)
+                _prepare(server, workdir, db, n)
+                if args.prepare:
+                    continue
                 base = server.url(db)
                 log = server.query_log
                 label = f"{n / 1e6:g}M"
@@ -220,7 +257,9 @@ def main() -> int:
                     )
                     rows.append((label, "list, trace file", wall, rss, trace.stat().st_size))
                     print(rows[-1], file=sys.stderr)
-                server.sql(f"DROP DATABASE {db}")
+                    trace.unlink()
+                if args.no_cache:
+                    server.sql(f"DROP DATABASE {db}")
         finally:
             server.stop()
     print("| spans | question | wall (median) | client peak RSS | bytes from the server |")

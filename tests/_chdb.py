@@ -88,7 +88,9 @@ class ChServer:
         q = f"?table={table}" if table else ""
         return f"clickhouse+http://{auth}127.0.0.1:{self.port}/{database}{q}"
 
-    def sql(self, statement: str, body: bytes = b"", params: Mapping[str, Any] | None = None) -> str:
+    def sql(
+        self, statement: str, body: bytes = b"", params: Mapping[str, Any] | None = None, timeout: float = 120
+    ) -> str:
         """Run one statement over HTTP (basic auth), the result as text."""
         qs: dict[str, Any] = {"query": statement} if body else {}
         qs.update({f"param_{k}": v for k, v in (params or {}).items()})
@@ -98,7 +100,7 @@ class ChServer:
             headers={"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()},
         )
         try:
-            with urllib.request.urlopen(req, timeout=120) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return str(resp.read().decode())
         except urllib.error.HTTPError as exc:
             raise RuntimeError(exc.read().decode()) from None
@@ -114,11 +116,11 @@ class ChServer:
         if body.strip():
             self.sql(insert_sql(database, table), body)
 
-    def add_rollup(self, database: str = "otel", table: str = "otel_traces") -> None:
+    def add_rollup(self, database: str = "otel", table: str = "otel_traces", timeout: float = 120) -> None:
         """The roll-up of collector-config/clickhouse/sessions_rollup.sql, then its back-fill."""
         text = ROLLUP_SQL.read_text().replace("otel.otel_traces", f"{database}.{table}")
         for stmt in _statements(text):
-            self.sql(stmt)
+            self.sql(stmt, timeout=timeout)
 
     def drop_rollup(self, database: str = "otel", table: str = "otel_traces") -> None:
         self.sql(f"DROP VIEW IF EXISTS {database}.{table}_sessions_mv")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
+from dataclasses import asdict
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +41,12 @@ from fixtures.analytics_data import (
 from fixtures.clickhouse_rows import go_float, rows_from_file
 from fixtures.ui_data import showcase_sessions
 from hypothesis import HealthCheck, given, settings
+from test_cli_tools import WRITER as TOOLS_WRITER
 from hypothesis import strategies as st
 
-from alephant_otel.analytics import _chsql
+from alephant_otel.analytics import _chrollup
 from alephant_otel.analytics._answer import list_sessions, session_vitals, show_session
+from alephant_otel.analytics._breakdown import breakdown
 from alephant_otel.analytics._clickhouse import ClickHouseSource
 from alephant_otel.analytics._report import list_json, show_json, vitals_json
 from alephant_otel.analytics._summary import Selection
@@ -139,6 +143,7 @@ def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
         showcase = write_trace_file(_dir(workdir, "showcase") / "traces.jsonl", make_spans(showcase_sessions(24)))
         data.add("showcase", showcase)
         data.add("demo", _demo_file(_dir(workdir, "demo")))
+        data.add("tools", _tools_file(_dir(workdir, "tools")))
         yield data
     finally:
         server.stop()
@@ -162,6 +167,13 @@ def _demo_file(d: Path) -> Path:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return path
+
+
+def _tools_file(d: Path) -> Path:
+    """Sessions with users, metadata and tool calls (paid, failed), written by the library in a real process."""
+    path = d / "trace.jsonl"
+    subprocess.run([sys.executable, "-c", TOOLS_WRITER, str(path)], env=clean_env(), check=True, timeout=120)
     return path
 
 
@@ -229,14 +241,19 @@ SELECTIONS = [
     # "Now" inside the sessions: the ones without a session span are active.
     Selection(now_ns=T0 + 20_000 * MS),
     Selection(now_ns=T0 + 20_000 * MS, status="active"),
+    Selection(now_ns=NOW, user="u1", sort="cost"),
+    Selection(now_ns=NOW, user="u2", limit=1),
 ]
+NAMES = ["std", "corrupt", "showcase", "demo", "tools"]
 
 
 @pytest.mark.parametrize("rollup", [False, True], ids=["raw", "rollup"])
-@pytest.mark.parametrize("name", ["std", "corrupt", "showcase", "demo"])
+@pytest.mark.parametrize("name", NAMES)
 def test_list_equals_the_file_reader(ch: Data, name: str, rollup: bool) -> None:
     # Every filter on the hand-made sets; the larger ones (24 showcase sessions, the demo) with a few.
-    for sel in SELECTIONS if name in ("std", "corrupt") else SELECTIONS[:2] + SELECTIONS[9:10] + SELECTIONS[14:15]:
+    for sel in (
+        SELECTIONS if name in ("std", "corrupt", "tools") else SELECTIONS[:2] + SELECTIONS[9:10] + SELECTIONS[14:15]
+    ):
         file_doc = _list_doc(str(ch.files[name]), sel)
         _same(file_doc, _list_doc(ch.source(name, rollup), sel))
 
@@ -251,16 +268,34 @@ def test_the_fixtures_cover_what_they_claim(ch: Data) -> None:
     assert corrupt["corrupt_values"] == 2 and corrupt["no_session"]["request_count"] == 1
     demo = _list_doc(str(ch.files["demo"]), Selection())
     assert demo["sessions"] and demo["sessions"][0]["request_count"]
-
-
-@pytest.mark.parametrize("name", ["std", "corrupt", "showcase", "demo"])
-def test_vitals_equal_the_file_reader(ch: Data, name: str) -> None:
-    for sel in (SELECTIONS[0], SELECTIONS[1], SELECTIONS[9], SELECTIONS[14]):
-        _same(_vitals_doc(str(ch.files[name]), sel), _vitals_doc(ch.source(name, False), sel))
+    tools = _list_doc(str(ch.files["tools"]), Selection(now_ns=NOW))["sessions"]
+    assert all(s["tool_calls"] == 2 and s["tool_cost_usd"] and s["user_id"] and s["metadata"] for s in tools)
 
 
 @pytest.mark.parametrize("rollup", [False, True], ids=["raw", "rollup"])
-@pytest.mark.parametrize("name", ["std", "corrupt", "showcase", "demo"])
+@pytest.mark.parametrize("name", NAMES)
+def test_vitals_equal_the_file_reader(ch: Data, name: str, rollup: bool) -> None:
+    for sel in (SELECTIONS[0], SELECTIONS[1], SELECTIONS[9], SELECTIONS[14]):
+        _same(_vitals_doc(str(ch.files[name]), sel), _vitals_doc(ch.source(name, rollup), sel))
+
+
+def _groups(source: str | ClickHouseSource, by: str, sel: Selection) -> list[dict[str, Any]]:
+    v, lst = session_vitals(source, sel, VitalsConfig(min_peers=2))
+    return [{**asdict(g), "cost_usd": round(g.cost_usd, 12)} for g in breakdown(lst.sessions, by, v)]
+
+
+@pytest.mark.parametrize("rollup", [False, True], ids=["raw", "rollup"])
+def test_vitals_by_every_dimension_equal_the_file_reader(ch: Data, rollup: bool) -> None:
+    for name in ("tools", "std", "demo"):
+        for by in ("agent", "path", "user", "tool", "model", "metadata.plan", "metadata.none"):
+            for sel in (Selection(now_ns=NOW), Selection(now_ns=NOW, sort="cost", limit=2)):
+                want = _groups(str(ch.files[name]), by, sel)
+                assert want or name != "tools", (name, by)
+                assert _groups(ch.source(name, rollup), by, sel) == want, (name, by, sel)
+
+
+@pytest.mark.parametrize("rollup", [False, True], ids=["raw", "rollup"])
+@pytest.mark.parametrize("name", NAMES)
 def test_show_equals_the_file_reader(ch: Data, name: str, rollup: bool) -> None:
     sel = Selection(now_ns=NOW)
     ids = [s["session_id"] for s in _list_doc(str(ch.files[name]), sel)["sessions"]]
@@ -375,7 +410,7 @@ def test_numbers_are_written_as_pdata_writes_them() -> None:
 
 def test_the_shipped_rollup_sql_is_the_one_the_source_reads() -> None:
     shipped = (ROOT / "collector-config" / "clickhouse" / "sessions_rollup.sql").read_text()
-    assert shipped == _chsql.rollup_ddl("otel", "otel_traces")
+    assert shipped == _chrollup.rollup_ddl("otel", "otel_traces")
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -428,7 +463,8 @@ def test_a_list_transfers_rows_not_spans(ch: Data) -> None:
 NASTY = [
     "' OR 1=1 --",
     "x'); DROP TABLE otel_traces; --",
-    "{agent:String}",
+    # A placeholder in a value stays a value (the SQL's own placeholders are e.g. {status:String}).
+    "{status:Nullable(String)}",
     "\\' OR \\'1\\'=\\'1",
     "/billing' OR path != '",
     "sess_a' UNION SELECT * FROM system.users --",
@@ -445,6 +481,7 @@ def test_filter_values_are_bound_never_interpolated(ch: Data, value: str) -> Non
             Selection(now_ns=NOW, agent=value),
             Selection(now_ns=NOW, path=value),
             Selection(now_ns=NOW, status=value),
+            Selection(now_ns=NOW, user=value),
         ):
             _same(_list_doc(str(ch.files["std"]), sel), _list_doc(url, sel))
         with pytest.raises(LookupError):
@@ -453,7 +490,7 @@ def test_filter_values_are_bound_never_interpolated(ch: Data, value: str) -> Non
     assert queries
     assert all(value not in q["query"] for q in queries)
     # Each filter reached the server as a parameter (escaped by the client for the HTTP form).
-    for name in ("agent", "path", "status", "sid", "p"):
+    for name in ("agent", "path", "status", "user", "sid", "p"):
         assert any(q["params"].get(name) not in (None, "\\N") for q in queries), name
     # The table is still there, whole.
     assert len(list_sessions(ch.url("std", False), Selection(now_ns=NOW)).sessions) == 3
