@@ -39,6 +39,10 @@ __all__ = [
 #: exporter's bloom filter on map values (a session's spans all carry its id as a value).
 _CHOSEN_ROLLUP: Final = "NOT outside AND session_id IN (SELECT arrayJoin({sids:Array(String)}))"
 _CHOSEN_SPANS: Final = "hasAny(mapValues(SpanAttributes), {sids:Array(String)})"
+#: When their trace ids are known (from the list): the bloom filter on TraceId as well. Each index
+#: alone keeps a granule on any false positive of 20 ids (1% each on values: 245 of 1,362 granules at
+#: 10M spans); both keep 8.
+_CHOSEN_TRACES: Final = f"TraceId IN {{traces:Array(String)}} AND {_CHOSEN_SPANS}"
 
 
 def _sessions(table: str, rollup: bool, chosen: bool = False) -> str:
@@ -169,7 +173,8 @@ def _pct(arr: str, q: int) -> str:
 
 
 def _chosen_spans(table: str) -> str:
-    return f"{spans_from(table, _CHOSEN_SPANS)}\nWHERE in_session AND has({{sids:Array(String)}}, sid)"
+    """The spans of the chosen sessions (``{sids:Array(String)}``, in the traces ``{traces:Array(String)}``)."""
+    return f"{spans_from(table, _CHOSEN_TRACES)}\nWHERE in_session AND has({{sids:Array(String)}}, sid)"
 
 
 def _chosen_requests(table: str) -> str:

@@ -114,11 +114,11 @@ def _outside(src: Queries, sel: Selection, rollup: bool) -> list[Request]:
 
 def _tools(src: Queries, sessions: Sequence[Session]) -> None:
     """Each session's tool calls (those that have some), in start order, from their spans."""
-    sids = [s.session_id for s in sessions if s.tool_calls]
-    if not sids:
+    chosen = _chosen([s for s in sessions if s.tool_calls])
+    if not chosen["sids"]:
         return
     by_sid: dict[str, list[ToolStep]] = {}
-    for r in src.query(chq.vitals_tools_sql(src.table), {"sids": sids}):
+    for r in src.query(chq.vitals_tools_sql(src.table), chosen):
         by_sid.setdefault(str(r["sid"]), []).append(
             ToolStep(
                 str(r["tool"]),
@@ -136,6 +136,12 @@ def _tools(src: Queries, sessions: Sequence[Session]) -> None:
         )
     for s in sessions:
         s.tools = by_sid.get(s.session_id, [])
+
+
+def _chosen(sessions: Sequence[Session]) -> dict[str, list[str]]:
+    """The parameters that name the spans of ``sessions``: their ids and their traces' (both indexed)."""
+    traces = sorted({t for s in sessions for t in s.trace_ids})
+    return {"sids": [s.session_id for s in sessions], "traces": traces}
 
 
 def listing(src: Queries, sel: Selection, *, notes: bool = True) -> tuple[Listing, list[dict[str, Any]]]:
@@ -184,7 +190,7 @@ def vitals(src: Queries, sel: Selection, config: VitalsConfig) -> tuple[Vitals, 
     """Vitals from the server: the list's rows, then per-session latency percentiles and the groups
     by agent and by model over the chosen sessions' requests (their ids sent as a bound array)."""
     found, rows = listing(src, sel, notes=False)
-    chosen = {"sids": [s.session_id for s in found.sessions]}
+    chosen = _chosen(found.sessions)
     per = {r["sid"]: r for r in src.query(chq.vitals_sessions_sql(src.table), chosen)} if rows else {}
     none = {"lat_p50": 0.0, "lat_p95": 0.0, "lat_max": 0.0, "has_requests": False, "reasons": []}
     stats, reasons = [], []
