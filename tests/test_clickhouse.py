@@ -17,9 +17,9 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import asdict
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,8 @@ from fixtures.analytics_data import (
 from fixtures.clickhouse_rows import go_float, rows_from_file
 from fixtures.ui_data import showcase_sessions
 from hypothesis import HealthCheck, given, settings
-from test_cli_tools import WRITER as TOOLS_WRITER
 from hypothesis import strategies as st
+from test_cli_tools import WRITER as TOOLS_WRITER
 
 from alephant_otel.analytics import _chrollup
 from alephant_otel.analytics._answer import list_sessions, session_vitals, show_session
@@ -90,12 +90,14 @@ class Data:
 
 
 def _corrupt_file(path: Path) -> Path:
-    """The standard sessions with corrupt numbers: a NaN cost, an infinite token count, a cost that is text."""
+    """The standard sessions with corrupt numbers: a NaN cost, an infinite token count, a cost that is text
+    (not a number: ignored, not counted), and impossible ones (negative, over the ceiling, a boolean)."""
     spans = make_spans([support_session(), headless_session()])
     write_trace_file(path, spans)
     lines = path.read_text().splitlines()
     out = []
     done = 0
+    negative_total = False
     for line in lines:
         doc = json.loads(line)
         for rs in doc["resourceSpans"]:
@@ -111,6 +113,20 @@ def _corrupt_file(path: Path) -> Path:
                         elif kv["key"] == "alephant.cost.usd" and done == 2:
                             kv["value"] = {"stringValue": "not a number"}
                             done += 1
+                        # Impossible, so dropped and counted too: a negative cost, a token count
+                        # over the ceiling, a boolean where a count belongs, a negative roll-up total.
+                        elif kv["key"] == "alephant.cost.usd" and done == 3:
+                            kv["value"] = {"doubleValue": -0.5}
+                            done += 1
+                        elif kv["key"] == "gen_ai.usage.output_tokens" and done == 4:
+                            kv["value"] = {"intValue": "2000000000"}
+                            done += 1
+                        elif kv["key"] == "gen_ai.usage.input_tokens" and done == 5:
+                            kv["value"] = {"boolValue": True}
+                            done += 1
+                        elif kv["key"] == "alephant.total.requests" and not negative_total:
+                            kv["value"] = {"intValue": "-3"}
+                            negative_total = True
         out.append(json.dumps(doc))
     # And one request made outside any session: the list's "(no session)" line.
     doc = json.loads(lines[0])
@@ -265,7 +281,7 @@ def test_the_fixtures_cover_what_they_claim(ch: Data) -> None:
     assert any(not s["session_span"] for s in std) and any(s["rollup_matches"] for s in std)
     assert sum(s["retries"] for s in std) and sum(s["errors"] for s in std) and sum(s["runs"] for s in std) >= 7
     corrupt = _list_doc(str(ch.files["corrupt"]), Selection(now_ns=NOW))
-    assert corrupt["corrupt_values"] == 2 and corrupt["no_session"]["request_count"] == 1
+    assert corrupt["corrupt_values"] == 6 and corrupt["no_session"]["request_count"] == 1
     demo = _list_doc(str(ch.files["demo"]), Selection())
     assert demo["sessions"] and demo["sessions"][0]["request_count"]
     tools = _list_doc(str(ch.files["tools"]), Selection(now_ns=NOW))["sessions"]
@@ -389,7 +405,9 @@ def test_generated_sessions_equal_the_file_reader(ch: Data, specs: list[SessionS
     if any(s.session_id == sid for s in list_sessions(str(path), sel).sessions):
         want, _ = show_session(str(path), sid, sel)
         got, _ = show_session(ch.source(name, True), sid, sel)
-        assert show_json(want, source="", corrupt=0) == show_json(got, source="", corrupt=0)
+        # Trace ids as sets, as in the list: a table has no arrival order to list them in.
+        a = _unordered_traces(show_json(want, source="", corrupt=0))
+        assert a == _unordered_traces(show_json(got, source="", corrupt=0))
 
 
 def test_numbers_are_written_as_pdata_writes_them() -> None:

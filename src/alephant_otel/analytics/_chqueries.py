@@ -66,6 +66,8 @@ def _sessions(table: str, rollup: bool, chosen: bool = False) -> str:
 
 
 #: The session's figures as the builder gives them (totals from the roll-up when no request span).
+#: Its runs: every run id its spans name, and the parent a request names for a run whose parent no
+#: run span gives (by attribute or by being the run span's parent span), as ``_reconstruct``.
 _SESSION: Final = f"""
     if(first_ns = {FAR}, 0, first_ns) AS start_ns,
     ss_count > 0 AS span_present,
@@ -86,7 +88,9 @@ _SESSION: Final = f"""
     arrayFilter(a -> a != '',
         arrayMap(x -> x.1, arraySort(x -> (x.2, x.1), arrayZip(mapKeys(agents), mapValues(agents))))) AS agent_list,
     arrayMap(x -> x.1, arraySort(x -> (x.2, x.1), arrayZip(mapKeys(traces), mapValues(traces)))) AS trace_list,
-    arraySort(arrayFilter(x -> x != '', run_keys)) AS run_ids"""
+    arrayMap(x -> x.1, arrayFilter(x -> x.2 OR has(arrayMap(y -> y.4, run_spans), x.3), run_spans)) AS settled,
+    arraySort(arrayDistinct(arrayFilter(x -> x != '', arrayConcat(run_keys,
+        arrayMap(x -> x.2, arrayFilter(x -> NOT has(settled, x.1), req_parents)))))) AS run_ids"""
 
 #: ``--sort`` keys and the column each orders by (the only text a sort adds to a query).
 SORT_SQL: Final = {
@@ -238,7 +242,8 @@ def show_spans_sql(table: str) -> str:
 FROM {table}
 WHERE TraceId IN (SELECT DISTINCT TraceId FROM {table}
                   WHERE SpanAttributes[{quoted(n.ATTR_SESSION_ID)}] = {{sid:String}}
-                     OR SpanAttributes[{quoted(n.GEN_AI_CONVERSATION_ID)}] = {{sid:String}})"""
+                     OR SpanAttributes[{quoted(n.GEN_AI_CONVERSATION_ID)}] = {{sid:String}})
+ORDER BY Timestamp, SpanId"""
 
 
 def prefix_sql(table: str, rollup: bool) -> str:

@@ -27,6 +27,7 @@ import re
 from typing import Final
 
 from alephant_otel import _names as n
+from alephant_otel._impossible import MAX_COST_USD, MAX_TOKENS
 
 __all__ = [
     "AGGREGATES",
@@ -98,15 +99,37 @@ _ROLLUP_KEYS: Final = {
 _FLOATS: Final = ("cost", "r_cost")
 
 
+#: What a number must be to count, as the file reader's ``drop_impossible`` and ``_rollup`` judge it
+#: (``$`` the parsed value; counts are truncated to integers first, as ``_as_int`` does).
+_VALID: Final = {
+    "cost": f"$ >= 0 AND $ <= {MAX_COST_USD!r}",
+    "inp": f"trunc($) >= 0 AND trunc($) <= {MAX_TOKENS}",
+    "outp": f"trunc($) >= 0 AND trunc($) <= {MAX_TOKENS}",
+    "retry": "trunc($) >= 0",
+    "http": "1",
+    **{col: "trunc($) >= 0" for col in _ROLLUP_KEYS if col != "r_cost"},
+    "r_cost": "$ >= 0",
+}
+
+
+def _ok(col: str) -> str:
+    """1 when the parsed number is finite and possible (NULL when the attribute is not a number)."""
+    return f"(isFinite(f_{col}) AND {_VALID[col].replace('$', f'f_{col}')})"
+
+
 def _finite(col: str) -> str:
-    """The parsed number as a finite Float64, else NULL (absent, not a number, NaN, infinite)."""
-    return f"if(ifNull(isFinite(f_{col}), 0), f_{col}, NULL)"
+    """The parsed number when it counts, else NULL (absent, not a number, NaN, infinite, impossible)."""
+    return f"if(ifNull({_ok(col)}, 0), f_{col}, NULL)"
 
 
 def _corrupt(col: str) -> str:
-    """1 when the attribute held a NaN or an infinity (what the file reader drops and counts):
-    pdata writes those doubles as ``json: unsupported value: NaN``; a string may say ``inf``."""
-    return f"toUInt64(startsWith(s_{col}, 'json: unsupported value') OR ifNull(NOT isFinite(f_{col}), 0))"
+    """1 when the attribute held a number the file reader drops and counts: NaN or infinite (pdata
+    writes those doubles as ``json: unsupported value: NaN``; a string may say ``inf``), negative,
+    over its ceiling, or a boolean (pdata writes ``true``/``false``) where a number belongs."""
+    return (
+        f"toUInt64(startsWith(s_{col}, 'json: unsupported value') OR s_{col} IN ('true', 'false')"
+        f" OR ifNull(NOT {_ok(col)}, 0))"
+    )
 
 
 def spans_from(table: str, where: str = "") -> str:
@@ -195,12 +218,17 @@ def spans_from(table: str, where: str = "") -> str:
             for col in (*_NUMERIC, *_ROLLUP_KEYS)
         ),
         f"toUInt64({numbers} + if(has_rollup, {rollup_numbers}, 0)) AS corrupt",
-        # The run ids a span names: its run (a run span without one is keyed by its span id,
-        # as the builder keys it) and the parent run a run or a request names.
+        # The run ids a span names: its run (a run span without one is keyed by its span id, as
+        # the builder keys it), the parent run a run span names.
         "multiIf(kind = 'run', [if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '')],"
-        " kind = 'request' AND ifNull(run_id, '') != '', [run_id, ifNull(run_parent, '')],"
         # A tool call naming a run no span describes makes that run (``_place_tools``).
-        " kind = 'tool' AND ifNull(run_id, '') != '', [run_id], []) AS run_keys",
+        " kind IN ('request', 'tool') AND ifNull(run_id, '') != '', [ifNull(run_id, '')], []) AS run_keys",
+        # A run span (key, whether it names its parent, its parent span, its span id); a request's
+        # parent run: the builder takes that only for a run whose parent no run span gives.
+        "if(kind = 'run', [(if(ifNull(run_id, '') = '', span_id, run_id), ifNull(run_parent, '') != '',"
+        " parent_id, span_id)], []) AS run_span",
+        "if(kind = 'request' AND ifNull(run_id, '') != '' AND ifNull(run_parent, '') != '',"
+        " [(ifNull(run_id, ''), ifNull(run_parent, ''))], []) AS req_parent",
         "kind = 'request' AS is_req",
         "kind = 'session' AS is_ss",
         # The cost under another name: in the roll-up's SELECT, ``cost`` is also an aggregate's alias.
@@ -254,6 +282,8 @@ AGGREGATES: Final = (
     ("agents", "minMap", "map(if(kind IN ('run', 'request'), agent, ''), start_ns)"),
     ("traces", "minMap", "map(trace_id, start_ns)"),
     ("run_keys", "groupUniqArrayArray", "run_keys"),
+    ("run_spans", "groupUniqArrayArray", "run_span"),
+    ("req_parents", "groupUniqArrayArray", "req_parent"),
     # For Grafana's "cost by agent" on the roll-up (the request's own agent id; '' for none).
     ("agent_cost", "sumMap", "map(if(is_req, agent, ''), if(is_req, span_cost, 0.))"),
 )
