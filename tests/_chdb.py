@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -104,6 +105,16 @@ class ChServer:
                 return str(resp.read().decode())
         except urllib.error.HTTPError as exc:
             raise RuntimeError(exc.read().decode()) from None
+
+    def sql_to_file(self, statement: str, path: Path, timeout: float = 3600) -> None:
+        """Run one statement, its answer streamed into ``path`` (never all in memory)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/",
+            data=statement.encode(),
+            headers={"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp, path.open("wb") as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
 
     def create(self, database: str = "otel", table: str = "otel_traces") -> None:
         """The database and the exporter's table, as the exporter creates them at start."""

@@ -514,6 +514,25 @@ def test_filter_values_are_bound_never_interpolated(ch: Data, value: str) -> Non
     assert len(list_sessions(ch.url("std", False), Selection(now_ns=NOW)).sessions) == 3
 
 
+def test_cli_user_filter_and_vitals_by_answer_like_the_file(ch: Data) -> None:
+    # --user was refused on ClickHouse, and --by user|tool|model|metadata.KEY answered empty groups.
+    for rollup in (False, True):
+        src = ch.url("tools", rollup)
+        for argv in (
+            ["list", "--user", "u1", "--sort", "cost"],
+            ["vitals", "--by", "tool"],
+            ["vitals", "--by", "metadata.plan", "--user", "u1"],
+        ):
+            want = _cli("sessions", *argv, "--json", "--source", str(ch.files["tools"]))
+            got = _cli("sessions", *argv, "--json", "--source", src)
+            assert got.returncode == want.returncode == 0, got.stderr + want.stderr
+            _same(json.loads(want.stdout), json.loads(got.stdout))
+            if argv[0] == "list":
+                assert {s["user_id"] for s in json.loads(got.stdout)["sessions"]} == {"u1"}
+            else:
+                assert json.loads(got.stdout)["by"]["groups"], argv
+
+
 def test_cli_filters_with_quotes_answer_like_the_file(ch: Data) -> None:
     for opt in ("--agent", "--path"):
         got = _cli("sessions", "list", "--source", ch.url("std", True), "--json", opt, NASTY[1])

@@ -162,8 +162,12 @@ def outside_sql(table: str, rollup: bool = False) -> str:
   FROM {table}{ROLLUP_SUFFIX} WHERE outside GROUP BY session_id)
 WHERE {_OUTSIDE_TIME.strip()}
 ORDER BY start_ns, span_id"""
+    # Only the spans that name no session are read whole (a key check; the others are most).
+    alone = f"NOT mapContains(SpanAttributes, {quoted(n.ATTR_SESSION_ID)})" + (
+        f" AND NOT mapContains(SpanAttributes, {quoted(n.GEN_AI_CONVERSATION_ID)})"
+    )
     return f"""SELECT trace_id, span_id, start_ns, end_ns, agent, retry, error, icpt, cost, inp, outp
-FROM {spans_from(table)}
+FROM {spans_from(table, alone)}
 WHERE NOT in_session AND kind = 'request' AND {_OUTSIDE_TIME.strip()}
 ORDER BY start_ns, span_id"""
 

@@ -11,10 +11,11 @@ older exporters), events as the ``Events`` Nested columns.
 The per-span expressions below read those strings as the trace-file reader
 reads its spans (``_convert``): the same attribute names and aliases, the
 same inference of a span's kind, numbers parsed with ``toFloat64OrNull`` and
-dropped (and counted) when NaN or infinite. Every session figure is one
-aggregate over them, written once in :data:`AGGREGATES` and used three ways:
-directly over the raw table, as ``-State`` in the roll-up's materialized view,
-and as ``-Merge`` when reading the roll-up.
+dropped (and counted) when the file reader drops them (NaN, infinite,
+negative, over a ceiling, a boolean). Every session figure is one aggregate
+over them, written once in :data:`AGGREGATES` and used three ways: directly
+over the raw table, as ``-State`` in the roll-up's materialized view
+(``_chrollup``), and as ``-Merge`` when reading the roll-up (``_chqueries``).
 
 Nothing a user typed is ever put into this text: filters are bound
 parameters (``{name:Type}``), the table names are checked identifiers, and
@@ -65,12 +66,16 @@ def _q(text: str) -> str:
     return f"'{text}'"
 
 
+# Attributes are read by their key's position in the span's keys (``ks``, ``vs``: the map's keys
+# and values, taken once per span in ``spans_from``): ``SpanAttributes[key]`` scans and compares
+# the map per lookup, and 10 lookups over 1M spans took 2.1 s against 0.5 s (chDB 26.5).
 def _has(key: str) -> str:
-    return f"mapContains(SpanAttributes, {_q(key)})"
+    return f"has(ks, {_q(key)})"
 
 
 def _get(key: str) -> str:
-    return f"SpanAttributes[{_q(key)}]"
+    # An absent key is position 0, and element 0 of an array is its type's default: ''.
+    return f"vs[indexOf(ks, {_q(key)})]"
 
 
 def _opt(key: str, alias: str | None = None) -> str:
@@ -141,6 +146,8 @@ def spans_from(table: str, where: str = "") -> str:
     filters the table's own rows, where the exporter's indexes can skip granules.
     """
     inner = [
+        "mapKeys(SpanAttributes) AS ks",
+        "mapValues(SpanAttributes) AS vs",
         f"{_has(n.ATTR_SESSION_ID)} OR {_has(n.GEN_AI_CONVERSATION_ID)} AS in_session",
         f"ifNull({_opt(n.ATTR_SESSION_ID, n.GEN_AI_CONVERSATION_ID)}, '') AS sid",
         f"{_opt(n.ATTR_SPAN_KIND)} AS kind_attr",
@@ -171,7 +178,7 @@ def spans_from(table: str, where: str = "") -> str:
         # (As (key, value) pairs: the lite engine the tests run lacks mapFilter.)
         f"arrayFilter(kv -> startsWith(kv.1, {_q(n.ATTR_METADATA_PREFIX)})"
         f" AND length(kv.1) > {len(n.ATTR_METADATA_PREFIX)},"
-        " arrayZip(mapKeys(SpanAttributes), mapValues(SpanAttributes))) AS meta",
+        " arrayZip(ks, vs)) AS meta",
     ]
     for col, key in (*_NUMERIC.items(), *_ROLLUP_KEYS.items()):
         inner.append(f"{_get(key)} AS s_{col}")

@@ -7,12 +7,13 @@ for another bound on each query than 30 s). The user and password come from
 (``clickhouse+http://user:password@host:8123/db``); no message ever prints
 the password.
 
-This is a :class:`~._summary.SummarySource`: ``sessions list`` sends one query
-whose answer is one row per listed session (filters, sort and limit are bound
-parameters in the SQL of ``_chsql``); ``vitals`` gets its percentiles and
-groups from the server; ``show`` reads the spans of one session's traces
-(found through the exporter's indexes) and rebuilds the tree with the same
-builder as every other source. When the roll-up of
+This is a :class:`~._summary.SummarySource` (its summaries in ``_chsummary``):
+``sessions list`` gets one row per listed session (filters, sort and limit
+are bound parameters in the SQL of ``_chqueries``; a limited list picks the
+ids first, then reads those sessions alone); ``vitals`` gets its percentiles
+and groups (by agent, by model) from the server; ``show`` reads the spans of
+one session's traces (found through the exporter's indexes) and rebuilds the
+tree with the same builder as every other source. When the roll-up of
 ``collector-config/clickhouse/`` (table ``<table>_sessions``) exists, the
 list reads it instead of the spans; without it, the source says so once.
 
