@@ -10,18 +10,22 @@ the tests), generates the spans in SQL with ``numbers()`` (sessions of 20
 request spans and one session span, 3 paths, 4 agents, the attribute set
 the package writes, values as the exporter stores them), then adds the
 sessions roll-up (``collector-config/clickhouse/sessions_rollup.sql``: its
-back-fill statement fills it). Each question is asked by the real CLI in a
-fresh process (``--json``), median of ``--runs``:
+back-fill statement fills it). The databases are kept in ``--cache`` (10M
+spans take minutes to generate) and reused while their row count matches;
+the roll-up is rebuilt when its SQL changed. Each question is asked by the
+real CLI in a fresh process (``--json``), median of ``--runs``, with the
+roll-up and without it (``?table=`` pointing at a view of the same spans
+that has none):
 
-- ``sessions list --limit 20 --sort cost`` with the roll-up, and without it
-  (``?table=`` pointing at a view of the same spans that has no roll-up);
-- ``sessions vitals --limit 20 --sort cost`` (always over the spans);
+- ``sessions list --limit 20 --sort cost``;
+- ``sessions vitals --limit 20 --sort cost``;
 - ``sessions show <one session>``;
 
-with the client's peak RSS (``wait4``) and the bytes the server sent (the
-adapter's log). At the first size it also writes the same spans as an
-OTLP/JSON-lines trace file (from the same table, in SQL) and times
-``sessions list`` on it: the file reader. Prints a markdown table.
+with the client's peak RSS (``wait4``), the bytes the server sent and the
+seconds it spent on the process's queries (the adapter's log). At the first
+size it also writes the same spans as an OTLP/JSON-lines trace file (from
+the same table, in SQL, streamed to disk) and times ``sessions list`` on it:
+the file reader. Prints a markdown table.
 
 Targets (2 cores): list over 10M <= 2 s with the roll-up, <= 15 s without;
 show <= 0.5 s; client peak RSS <= 100 MB.
