@@ -115,7 +115,9 @@ FILTERS: Final = {
 
 
 def _selected(table: str, rollup: bool, chosen: bool) -> str:
+    # ``outside_n``: the requests outside any session, in all (when none, their query is skipped).
     return f"""SELECT *, sum(toUInt64(in_sess)) OVER () AS seen, sum(corrupt) OVER () AS corrupt_all,
+    sum(if(in_sess, 0, requests)) OVER () AS outside_n,
     {_SESSION.strip()},
     greatest(if(ss_end > 0, ss_end, last_ns) - start_ns, 0) AS duration_ns
 FROM ({_sessions(table, rollup, chosen)})"""
@@ -137,12 +139,14 @@ ORDER BY {SORT_SQL[sort]} DESC, sid DESC{tail}"""
 
 
 def pick_sql(table: str, *, rollup: bool, sort: str, filters: Collection[str] = ()) -> str:
-    """The first step of a limited list: the chosen ids in order, the sessions in all, the corrupt numbers.
+    """The first step of a limited list: the chosen ids in order, the sessions in all, the corrupt numbers,
+    the requests outside any session.
 
     Only ``sid``, ``seen`` and ``corrupt_all`` are asked for: with the new analyzer
     (``enable_analyzer=1``) the server computes no aggregate that the filters and sort do not read.
     """
-    return f"SELECT sid, seen, corrupt_all FROM ({list_sql(table, rollup=rollup, sort=sort, filters=filters)})"
+    inner = list_sql(table, rollup=rollup, sort=sort, filters=filters)
+    return f"SELECT sid, seen, corrupt_all, outside_n FROM ({inner})"
 
 
 _OUTSIDE_TIME: Final = """
