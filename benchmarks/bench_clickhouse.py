@@ -10,18 +10,22 @@ the tests), generates the spans in SQL with ``numbers()`` (sessions of 20
 request spans and one session span, 3 paths, 4 agents, the attribute set
 the package writes, values as the exporter stores them), then adds the
 sessions roll-up (``collector-config/clickhouse/sessions_rollup.sql``: its
-back-fill statement fills it). Each question is asked by the real CLI in a
-fresh process (``--json``), median of ``--runs``:
+back-fill statement fills it). The databases are kept in ``--cache`` (10M
+spans take minutes to generate) and reused while their row count matches;
+the roll-up is rebuilt when its SQL changed. Each question is asked by the
+real CLI in a fresh process (``--json``), median of ``--runs``, with the
+roll-up and without it (``?table=`` pointing at a view of the same spans
+that has none):
 
-- ``sessions list --limit 20 --sort cost`` with the roll-up, and without it
-  (``?table=`` pointing at a view of the same spans that has no roll-up);
-- ``sessions vitals --limit 20 --sort cost`` (always over the spans);
+- ``sessions list --limit 20 --sort cost``;
+- ``sessions vitals --limit 20 --sort cost``;
 - ``sessions show <one session>``;
 
-with the client's peak RSS (``wait4``) and the bytes the server sent (the
-adapter's log). At the first size it also writes the same spans as an
-OTLP/JSON-lines trace file (from the same table, in SQL) and times
-``sessions list`` on it: the file reader. Prints a markdown table.
+with the client's peak RSS (``wait4``), the bytes the server sent and the
+seconds it spent on the process's queries (the adapter's log). At the first
+size it also writes the same spans as an OTLP/JSON-lines trace file (from
+the same table, in SQL, streamed to disk) and times ``sessions list`` on it:
+the file reader. Prints a markdown table.
 
 Targets (2 cores): list over 10M <= 2 s with the roll-up, <= 15 s without;
 show <= 0.5 s; client peak RSS <= 100 MB.
@@ -30,6 +34,8 @@ show <= 0.5 s; client peak RSS <= 100 MB.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -42,7 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _chdb import PASSWORD, USER, ChServer, chdb_missing  # noqa: E402
+from _chdb import PASSWORD, ROLLUP_SQL, USER, ChServer, chdb_missing  # noqa: E402
+
+ROLLUP_SUFFIX = "_sessions"
 
 T0 = 1_750_000_000_000_000_000
 PER_SESSION = 20
@@ -122,8 +130,9 @@ GROUP BY intDiv(i, 512) ORDER BY intDiv(i, 512)
 """
 
 
-def _run(args: list[str], log: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) and bytes the server sent, of one CLI run in a fresh process."""
+def _run(args: list[str], log: Path) -> tuple[float, float, int, float]:
+    """Wall seconds, peak RSS (MB), bytes the server sent and seconds it spent answering (its queries,
+    the adapter's log), of one CLI run in a fresh process."""
     before = log.stat().st_size if log.exists() else 0
     env = dict(os.environ, CLICKHOUSE_USER=USER, CLICKHOUSE_PASSWORD=PASSWORD, COLUMNS="200")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -136,21 +145,50 @@ def _run(args: list[str], log: Path) -> tuple[float, float, int]:
         if proc.returncode:
             err.seek(0)
             raise SystemExit(f"{' '.join(args)} failed: {err.read().decode()}")
-    sent = 0
+    sent, server_s = 0, 0.0
     if log.exists():
         with log.open("rb") as fh:
             fh.seek(before)
-            sent = sum(json.loads(line)["bytes"] for line in fh.read().splitlines() if line.strip())
-    return wall, usage.ru_maxrss / 1024, sent
+            entries = [json.loads(line) for line in fh.read().splitlines() if line.strip()]
+        sent = sum(e["bytes"] for e in entries)
+        server_s = sum(e.get("seconds", 0.0) for e in entries)
+    return wall, usage.ru_maxrss / 1024, sent, server_s
 
 
-def _median(runs: int, args: list[str], log: Path) -> tuple[float, float, int]:
+def _median(runs: int, args: list[str], log: Path) -> tuple[float, float, int, float]:
     results = [_run(args, log) for _ in range(runs)]
     return (
         statistics.median(r[0] for r in results),
         max(r[1] for r in results),
         int(statistics.median(r[2] for r in results)),
+        statistics.median(r[3] for r in results),
     )
+
+
+def _prepare(server: ChServer, workdir: Path, db: str, n: int) -> None:
+    """The database ``db`` with ``n`` request spans and the current roll-up, generated or reused."""
+    sessions = n // PER_SESSION
+    have = server.sql(f"SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'otel_traces'").strip()
+    rows = server.sql(f"SELECT count() FROM {db}.otel_traces").strip() if have == "1" else "0"
+    if rows != str(n + sessions):
+        t = time.perf_counter()
+        server.sql(f"DROP DATABASE IF EXISTS {db}")
+        server.create(db)
+        server.sql(f"INSERT INTO {db}.otel_traces {_REQUEST.format(n=n)}", timeout=3600)
+        server.sql(f"INSERT INTO {db}.otel_traces {_SESSION.format(sessions=sessions)}")
+        print(f"{n:,} spans: generated in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    # The roll-up is rebuilt when its SQL changed since it was filled.
+    digest = hashlib.sha256(ROLLUP_SQL.read_bytes()).hexdigest()
+    mark = workdir / f"{db}.rollup-sha256"
+    if not mark.exists() or mark.read_text() != digest or rows != str(n + sessions):
+        t = time.perf_counter()
+        server.drop_rollup(db)
+        server.add_rollup(db, timeout=3600)
+        server.sql(f"OPTIMIZE TABLE {db}.otel_traces{ROLLUP_SUFFIX} FINAL", timeout=3600)
+        mark.write_text(digest)
+        print(f"{n:,} spans: roll-up filled in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    # The same spans under another name, without a roll-up: the raw path.
+    server.sql(f"CREATE VIEW IF NOT EXISTS {db}.spans AS SELECT * FROM {db}.otel_traces")
 
 
 def main() -> int:
@@ -158,76 +196,77 @@ def main() -> int:
     ap.add_argument("--spans", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--file-runs", type=int, default=1, help="runs of the file reader (minutes each at 1M; 0: none)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alephant-otel" / "bench-clickhouse",
+        help="keep the generated databases here and reuse them (10M spans take minutes to generate)",
+    )
+    ap.add_argument("--no-cache", action="store_true", help="generate in a temporary directory, dropped after")
+    ap.add_argument("--prepare", action="store_true", help="only generate the databases (and roll-ups), no timing")
     args = ap.parse_args()
     why = chdb_missing()
     if why:
         raise SystemExit(why)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-ch-") as tmp:
-        server = ChServer(Path(tmp))
+    with contextlib.ExitStack() as stack:
+        if args.no_cache:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ch-")))
+        else:
+            workdir = args.cache
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "port").unlink(missing_ok=True)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ch-file-"))
+        server = ChServer(workdir)
         try:
             for i, n in enumerate(args.spans):
                 db = f"bench{n}"
                 sessions = n // PER_SESSION
-                t = time.perf_counter()
-                server.create(db)
-                server.sql(f"INSERT INTO {db}.otel_traces {_REQUEST.format(n=n)}")
-                server.sql(f"INSERT INTO {db}.otel_traces {_SESSION.format(sessions=sessions)}")
-                loaded = time.perf_counter() - t
-                t = time.perf_counter()
-                server.add_rollup(db)
-                rolled = time.perf_counter() - t
-                # The same spans under another name, without a roll-up: the raw path.
-                server.sql(f"CREATE VIEW IF NOT EXISTS {db}.spans AS SELECT * FROM {db}.otel_traces")
-                print(f"{n:,} spans: generated in {loaded:.1f} s, roll-up filled in {rolled:.1f} s", file=sys.stderr)
+                _prepare(server, workdir, db, n)
+                if args.prepare:
+                    continue
                 base = server.url(db)
                 log = server.query_log
                 label = f"{n / 1e6:g}M"
+                # A bound on each query long enough for the spans path at 10M (the default is 30 s).
+                raw = base + "?table=spans&timeout=900"
+                rolled = base + "?timeout=900"
+                top = ["--json", "--limit", "20", "--sort", "cost", "--source"]
+                show = ["sessions", "show", f"sess_{sessions // 2}", "--json", "--source"]
                 for what, cli_args in (
-                    (
-                        "list, roll-up",
-                        ["sessions", "list", "--json", "--limit", "20", "--sort", "cost", "--source", base],
-                    ),
-                    (
-                        "list, no roll-up",
-                        [
-                            "sessions",
-                            "list",
-                            "--json",
-                            "--limit",
-                            "20",
-                            "--sort",
-                            "cost",
-                            "--source",
-                            base + "?table=spans",
-                        ],
-                    ),
-                    ("vitals", ["sessions", "vitals", "--json", "--limit", "20", "--sort", "cost", "--source", base]),
-                    ("show", ["sessions", "show", f"sess_{sessions // 2}", "--json", "--source", base]),
+                    ("list, roll-up", ["sessions", "list", *top, rolled]),
+                    ("list, no roll-up", ["sessions", "list", *top, raw]),
+                    ("vitals, roll-up", ["sessions", "vitals", *top, rolled]),
+                    ("vitals, no roll-up", ["sessions", "vitals", *top, raw]),
+                    ("show, roll-up", [*show, rolled]),
+                    ("show, no roll-up", [*show, raw]),
                 ):
-                    wall, rss, sent = _median(args.runs, cli_args, log)
-                    rows.append((label, what, wall, rss, sent))
+                    wall, rss, sent, server_s = _median(args.runs, cli_args, log)
+                    rows.append((label, what, wall, server_s, rss, sent))
                     print(rows[-1], file=sys.stderr)
                 if i == 0 and args.file_runs:
                     trace = Path(tmp) / "bench.otlp.jsonl"
-                    text = server.sql(_OTLP.replace("{db}", db) + " FORMAT TSVRaw")
-                    trace.write_text(text)
-                    del text
-                    wall, rss, _ = _median(
+                    # Streamed to the file: held in this process, its 1.4 GB would be the peak RSS
+                    # of every child started after (a fork keeps its parent's high-water mark).
+                    server.sql_to_file(_OTLP.replace("{db}", db) + " FORMAT TSVRaw", trace)
+                    wall, rss, _, _ = _median(
                         args.file_runs,
                         ["sessions", "list", "--json", "--limit", "20", "--sort", "cost", "--source", str(trace)],
                         log,
                     )
-                    rows.append((label, "list, trace file", wall, rss, trace.stat().st_size))
+                    rows.append((label, "list, trace file", wall, 0.0, rss, trace.stat().st_size))
                     print(rows[-1], file=sys.stderr)
-                server.sql(f"DROP DATABASE {db}")
+                    trace.unlink()
+                if args.no_cache:
+                    server.sql(f"DROP DATABASE {db}")
         finally:
             server.stop()
-    print("| spans | question | wall (median) | client peak RSS | bytes from the server |")
-    print("|---|---|---:|---:|---:|")
-    for label, what, wall, rss, sent in rows:
+    print("| spans | question | wall (median) | of which in the server | client peak RSS | bytes from the server |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, what, wall, server_s, rss, sent in rows:
         size = f"{sent / 1e6:.1f} MB read" if what == "list, trace file" else f"{sent:,} B"
-        print(f"| {label} | {what} | {wall:.2f} s | {rss:.0f} MB | {size} |")
+        in_server = "-" if what == "list, trace file" else f"{server_s:.2f} s"
+        print(f"| {label} | {what} | {wall:.2f} s | {in_server} | {rss:.0f} MB | {size} |")
     return 0
 
 

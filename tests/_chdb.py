@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -88,7 +89,9 @@ class ChServer:
         q = f"?table={table}" if table else ""
         return f"clickhouse+http://{auth}127.0.0.1:{self.port}/{database}{q}"
 
-    def sql(self, statement: str, body: bytes = b"", params: Mapping[str, Any] | None = None) -> str:
+    def sql(
+        self, statement: str, body: bytes = b"", params: Mapping[str, Any] | None = None, timeout: float = 120
+    ) -> str:
         """Run one statement over HTTP (basic auth), the result as text."""
         qs: dict[str, Any] = {"query": statement} if body else {}
         qs.update({f"param_{k}": v for k, v in (params or {}).items()})
@@ -98,10 +101,20 @@ class ChServer:
             headers={"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()},
         )
         try:
-            with urllib.request.urlopen(req, timeout=120) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return str(resp.read().decode())
         except urllib.error.HTTPError as exc:
             raise RuntimeError(exc.read().decode()) from None
+
+    def sql_to_file(self, statement: str, path: Path, timeout: float = 3600) -> None:
+        """Run one statement, its answer streamed into ``path`` (never all in memory)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/",
+            data=statement.encode(),
+            headers={"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp, path.open("wb") as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
 
     def create(self, database: str = "otel", table: str = "otel_traces") -> None:
         """The database and the exporter's table, as the exporter creates them at start."""
@@ -114,11 +127,11 @@ class ChServer:
         if body.strip():
             self.sql(insert_sql(database, table), body)
 
-    def add_rollup(self, database: str = "otel", table: str = "otel_traces") -> None:
+    def add_rollup(self, database: str = "otel", table: str = "otel_traces", timeout: float = 120) -> None:
         """The roll-up of collector-config/clickhouse/sessions_rollup.sql, then its back-fill."""
         text = ROLLUP_SQL.read_text().replace("otel.otel_traces", f"{database}.{table}")
         for stmt in _statements(text):
-            self.sql(stmt)
+            self.sql(stmt, timeout=timeout)
 
     def drop_rollup(self, database: str = "otel", table: str = "otel_traces") -> None:
         self.sql(f"DROP VIEW IF EXISTS {database}.{table}_sessions_mv")

@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -98,10 +99,11 @@ class Handler(BaseHTTPRequestHandler):
             text = f"Code: {code}. DB::Exception: {text}"
         self._send(status, (text + "\n").encode(), {"X-ClickHouse-Exception-Code": str(code)})
 
-    def _log(self, sql: str, params: dict[str, str], size: int) -> None:
+    def _log(self, sql: str, params: dict[str, str], size: int, seconds: float = 0.0) -> None:
         if self.server.log is not None:
+            entry = {"query": sql, "params": params, "bytes": size, "seconds": round(seconds, 4)}
             with self.server.log_lock, open(self.server.log, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"query": sql, "params": params, "bytes": size}) + "\n")
+                fh.write(json.dumps(entry) + "\n")
 
     def _credentials(self, qs: dict[str, list[str]]) -> tuple[str, str]:
         user = self.headers.get("X-ClickHouse-User")
@@ -146,13 +148,14 @@ class Handler(BaseHTTPRequestHandler):
         params = {k[len("param_") :]: v[0] for k, v in qs.items() if k.startswith("param_")}
         fmt = qs.get("default_format", ["TabSeparated"])[0]
         settings = {k: v[0] for k, v in qs.items() if k in _SETTINGS and v[0].lstrip("-").isdigit()}
+        started = time.perf_counter()
         try:
             out = self.server.engine.run(sql, fmt, database, params, settings)
         except Exception as exc:  # the engine's own error text, as the server sends it
             self._log(sql, params, 0)
             self._error(str(exc))
             return
-        self._log(sql, params, len(out))
+        self._log(sql, params, len(out), time.perf_counter() - started)
         self._send(200, out, {"X-ClickHouse-Format": fmt, "X-ClickHouse-Server-Display-Name": "chdb-test"})
 
     def do_GET(self) -> None:

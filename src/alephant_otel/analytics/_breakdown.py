@@ -51,6 +51,8 @@ def _per_tool(sessions: Iterable[Session]) -> list[GroupVitals]:
 
 def breakdown(sessions: list[Session], by: str, vitals: Vitals) -> list[GroupVitals]:
     """The cost of ``sessions`` grouped by ``by`` (see :func:`check_dimension`)."""
+    if by in vitals.groups:  # computed by a summary source (its sessions hold no requests)
+        return vitals.groups[by]
     if by == "agent":
         return vitals.by_agent
     if by == "path":

@@ -7,12 +7,13 @@ for another bound on each query than 30 s). The user and password come from
 (``clickhouse+http://user:password@host:8123/db``); no message ever prints
 the password.
 
-This is a :class:`~._summary.SummarySource`: ``sessions list`` sends one query
-whose answer is one row per listed session (filters, sort and limit are bound
-parameters in the SQL of ``_chsql``); ``vitals`` gets its percentiles and
-groups from the server; ``show`` reads the spans of one session's traces
-(found through the exporter's indexes) and rebuilds the tree with the same
-builder as every other source. When the roll-up of
+This is a :class:`~._summary.SummarySource` (its summaries in ``_chsummary``):
+``sessions list`` gets one row per listed session (filters, sort and limit
+are bound parameters in the SQL of ``_chqueries``; a limited list picks the
+ids first, then reads those sessions alone); ``vitals`` gets its percentiles
+and groups (by agent, by model) from the server; ``show`` reads the spans of
+one session's traces (found through the exporter's indexes) and rebuilds the
+tree with the same builder as every other source. When the roll-up of
 ``collector-config/clickhouse/`` (table ``<table>_sessions``) exists, the
 list reads it instead of the spans; without it, the source says so once.
 
@@ -32,14 +33,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from alephant_otel.analytics import _chsql
+from alephant_otel.analytics import _chqueries, _chsql, _chsummary
 from alephant_otel.analytics._convert import record_from_flat
-from alephant_otel.analytics._model import Request, Rollup, Run, Session, SpanRecord, _Totals
+from alephant_otel.analytics._model import Session, SpanRecord
 from alephant_otel.analytics._query import SessionIdError, SessionSet, resolve_session_id
 from alephant_otel.analytics._reconstruct import SessionBuilder
 from alephant_otel.analytics._spansource import Progress, SourceError, SourceSpecError, SpanQuery
 from alephant_otel.analytics._summary import Listing, Selection
-from alephant_otel.analytics._vitals import GroupVitals, Vitals, VitalsConfig, assemble_vitals
+from alephant_otel.analytics._vitals import Vitals, VitalsConfig
 
 __all__ = ["EXTRA_MISSING", "ClickHouseSource"]
 
@@ -47,7 +48,6 @@ EXTRA_MISSING: Final = "reading ClickHouse needs the clickhouse extra: pip insta
 _DEFAULT_TABLE: Final = "otel_traces"
 _DEFAULT_DATABASE: Final = "otel"
 _TIMEOUT_S: Final = 30.0
-_NO_LIMIT: Final = 2**63 - 1
 _SERVER_ERROR = re.compile(r"(Code: \d+\. DB::Exception: .*?)(?: \(for url [^)]*\))?\s*$", re.DOTALL)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 _UNSUPPORTED = "json: unsupported value"
@@ -170,15 +170,19 @@ class ClickHouseSource:
                 self._settings = {"enable_analyzer": 0}
         return self._client
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, *, prune: bool = False) -> list[dict[str, Any]]:
         """Rows of one query (``{name:Type}`` placeholders bound from ``params``) as dicts.
+
+        ``prune``: plan it with the new analyzer, which computes only the columns the answer
+        needs (``_chqueries.pick_sql``); the old one, faster to plan wide queries, computes all.
 
         Raises:
             SourceError: The server cannot be reached, refused the credentials or failed the query.
         """
         client = self._connect()
         try:
-            result = client.query(sql, parameters=dict(params or {}), settings=self._settings)
+            settings = {**self._settings, "enable_analyzer": 1} if prune and self._settings else self._settings
+            result = client.query(sql, parameters=dict(params or {}), settings=settings)
         except Exception as exc:
             raise self._fail(exc) from None
         names = result.column_names
@@ -194,7 +198,8 @@ class ClickHouseSource:
             self._rollup = bool(rows and rows[0]["n"])
         return self._rollup
 
-    def _notes(self, rollup: bool) -> list[str]:
+    def notes(self, rollup: bool) -> list[str]:
+        """The one-time remark that the list reads the spans (no roll-up), once per source."""
         if rollup or self._fallback_said:
             return []
         self._fallback_said = True
@@ -203,103 +208,15 @@ class ClickHouseSource:
             f"{self.table} (slower; collector-config/clickhouse/ has the SQL that adds it)"
         ]
 
-    # --- summaries ----------------------------------------------------------------
-
-    @staticmethod
-    def _params(sel: Selection) -> dict[str, Any]:
-        import time
-
-        now = time.time_ns() if sel.now_ns is None else sel.now_ns
-        return {
-            "now_ns": now,
-            "window_ns": int(sel.active_window_s * 1e9),
-            "since_ns": sel.since_ns,
-            "until_ns": sel.until_ns,
-            "agent": sel.agent,
-            "path": sel.path,
-            "status": sel.status,
-            "min_cost": sel.min_cost,
-            "limit": sel.limit or _NO_LIMIT,
-        }
-
-    def _listing(self, rows: Sequence[dict[str, Any]], sel: Selection, rollup: bool, *, notes: bool = True) -> Listing:
-        sessions = [_session(r) for r in rows]
-        seen, corrupt = (int(rows[0]["seen"]), int(rows[0]["corrupt_all"])) if rows else self._count(rollup)
-        said = self._notes(rollup) if notes else []
-        outside = self._outside(sel, rollup)
-        return Listing(sessions, seen, self.description, self.corrupt, corrupt, outside, said)
-
-    def _count(self, rollup: bool) -> tuple[int, int]:
-        """Sessions and corrupt numbers in all, for an answer that selected none ("0 of N sessions")."""
-        sql = _chsql.list_sql(self.table, rollup=rollup, sort="started")
-        rows = self.query(f"SELECT max(seen) AS n, max(corrupt_all) AS c FROM ({sql})", self._params(Selection()))
-        if not rows or rows[0]["n"] is None:
-            return 0, 0
-        return int(rows[0]["n"]), int(rows[0]["c"])
-
-    def _outside(self, sel: Selection, rollup: bool) -> list[Request]:
-        if sel.narrowed:
-            return []
-        sql = _chsql.outside_sql(self.table, rollup)
-        rows = self.query(sql, {"since_ns": sel.since_ns, "until_ns": sel.until_ns})
-        out = []
-        for r in rows:
-            req = Request(None, r["trace_id"], r["span_id"], None, "", int(r["start_ns"]), int(r["end_ns"]))
-            req.agent_id = r["agent"] or None
-            req.retry_attempt = int(r["retry"])
-            req.error = bool(r["error"])
-            req.intercepted = bool(r["icpt"])
-            req.cost_usd = float(r["cost"])
-            req.input_tokens = int(r["inp"])
-            req.output_tokens = int(r["outp"])
-            out.append(req)
-        return out
+    # --- summaries (``_chsummary``) -----------------------------------------------------
 
     def list_sessions(self, selection: Selection) -> Listing:
         """The selected sessions, one row each from the server (from the roll-up when there is one)."""
-        _no_user_filter(selection)
-        rollup = self.has_rollup()
-        sql = _chsql.list_sql(self.table, rollup=rollup, sort=_sort(selection.sort))
-        rows = self.query(sql, self._params(selection))
-        return self._listing(rows, selection, rollup)
+        return _chsummary.listing(self, selection)[0]
 
     def vitals(self, selection: Selection, config: VitalsConfig) -> tuple[Vitals, Listing]:
-        """Vitals from the server: the list's rows, then per-session latency percentiles and the groups
-        by agent over the chosen sessions' requests (their ids sent as a bound array)."""
-        _no_user_filter(selection)
-        params = self._params(selection)
-        rows = self.query(_chsql.list_sql(self.table, rollup=False, sort=_sort(selection.sort)), params)
-        listing = self._listing(rows, selection, rollup=False, notes=False)  # vitals read the spans
-        chosen = {"sids": [s.session_id for s in listing.sessions]}
-        per = {r["sid"]: r for r in self.query(_chsql.vitals_sessions_sql(self.table), chosen)} if rows else {}
-        none = {"lat_p50": 0.0, "lat_p95": 0.0, "lat_max": 0.0, "has_requests": False, "reasons": []}
-        stats, reasons = [], []
-        for s in listing.sessions:
-            r = per.get(s.session_id, none)
-            stats.append((float(r["lat_p50"]), float(r["lat_p95"]), float(r["lat_max"]), bool(r["has_requests"])))
-            reasons.append(sorted(x for x in r["reasons"] or () if x))
-        failed = [0 if r["from_rollup"] else int(r["failed"]) for r in rows]
-        groups = self.query(_chsql.vitals_agents_sql(self.table), chosen) if rows else []
-        by_agent = [
-            GroupVitals(
-                str(g["key"]),
-                int(g["sessions"]),
-                int(g["requests"]),
-                float(g["cost"]),
-                int(g["inp"]),
-                int(g["outp"]),
-                int(g["retries"]),
-                int(g["intercepted"]),
-                int(g["errors"]),
-            )
-            for g in groups
-            if g["key"]
-        ]
-        overall = next((g for g in groups if not g["key"]), None)
-        p50 = float(overall["p50"]) if overall else 0.0
-        p95 = float(overall["p95"]) if overall else 0.0
-        vitals = assemble_vitals(listing.sessions, stats, reasons, failed, by_agent, p50, p95, config)
-        return vitals, listing
+        """Vitals from the server (see ``_chsummary.vitals``)."""
+        return _chsummary.vitals(self, selection, config)
 
     # --- one session's spans ---------------------------------------------------------
 
@@ -326,7 +243,7 @@ class ClickHouseSource:
             )
 
     def _build(self, sid: str, sel: Selection) -> tuple[Session | None, SessionSet]:
-        rows = self.query(_chsql.show_spans_sql(self.table), {"sid": sid})
+        rows = self.query(_chqueries.show_spans_sql(self.table), {"sid": sid})
         builder = SessionBuilder()
         builder.add_all(self._records(rows))
         sessions = builder.build(now_ns=sel.now_ns, active_window_s=sel.active_window_s)
@@ -341,12 +258,12 @@ class ClickHouseSource:
             if found is not None:
                 return found, result
         rollup = self.has_rollup()
-        rows = self.query(_chsql.prefix_sql(self.table, rollup), {"p": wanted})
+        rows = self.query(_chqueries.prefix_sql(self.table, rollup), {"p": wanted})
         ids = [str(next(iter(r.values()))) for r in rows]
         if len(ids) != 1:
             stubs = [Session(i) for i in ids] if ids else []
             if not ids:
-                seen = self._count(rollup)[0]
+                seen = _chsummary.count(self, rollup)[0]
                 plural = "" if seen == 1 else "s"
                 if not wanted:
                     resolve_session_id(stubs, wanted, source=self.description)
@@ -362,10 +279,10 @@ class ClickHouseSource:
     def spans(self, query: SpanQuery, progress: Progress | None = None) -> Iterator[SpanRecord]:
         """Every span (of one session when the query names one): for ``read_sessions``."""
         if query.session_id is not None:
-            rows = self.query(_chsql.show_spans_sql(self.table), {"sid": query.session_id})
+            rows = self.query(_chqueries.show_spans_sql(self.table), {"sid": query.session_id})
         else:
             rows = self.query(
-                _chsql.show_spans_sql(self.table).split("WHERE", 1)[0]
+                _chqueries.show_spans_sql(self.table).split("WHERE", 1)[0]
                 + "WHERE ({since:Nullable(Int64)} IS NULL OR start_ns + dur >= {since:Nullable(Int64)})"
                 " AND ({until:Nullable(Int64)} IS NULL OR start_ns <= {until:Nullable(Int64)})",
                 {"since": query.since_ns, "until": query.until_ns},
@@ -373,57 +290,8 @@ class ClickHouseSource:
         yield from self._records(rows)
 
 
-def _sort(key: str) -> str:
-    if key not in _chsql.SORT_SQL:
-        raise ValueError(f"bad sort key {key!r}: one of {', '.join(_chsql.SORT_SQL)}")
-    return key
-
-
 def _value(v: Any) -> Any:
     # pdata writes a NaN or infinite double as this text: the reader drops and counts such a number.
     if isinstance(v, str) and v.startswith(_UNSUPPORTED):
         return "nan"
     return v
-
-
-def _session(r: Mapping[str, Any]) -> Session:
-    """A summary :class:`Session` from one row of ``list_sql``: totals, runs (flat), agents, status."""
-    s = Session(
-        session_id=str(r["sid"]),
-        name=r["name"],
-        path=r["path"],
-        status=r["status"],
-        start_ns=int(r["start_ns"]),
-        end_ns=int(r["ss_end"]) or None,
-        last_activity_ns=int(r["last_ns"]),
-        span_present=bool(r["span_present"]),
-        totals_from_rollup=bool(r["from_rollup"]),
-    )
-    if r["rollups"]:
-        s.rollup = Rollup(
-            int(r["r_requests"]),
-            int(r["r_retries"]),
-            int(r["r_intercepted"]),
-            float(r["r_cost"]),
-            int(r["r_input"]),
-            int(r["r_output"]),
-        )
-    s._totals = _Totals(
-        int(r["t_requests"]),
-        int(r["t_retries"]),
-        int(r["t_errors"]),
-        int(r["t_intercepted"]),
-        float(r["t_cost"]),
-        int(r["t_input"]),
-        int(r["t_output"]),
-    )
-    s.agents = [str(a) for a in r["agent_list"]]
-    s.trace_ids = [str(t) for t in r["trace_list"]]
-    s.runs = [Run(run_id=str(rid)) for rid in r["run_ids"]]
-    return s
-
-
-def _no_user_filter(selection: Selection) -> None:
-    # The SQL does not read user.id yet: a filter it would ignore must not answer as if applied.
-    if selection.user:
-        raise SourceError("--user is not supported on a ClickHouse source yet; filter on a trace file or backend")

@@ -132,6 +132,8 @@ class Vitals:
     latency_threshold_s: float | None
     #: Requests that ended in error without being intercepted (``errors`` counts both).
     failed: int = 0
+    #: Breakdowns a summary source computed itself (``--by model``), by dimension.
+    groups: dict[str, list[GroupVitals]] = field(default_factory=dict)
 
     @property
     def flagged(self) -> list[SessionVitals]:
