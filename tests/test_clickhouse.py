@@ -766,3 +766,50 @@ def test_follow_polls_clickhouse(ch: Data) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0 and "Traceback" not in err and PASSWORD not in err
+
+
+def _ui(source: str) -> tuple[subprocess.Popen[str], str]:
+    """``alephant-otel ui`` on ``source``; returns the process and the page's base URL."""
+    import re
+
+    proc = subprocess.Popen(
+        [str(BIN / "alephant-otel"), "ui", "--port", "0", "--no-browser", "--source", source],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    found = [x.group(1) for x in re.finditer(r"(http://127\.0\.0\.1:\d+/)", line)]
+    return proc, found[-1]
+
+
+def test_the_web_view_breaks_clickhouse_down_by_user_and_metadata_as_the_file(ch: Data) -> None:
+    import signal
+    import urllib.request
+
+    def get(base: str, path: str) -> Any:
+        with urllib.request.urlopen(base + path, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    procs = []
+    try:
+        (click, click_url), (file, file_url) = _ui(ch.url("tools", True)), _ui(str(ch.files["tools"]))
+        procs = [click, file]
+        for by in ("user", "metadata.plan"):
+            want = get(file_url, f"api/list?by={by}")["groups"]
+            got = get(click_url, f"api/list?by={by}")["groups"]
+            assert len(want) >= 2 and {g["key"] for g in want} != {"(none)"}, want
+            assert got == want, by
+        with urllib.request.urlopen(click_url + "?by=user", timeout=60) as resp:
+            page = resp.read().decode()
+        assert "<h2>Cost by user</h2>" in page and ">metadata.plan</a>" in page
+        assert "no breakdown by" not in page
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

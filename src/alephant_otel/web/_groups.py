@@ -18,18 +18,17 @@ from alephant_otel.analytics._render import money
 
 __all__ = ["SUMMARY_DIMENSIONS", "choices", "group_rows", "points"]
 
-#: What a summary source (ClickHouse: one row per session, no requests) can break down by.
-SUMMARY_DIMENSIONS: Final = ("agent", "path")
+#: What a summary source (ClickHouse: one row per session, no requests) can break down by, besides
+#: ``metadata.KEY``: what its session rows carry. Model and tool need the requests and tool calls.
+SUMMARY_DIMENSIONS: Final = ("agent", "path", "user")
 #: At most this many metadata keys are offered as groupings (a session has at most 16).
 _MAX_KEYS: Final = 24
 
 
 def choices(sessions: Sequence[Session], current: str, *, summary: bool) -> list[str]:
     """The groupings the page offers: the fixed ones, then the metadata keys the sessions carry."""
-    if summary:
-        return list(SUMMARY_DIMENSIONS)
     keys = sorted({k for s in sessions for k in s.metadata})[:_MAX_KEYS]
-    out = [*DIMENSIONS, *(f"metadata.{k}" for k in keys)]
+    out = [*(SUMMARY_DIMENSIONS if summary else DIMENSIONS), *(f"metadata.{k}" for k in keys)]
     if current not in out:  # a key typed into the URL that no session has: still the one shown
         out.append(current)
     return out

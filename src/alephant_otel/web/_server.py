@@ -369,8 +369,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._html(HTTPStatus.OK, page)
 
     def _by(self, query: ListQuery, problems: list[str] | None = None) -> str:
-        """The breakdown to show: a summary source (one row per session) has only agent and path."""
-        if self.server.store.summary is None or query.by in SUMMARY_DIMENSIONS:
+        """The breakdown to show: a summary source (one row per session) has no model or tool one."""
+        if self.server.store.summary is None or query.by in SUMMARY_DIMENSIONS or query.by.startswith("metadata."):
             return query.by
         if problems is not None:
             problems.append(f"{self.server.store.description} answers per session: no breakdown by {query.by}")
