@@ -813,3 +813,34 @@ def test_the_web_view_breaks_clickhouse_down_by_user_and_metadata_as_the_file(ch
                 proc.communicate(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_show_carries_the_conversation_as_the_file(ch: Data) -> None:
+    """Captured content (issue 33) read back through ClickHouse: the exporter's attribute map, as the file."""
+    from alephant_otel import _names as n
+    from alephant_otel.analytics._conversation import conversation
+
+    path = _dir(ch.workdir, "content") / "t.jsonl"
+    write_trace_file(path, make_spans([support_session()], stray=False))
+    out = []
+    for line in path.read_text().splitlines():
+        doc = json.loads(line)
+        for rs in doc["resourceSpans"]:
+            for ss in rs["scopeSpans"]:
+                for sp in ss["spans"]:
+                    attrs = {kv["key"]: kv["value"].get("stringValue") for kv in sp.get("attributes", [])}
+                    if attrs.get(n.ATTR_SPAN_KIND) == "request":
+                        text = f"hi {attrs[n.ATTR_REQUEST_ID]}"
+                        said = [{"role": "user", "parts": [{"type": "text", "content": text}]}]
+                        value = {"stringValue": json.dumps(said)}
+                        sp["attributes"].append({"key": n.GEN_AI_INPUT_MESSAGES, "value": value})
+        out.append(json.dumps(doc))
+    path.write_text("\n".join(out) + "\n")
+    ch.server.create("content_raw")
+    ch.server.load(rows_from_file(path), "content_raw")
+    sel = Selection(now_ns=NOW)
+    want, _ = show_session(str(path), "sess_a", sel)
+    got, _ = show_session(ch.server.url("content_raw", password=True), "sess_a", sel)
+    said = {r.request_id: [(t.role, t.text) for t in conversation(r)] for r in want.requests}
+    assert said and all(v == [("user", f"hi {k}")] for k, v in said.items())
+    assert {r.request_id: [(t.role, t.text) for t in conversation(r)] for r in got.requests} == said
