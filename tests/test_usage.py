@@ -884,3 +884,116 @@ def test_arbitrary_cuts_of_real_streams_never_raise(n: int, caplog: pytest.LogCa
     cuts = st.tuples(st.sampled_from(streams), st.integers(0, 3000), st.integers(0, 3000)).map(
         lambda t: t[0][: t[1]] + b"\n\n" + t[0][len(t[0]) - t[2]:])
     run_property(n, cuts, caplog)
+
+
+# -- the plain chat completion, read without the fold ----------------------------------------
+
+_counts = st.integers(min_value=0, max_value=2000)
+_bad_counts = st.sampled_from([None, -1, 10**9 + 1, True, 2.5, "7"])
+_texts = st.sampled_from(["gpt-4o-mini", " x ", "", "  ", "a" * 300, None, 5])
+
+
+def _at(doc: dict[str, Any], path: tuple[Any, ...]) -> Any:
+    for step in path:
+        doc = doc[step]
+    return doc
+
+
+#: (where, what): the changes a plain completion is put through, one to three at a time.
+_CHANGES: list[tuple[tuple[Any, ...], Any]] = [
+    *[(("usage",), k) for k in ("prompt_tokens", "completion_tokens")],
+    (("usage", "prompt_tokens_details"), "cached_tokens"),
+    (("usage", "prompt_tokens_details"), "cache_write_tokens"),
+    (("usage", "completion_tokens_details"), "reasoning_tokens"),
+    (("choices", 0), "finish_reason"),
+    (("choices", 0), "index"),
+    (("choices", 0, "message"), "refusal"),
+    (("choices", 0), "message"),
+    (("usage",), "prompt_tokens_details"),
+    (("usage",), "completion_tokens_details"),
+    ((), "object"), ((), "type"), ((), "error"), ((), "choices"), ((), "usage"), ((), "model"), ((), "id"),
+]
+_VALUES: dict[str, Any] = {
+    "prompt_tokens": _bad_counts, "completion_tokens": _bad_counts, "cached_tokens": _bad_counts,
+    "cache_write_tokens": st.one_of(_counts, _bad_counts), "reasoning_tokens": _bad_counts,
+    "finish_reason": st.sampled_from([" length ", "content_filter", "refusal", "", " ", None, 3, "x" * 80]),
+    "index": st.sampled_from([1, None, "0"]),
+    "refusal": st.sampled_from(["I can't help with that", "", " ", 4]),
+    "message": st.sampled_from([None, "text", []]),
+    "prompt_tokens_details": st.sampled_from([None, 3, "x", {}]),
+    "completion_tokens_details": st.sampled_from([None, [], {}]),
+    "object": st.sampled_from(["response", "text_completion", None]),
+    "type": st.sampled_from(["message", "message_stop", "message_delta", "error", "response.completed", None, 1]),
+    "error": st.sampled_from([{"message": "no"}, None, "x"]),
+    "choices": st.sampled_from([[], "x", ["x"], "two"]),
+    "usage": st.sampled_from([None, [], {}]),
+    "model": _texts, "id": _texts,
+}
+
+
+@st.composite
+def chat_completions(draw: st.DrawFn) -> dict[str, Any]:
+    """A plain chat completion, then none to three of its fields changed, removed or made odd."""
+    doc: dict[str, Any] = {
+        "id": draw(_texts), "object": "chat.completion", "model": draw(_texts),
+        "choices": [{"index": 0, "finish_reason": draw(st.sampled_from(["stop", "length", "tool_calls"])),
+                     "message": {"role": "assistant", "content": "hi", "refusal": None}}],
+        "usage": {"prompt_tokens": draw(_counts), "completion_tokens": draw(_counts),
+                  "prompt_tokens_details": {"cached_tokens": draw(_counts)},
+                  "completion_tokens_details": {"reasoning_tokens": draw(_counts)}},
+    }
+    for where, key in draw(st.lists(st.sampled_from(_CHANGES), max_size=3)):
+        try:
+            parent = _at(doc, where)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change took the parent away
+        if not isinstance(parent, dict):
+            continue
+        if draw(st.integers(0, 3)) == 0:
+            parent.pop(key, None)
+            continue
+        value = draw(_VALUES[key])
+        if value == "two" and key == "choices":
+            now = doc.get("choices")
+            first = now[0] if isinstance(now, list) and now else None
+            value = [*now, dict(first, index=1)] if isinstance(first, dict) else []
+        parent[key] = value
+    return doc
+
+
+def test_plain_chat_completions_read_directly_equal_the_fold() -> None:
+    from alephant_otel.record import _usage
+
+    direct: list[ParsedResponse] = []
+
+    @settings(max_examples=5 * EXAMPLES, deadline=None, database=None)
+    @given(chat_completions(), st.sampled_from([200, 201, 399]))
+    def prop(doc: dict[str, Any], status: int) -> None:
+        body = json.dumps(doc).encode()
+        folded = _acc._Acc()
+        folded.obj(json.loads(body))
+        expected = folded.result(status, True)
+        assert parse_response(body, status_code=status, content_type=JSON) == expected
+        plain = _usage._plain_chat(json.loads(body))
+        if plain is not None:
+            assert plain == expected
+            direct.append(plain)
+
+    prop()
+    assert len(direct) > EXAMPLES // 20  # the fast path was taken, and often
+
+
+def test_the_fast_path_takes_the_plain_chat_completion() -> None:
+    # The fast path must stay reachable: a plain OpenAI completion is read without the fold.
+    from alephant_otel.record import _usage
+
+    body = oc.ChatCompletion(
+        id="chatcmpl-1", object="chat.completion", created=1, model="gpt-4o-mini",
+        choices=[oc.chat_completion.Choice(index=0, finish_reason="stop", logprobs=None,
+                                           message=oc.ChatCompletionMessage(role="assistant", content="hi"))],
+        usage=ot.CompletionUsage(prompt_tokens=12, completion_tokens=3, total_tokens=15,
+                                 prompt_tokens_details={"cached_tokens": 4}),
+    ).model_dump_json().encode()
+    direct = _usage._plain_chat(json.loads(body))
+    assert direct == ParsedResponse("gpt-4o-mini", "chatcmpl-1", 12, 3, 4, None, None, ("stop",), complete=True)
+    assert parse_response(body, status_code=200, content_type=JSON) == direct
