@@ -38,6 +38,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
+from itertools import filterfalse
 from typing import Any, Final
 
 from alephant_otel.redact._secretforms import HINTS as _FORM_HINTS
@@ -171,7 +172,7 @@ class _Scrubber:
         #: The names of ``_secret_names`` judged not secret, as a set: a whole span's keys are
         #: checked against it in one C-level ``issuperset`` (see scrub_attributes).
         self._plain_names: set[str] = set()
-        #: Values known clean: short strings, and tuples of them (attribute values).
+        #: Values known clean: short strings, tuples of them, and ints (attribute values).
         self._clean: dict[str | tuple[str, ...], None] = {}
 
     def is_secret_name(self, name: str) -> bool:
@@ -384,11 +385,10 @@ def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any] | N
     if scrubber._plain_names.issuperset(attributes):
         # Nearly every span: no name is secret, so what is scrubbed depends on the values
         # alone, and only those not known clean need a look (numbers, ids seen once).
-        clean = scrubber._clean
         try:
-            # In C, reusing the hashes the set stores: ~6 k instructions a span less than
-            # filterfalse(clean.__contains__, ...), a call per value (equal values judged once).
-            pending = set(attributes.values()).difference(clean)
+            # One pass in C: a set of the values and its difference cost ~2 k instructions
+            # a span more (two passes, and a table grown twice).
+            pending = [*filterfalse(scrubber._clean.__contains__, attributes.values())]
         except TypeError:  # an unhashable value (a list): judged item by item below
             pass
         else:
@@ -410,10 +410,7 @@ def scrub_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any] | N
     return changed
 
 
-_NUMBERS: Final = (int, float, bool)
-
-
-def _scrub_values(attributes: Mapping[str, Any], pending: Iterable[Any], scrubber: _Scrubber) -> dict[str, Any] | None:
+def _scrub_values(attributes: Mapping[str, Any], pending: list[Any], scrubber: _Scrubber) -> dict[str, Any] | None:
     """:func:`scrub_attributes` for attributes with no secret name: ``pending`` holds the values to look at."""
     clean = scrubber._clean
     new_values: dict[Any, Any] | None = None
@@ -423,8 +420,15 @@ def _scrub_values(attributes: Mapping[str, Any], pending: Iterable[Any], scrubbe
             new = scrubber.text(value)
             if new is value:  # text() hands a clean value back as it is
                 continue
-        elif kind in _NUMBERS:
-            continue  # never scrubbed by value
+        elif kind is int or kind is bool:
+            # Never scrubbed by value. Remembered, so the next span skips them in C:
+            # statuses, ports and small counts repeat span after span.
+            if len(clean) >= _NAME_CACHE:
+                clean.clear()
+            clean[value] = None
+            continue
+        elif kind is float:
+            continue  # never scrubbed by value; costs and durations rarely repeat
         else:
             new = _scrub_value("", value, scrubber, False)
         if new is not value and new != value:
