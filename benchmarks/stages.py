@@ -35,7 +35,7 @@ STAGES = [
     (_processor.AlephantSpanProcessor, "on_start", "span processor on_start (ids on the request span)"),
     (_hooks.Bridge, "_on_request", "request hook"),
     (_request, "_add_headers", "  · gateway headers and request id"),
-    (_request, "request_model", "  · model named in the request body"),
+    (_request, "read_request", "  · model named in the request body (a small body parsed)"),
     (_request, "active_state", "  · baggage -> ids (cached)"),
     (_hooks.Bridge, "_on_response", "response hook (header reads, body watcher set-up)"),
     (_response, "watch_stream", "  · watch_stream"),

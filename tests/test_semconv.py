@@ -228,3 +228,26 @@ def test_a_request_without_response_still_says_what_it_asked_for(
     assert "error.type" in attrs
     assert _params(attrs) == {"gen_ai.request.temperature": 1.5, "gen_ai.request.seed": 7}
     _check_against_model(attrs)
+
+
+def test_small_and_large_bodies_say_the_same(gateway: GatewayEmulator, spans: InMemorySpanExporter) -> None:
+    # A small body is parsed whole when sent; one past PARSE_WHOLE is searched for its model and
+    # probed for its parameters at the response. Both must record the same names and values.
+    from alephant_otel.record._requestbody import PARSE_WHOLE
+
+    long_prompt = [{"role": "user", "content": "x" * (PARSE_WHOLE + 1000)}]
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-x", max_retries=0)
+    with client, session("sess_sizes"):
+        for messages in (MESSAGES, long_prompt):
+            client.chat.completions.create(
+                model=MODEL, messages=messages, temperature=0.3, seed=11, stop=["END"],  # type: ignore[arg-type]
+                tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            )
+        client.chat.completions.create(model=MODEL, messages=long_prompt)  # type: ignore[arg-type]
+    small, large, bare = _request_spans(spans)
+    expected = {"gen_ai.request.temperature": 0.3, "gen_ai.request.seed": 11, "gen_ai.request.stop_sequences": ("END",)}
+    assert _params(small) == _params(large) == expected
+    assert _params(bare) == {}
+    assert small["gen_ai.request.model"] == large["gen_ai.request.model"] == bare["gen_ai.request.model"] == MODEL
+    for attrs in (small, large, bare):
+        _check_against_model(attrs)

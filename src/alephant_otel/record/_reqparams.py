@@ -6,13 +6,14 @@ completion (``max_completion_tokens`` or ``max_tokens``, ``stop``, ``n``), a
 Response (``max_output_tokens``) or an Anthropic message (``max_tokens``,
 ``stop_sequences``).
 
-Called where the response is recorded, not in the request hook: nothing
-here delays the request on its way out. A request with none of the keys
-(most chat calls send only messages and model) pays one regex scan of its
-body and no parse; one that has them is parsed (the keys must be top-level:
-a tool's JSON schema or a tool call's input may hold a nested
-``temperature``). A body over :data:`PARSE_LIMIT` is not parsed and its
-parameters are not recorded.
+A small body is parsed once when the request is sent
+(:func:`~alephant_otel.record._requestbody.read_request`), and its
+parameters are read from that with :func:`params_of`. A larger one is probed
+where the response is recorded, not in the request hook: a request with none
+of the keys pays one regex scan of its body and no parse; one that has them
+is parsed (the keys must be top-level: a tool's JSON schema or a tool call's
+input may hold a nested ``temperature``). A body over :data:`PARSE_LIMIT` is
+not parsed and its parameters are not recorded.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from opentelemetry.util.types import AttributeValue
 from alephant_otel import _names as n
 from alephant_otel.record._acc import _loads  # orjson when installed; json the judge of what it rejects
 
-__all__ = ["PARSE_LIMIT", "request_params"]
+__all__ = ["PARSE_LIMIT", "params_of", "request_params"]
 
 #: Any of the keys, as a JSON key (a string value cannot be followed by a colon).
 _PROBE: Final = re.compile(
     rb'"(?:temperature|max_(?:completion_|output_)?tokens|top_p|stop(?:_sequences)?|seed|n)"\s*:'
 )
+#: The top-level keys read (see _from).
+_KEYS: Final = frozenset(
+    {"temperature", "max_completion_tokens", "max_tokens", "max_output_tokens", "top_p", "stop", "stop_sequences",
+     "seed", "n"}
+)  # fmt: skip
 #: Bodies larger than this are not parsed for their parameters (a request of megabytes of prompt).
 PARSE_LIMIT: Final = 1 << 20
 _MAX_STOPS: Final = 16
@@ -70,6 +76,15 @@ def request_params(body: bytes | None) -> dict[str, AttributeValue] | None:
         return _from(doc) or None
     except Exception:  # a body that is not JSON, or too deep: nothing to record
         return None
+
+
+def params_of(doc: dict[str, Any]) -> dict[str, AttributeValue]:
+    """The ``gen_ai.request.*`` parameters of a request body already parsed (a new dict, maybe empty). Never raises."""
+    try:
+        # Most chat calls send only messages and model: one C-level test, no lookups.
+        return {} if _KEYS.isdisjoint(doc) else _from(doc)
+    except Exception:
+        return {}
 
 
 def _from(doc: dict[str, Any]) -> dict[str, AttributeValue]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Final
+from typing import Any, Final
 
 from alephant_otel.record._acc import _json_str, _loads, _str
 from alephant_otel.record._semconv import well_known_provider
 
-__all__ = ["operation_for_path", "provider_for", "request_model"]
+__all__ = ["PARSE_WHOLE", "operation_for_path", "provider_for", "read_request", "request_model"]
 
+#: Request bodies up to this size are parsed whole when the request is sent (see read_request).
+PARSE_WHOLE: Final = 16 << 10
 #: Request bodies up to this size are parsed when the regex is ambiguous.
 _PARSE_REQUEST_LIMIT: Final = 256 << 10
 
@@ -118,6 +120,33 @@ def _provider_for(model: str | None, path: str) -> str | None:
 
 
 _cached_provider_for = functools.lru_cache(maxsize=1024)(_provider_for)
+
+
+def read_request(body: bytes | None) -> tuple[str | None, dict[str, Any] | None]:
+    """The model a request body names, and the body parsed when it is small. Never raises.
+
+    A body of at most :data:`PARSE_WHOLE` bytes that is a JSON object is
+    parsed: one parse gives the top-level ``model`` and, later, the request
+    parameters, for less than the searches it replaces (a 100-byte chat body:
+    ~5 k instructions against ~15 k for :func:`request_model` and the
+    parameter probe). A larger body (megabytes of prompt) is searched with
+    :func:`request_model` and not parsed; so is one that does not parse.
+
+    Returns:
+        (the model or None, the parsed body or None).
+
+    Examples:
+        >>> read_request(b'{"model": "openai/gpt-4o-mini", "temperature": 0.2}')
+        ('openai/gpt-4o-mini', {'model': 'openai/gpt-4o-mini', 'temperature': 0.2})
+    """
+    if type(body) is bytes and len(body) <= PARSE_WHOLE and body[:1] == b"{":
+        try:
+            doc = _loads(body)
+        except (ValueError, RecursionError):  # not JSON: searched below, as a large body is
+            doc = None
+        if type(doc) is dict:
+            return _str(doc.get("model")), doc
+    return request_model(body), None
 
 
 def request_model(body: bytes | None) -> str | None:

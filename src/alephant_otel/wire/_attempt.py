@@ -11,12 +11,14 @@ import time
 from typing import Any, Final
 
 from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _fastpaths
 from alephant_otel.context._totals import RequestTotals
 from alephant_otel.record._acc import ParsedResponse
 from alephant_otel.record._contentcap import Capture
 from alephant_otel.record._metrics import Instruments
+from alephant_otel.record._reqparams import request_params
 from alephant_otel.wire._gateway import GatewayMatcher
 
 __all__ = ["Attempt", "BridgeBase"]
@@ -61,6 +63,7 @@ class Attempt:
         "end",
         "method",
         "operation",
+        "params",
         "path",
         "provider",
         "request_id",
@@ -81,6 +84,8 @@ class Attempt:
         self.request_model: str | None = None
         # Held until the response body ends, to judge how much of a stream to read.
         self.body: bytes | None = None
+        #: The request parameters, read when the body was small enough to parse whole; None: not read.
+        self.params: dict[str, AttributeValue] | None = None
         self.retry_attempt = 0
         self.totals: tuple[RequestTotals, ...] = ()
         self.agent_id: str | None = None
@@ -90,6 +95,14 @@ class Attempt:
         self.end: Any = None
         #: The ``x-request-id`` this package made for the request (None: the caller's).
         self.request_id: str | None = None
+
+    def sent_params(self) -> dict[str, AttributeValue]:
+        """The ``gen_ai.request.*`` parameters the request sent (a dict of its own, maybe empty)."""
+        params = self.params
+        if params is not None:
+            self.params = None  # handed over once: the caller adds to it
+            return params
+        return request_params(self.body) or {}
 
 
 _list_layout: dict[type, bool] = {}

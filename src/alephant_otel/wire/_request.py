@@ -19,8 +19,8 @@ from alephant_otel import _fastpaths
 from alephant_otel import _names as n
 from alephant_otel.context._ids import new_id
 from alephant_otel.context._state import active_state, active_totals, state_for
-from alephant_otel.record._reqparams import request_params
-from alephant_otel.record._requestbody import operation_for_path, provider_for, request_model
+from alephant_otel.record._reqparams import params_of
+from alephant_otel.record._requestbody import operation_for_path, provider_for, read_request
 from alephant_otel.record._semconv import api_type_for_path
 from alephant_otel.record._spanattrs import set_clean
 from alephant_otel.redact._ownids import note_own_id
@@ -222,7 +222,9 @@ class RequestSide(BridgeBase):
             req.request_id = request_id
         req.operation = operation_for_path(path)
         req.body = _in_memory(info.stream)
-        req.request_model = request_model(req.body)
+        req.request_model, doc = read_request(req.body)
+        if doc is not None:
+            req.params = params_of(doc)
         req.provider = provider_for(req.request_model, path)
         req.totals = active_totals()
         req.agent_id = state.current.agent_id
@@ -299,7 +301,7 @@ class RequestSide(BridgeBase):
             if error_type is not None and span.is_recording():
                 # OpenTelemetry records ``Exception``s on the span but leaves a cancelled
                 # task's span as if it had succeeded (BaseException is "not an error").
-                set_clean(span, {**(request_params(req.body) or {}), n.ATTR_ERROR_TYPE: error_type})
+                set_clean(span, {**req.sent_params(), n.ATTR_ERROR_TYPE: error_type})
                 status = getattr(span, "status", None)
                 if status is None or status.status_code is StatusCode.UNSET:
                     span.set_status(Status(StatusCode.ERROR, f"no response: {error_type}"))

@@ -12,7 +12,6 @@ from collections import OrderedDict
 from typing import Any, Final
 
 from opentelemetry.trace import Span, Status, StatusCode
-from opentelemetry.util.types import AttributeValue
 
 from alephant_otel import _names as n
 from alephant_otel.context._scope import on_open_requests
@@ -20,7 +19,6 @@ from alephant_otel.context._totals import RequestTotals
 from alephant_otel.record._acc import ParsedResponse
 from alephant_otel.record._content import keep as keep_content
 from alephant_otel.record._cost import compute_cost, gateway_cost
-from alephant_otel.record._reqparams import request_params
 from alephant_otel.record._spanattrs import set_clean
 from alephant_otel.record._toolcalls import asked_for_tools, requested_calls
 from alephant_otel.record._usage import parse_body
@@ -257,8 +255,8 @@ class ResponseSide(BridgeBase):
             cost = compute_cost(parsed, req.request_model, req.provider)
             source = n.COST_SOURCE_PRICE_TABLE
         if span.is_recording():
-            # The parameters the request sent: read from its body here, not in the request hook.
-            attrs: dict[str, AttributeValue] = request_params(req.body) or {}
+            # The parameters the request sent: read when it was sent (a small body), else probed here.
+            attrs = req.sent_params()
             if parsed.response_model is not None:
                 attrs[n.GEN_AI_RESPONSE_MODEL] = parsed.response_model
             if parsed.response_id is not None:
