@@ -69,6 +69,11 @@ def _json_loader() -> Callable[[bytes], Any]:
 _loads: Final = _json_loader()
 
 
+#: The first try of :data:`_loads`, for hot paths that fall back to a slower road on failure
+#: anyway (and so reach ``json`` there): orjson when installed, else ``json.loads``.
+_first_loads: Final[Callable[[bytes], Any]] = orjson_loads() or json.loads
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyHit:
     """A gateway or provider refusal on policy grounds.

@@ -6,7 +6,7 @@ import functools
 import re
 from typing import Any, Final
 
-from alephant_otel.record._acc import _json_str, _loads, _str
+from alephant_otel.record._acc import _first_loads, _json_str, _loads, _str
 from alephant_otel.record._semconv import well_known_provider
 
 __all__ = ["PARSE_WHOLE", "operation_for_path", "provider_for", "read_request", "request_model"]
@@ -141,8 +141,8 @@ def read_request(body: bytes | None) -> tuple[str | None, dict[str, Any] | None]
     """
     if type(body) is bytes and len(body) <= PARSE_WHOLE and body[:1] == b"{":
         try:
-            doc = _loads(body)
-        except (ValueError, RecursionError):  # not JSON: searched below, as a large body is
+            doc = _first_loads(body)
+        except (ValueError, RecursionError):  # not JSON (to orjson): searched below, as a large body is
             doc = None
         if type(doc) is dict:
             return _str(doc.get("model")), doc

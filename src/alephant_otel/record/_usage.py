@@ -25,7 +25,16 @@ import re
 from typing import Any, Final
 
 from alephant_otel._impossible import MAX_TOKENS as _MAX_TOKENS
-from alephant_otel.record._acc import _POLICY_FINISH, _STR_LIMIT, ParsedResponse, PolicyHit, _Acc, _json_str, _loads
+from alephant_otel.record._acc import (
+    _POLICY_FINISH,
+    _STR_LIMIT,
+    ParsedResponse,
+    PolicyHit,
+    _Acc,
+    _first_loads,
+    _json_str,
+    _loads,
+)
 from alephant_otel.record._decode import decode_body
 from alephant_otel.record._requestbody import _JSON_STR, _MODEL_RE
 from alephant_otel.record._sse import parse_sse
@@ -256,9 +265,9 @@ def _parse(
         # A whole JSON answer (what _sniff and _parse_json would find): parsed once, and
         # a plain chat completion read without the fold.
         try:
-            obj = _loads(body)
+            obj = _first_loads(body)
         except (ValueError, RecursionError):
-            pass  # broken: the general path below salvages what it can
+            pass  # broken, or for json to judge (orjson rejects NaN, big ints): the general path below
         else:
             if type(obj) is dict:
                 plain = _plain_chat(obj)
