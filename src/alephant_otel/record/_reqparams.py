@@ -29,15 +29,13 @@ from alephant_otel.record._acc import _loads  # orjson when installed; json the 
 
 __all__ = ["PARSE_LIMIT", "params_of", "request_params"]
 
-#: Any of the keys, as a JSON key (a string value cannot be followed by a colon).
-_PROBE: Final = re.compile(
-    rb'"(?:temperature|max_(?:completion_|output_)?tokens|top_p|stop(?:_sequences)?|seed|n)"\s*:'
-)
 #: The top-level keys read (see _from).
 _KEYS: Final = frozenset(
     {"temperature", "max_completion_tokens", "max_tokens", "max_output_tokens", "top_p", "stop", "stop_sequences",
      "seed", "n"}
 )  # fmt: skip
+#: Any of the keys, as a JSON key (a string value cannot be followed by a colon).
+_PROBE: Final = re.compile(rb'"(?:' + "|".join(map(re.escape, sorted(_KEYS))).encode() + rb')"\s*:')
 #: Bodies larger than this are not parsed for their parameters (a request of megabytes of prompt).
 PARSE_LIMIT: Final = 1 << 20
 _MAX_STOPS: Final = 16
